@@ -1,0 +1,233 @@
+"""The data assets: categories with quotas, licences, sources, images and imports."""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class FullPolicy(models.TextChoices):
+    WARN = "warn", _("Warn and accept")
+    REFUSE = "refuse", _("Refuse")
+
+
+class Category(models.Model):
+    """A top-level category (people, food, ...) with a quota of images."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    quota = models.PositiveIntegerField(default=0, help_text=_("Target number of images."))
+    full_policy = models.CharField(
+        max_length=8,
+        choices=FullPolicy.choices,
+        default=FullPolicy.WARN,
+        help_text=_("What intake does once this category or one of its subcategories is full."),
+    )
+    is_active = models.BooleanField(default=True, help_text=_("Retired categories take no new images."))
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subcategory(models.Model):
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="subcategories")
+    slug = models.SlugField(max_length=50)
+    name = models.CharField(max_length=100)
+    quota = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["category__position", "position", "id"]
+        verbose_name_plural = "subcategories"
+        constraints = [
+            models.UniqueConstraint(fields=["category", "slug"], name="subcategory_slug_unique_in_category")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category.name} / {self.name}"
+
+
+class Licence(models.Model):
+    """A licence and what it allows. `url` is how manifests (e.g. Open Images) name it."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=100)
+    url = models.URLField(blank=True)
+    commercial_use = models.BooleanField(help_text=_("Commercial use is allowed."))
+    attribution_required = models.BooleanField()
+    share_alike = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SourceKind(models.TextChoices):
+    UPLOAD = "upload", _("Browser upload")
+    FOLDER = "folder", _("Server folder")
+    S3 = "s3", _("S3 bucket and prefix")
+    MANIFEST = "manifest", _("CSV / JSON Lines manifest")
+
+
+class Source(models.Model):
+    """Where images come from, with the licence that applies unless a row says otherwise."""
+
+    kind = models.CharField(max_length=16, choices=SourceKind.choices)
+    name = models.CharField(max_length=200, unique=True)
+    default_licence = models.ForeignKey(Licence, on_delete=models.PROTECT, related_name="+")
+    description = models.TextField(blank=True)
+    # Folder: {"path": ...}; S3: {"bucket": ..., "prefix": ..., "endpoint_url": ...}
+    location = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def image_path(instance: "Image", filename: str) -> str:
+    h = instance.sha256
+    return f"images/{h[:2]}/{h[2:4]}/{instance.id}.jpg"
+
+
+def thumb_path(instance: "Image", filename: str) -> str:
+    h = instance.sha256
+    return f"thumbs/{h[:2]}/{h[2:4]}/{instance.id}.jpg"
+
+
+class Image(models.Model):
+    """One photo in the catalogue: a normalised RGB JPEG, its thumbnail, hashes and provenance."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    file = models.FileField(upload_to=image_path, max_length=200)
+    thumbnail = models.FileField(upload_to=thumb_path, max_length=200)
+    sha256 = models.CharField(max_length=64, unique=True, help_text=_("SHA-256 of the original bytes."))
+    pixel_sha256 = models.CharField(max_length=64, unique=True, help_text=_("SHA-256 of the decoded pixels."))
+    phash = models.BigIntegerField(db_index=True, help_text=_("64-bit perceptual hash (DCT), signed."))
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    original_width = models.PositiveIntegerField()
+    original_height = models.PositiveIntegerField()
+    original_format = models.CharField(max_length=16)
+    original_bytes = models.PositiveBigIntegerField()
+    original_name = models.CharField(max_length=500, blank=True)
+
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.PROTECT, related_name="images")
+    subcategory = models.ForeignKey(
+        Subcategory, null=True, blank=True, on_delete=models.PROTECT, related_name="images"
+    )
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="images")
+    licence = models.ForeignKey(Licence, on_delete=models.PROTECT, related_name="images")
+    author = models.CharField(max_length=300, blank=True)
+    original_url = models.URLField(max_length=1000, blank=True)
+    title = models.CharField(max_length=500, blank=True)
+    external_id = models.CharField(max_length=200, blank=True, help_text=_("The source's own id (e.g. Open Images ImageID)."))
+
+    import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="images")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["category", "subcategory"], name="image_cat_subcat"),
+            models.Index(fields=["source"], name="image_source"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.original_name})"
+
+    @property
+    def attribution(self) -> str:
+        """The credit line a licence that requires attribution asks for."""
+        parts = [self.title or "Untitled"]
+        if self.author:
+            parts.append(f"by {self.author}")
+        if self.original_url:
+            parts.append(self.original_url)
+        parts.append(self.licence.name)
+        return ", ".join(parts)
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class ImportJob(models.Model):
+    """One import run: what it reads, its progress, and counts of each outcome."""
+
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="imports")
+    kind = models.CharField(max_length=16, choices=SourceKind.choices)
+    # What to read, by kind: staged upload keys, a folder path, an S3 bucket/prefix, a manifest key.
+    params = models.JSONField(default=dict, blank=True)
+    # Defaults applied to every file unless a manifest row overrides them.
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    subcategory = models.ForeignKey(Subcategory, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    licence = models.ForeignKey(Licence, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    author = models.CharField(max_length=300, blank=True)
+
+    status = models.CharField(max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
+    error = models.TextField(blank=True)
+    total = models.PositiveIntegerField(null=True, blank=True, help_text=_("Known once listing is done."))
+    processed = models.PositiveIntegerField(default=0)
+    accepted = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+    warnings = models.PositiveIntegerField(default=0)
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} ({self.kind}, {self.status})"
+
+    @property
+    def percent(self) -> int:
+        if not self.total:
+            return 100 if self.status == ImportStatus.DONE else 0
+        return min(100, round(100 * self.processed / self.total))
+
+
+class Outcome(models.TextChoices):
+    ACCEPTED = "accepted", _("Accepted")
+    DUPLICATE = "duplicate", _("Duplicate")
+    REFUSED = "refused", _("Refused")
+
+
+class ImportItem(models.Model):
+    """The report line for one file, URL or manifest row of an import."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=1000, help_text=_("File name, path, key, URL or manifest row."))
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    reason = models.CharField(max_length=1000, blank=True, help_text=_("Why it was refused, or a warning."))
+    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    duplicate_of = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["job", "position"]
+        indexes = [models.Index(fields=["job", "outcome"], name="importitem_job_outcome")]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.outcome}"

@@ -1,0 +1,339 @@
+"""Where an import's bytes come from: staged uploads (files and .zip), a server folder, an S3
+prefix, or a CSV / JSON Lines manifest of paths or URLs.
+
+A reader lists `Entry` objects first (so progress knows its total) and loads each entry's bytes
+only when the import reaches it. An entry that is already known to be bad carries `error` and is
+reported as refused without loading.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+import json
+import os
+import socket
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterator
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo"}
+JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+# Manifest columns we read, with the Open Images metadata names as aliases.
+COLUMN_ALIASES = {
+    "path": ("path", "file", "filename"),
+    "url": ("url", "OriginalURL", "original_file_url", "image_url"),
+    "category": ("category",),
+    "subcategory": ("subcategory",),
+    "licence": ("licence", "license", "License"),
+    "author": ("author", "Author"),
+    "original_url": ("original_url", "OriginalLandingURL", "landing_url"),
+    "title": ("title", "Title"),
+    "external_id": ("external_id", "ImageID", "image_id", "id"),
+}
+
+
+class ReaderError(Exception):
+    """The whole import cannot be read (missing folder, bucket, unreadable manifest)."""
+
+
+@dataclass
+class Entry:
+    name: str
+    load: Callable[[], bytes] | None = None
+    meta: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def _cfg(key):
+    return settings.INGEST[key]
+
+
+# ---------------------------------------------------------------- staged uploads and zips
+
+
+def _read_storage(key: str) -> Callable[[], bytes]:
+    def load() -> bytes:
+        with default_storage.open(key, "rb") as fh:
+            return fh.read(_cfg("MAX_FILE_BYTES") + 1)
+
+    return load
+
+
+def zip_entries(opener: Callable[[], io.IOBase], archive_name: str) -> list[Entry]:
+    """List a zip's image members; refuse unsafe paths and archives that inflate too far."""
+    try:
+        with opener() as fh, zipfile.ZipFile(fh) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        return [Entry(name=archive_name, error=f"Not a readable zip archive: {exc}")]
+    if len(infos) > _cfg("ZIP_MAX_MEMBERS"):
+        return [Entry(name=archive_name, error=f"Zip has {len(infos):,} members; the limit is {_cfg('ZIP_MAX_MEMBERS'):,}.")]
+    declared = sum(i.file_size for i in infos)
+    if declared > _cfg("ZIP_MAX_TOTAL_BYTES"):
+        return [
+            Entry(
+                name=archive_name,
+                error=f"Zip bomb: it would inflate to {declared:,} bytes; the limit is {_cfg('ZIP_MAX_TOTAL_BYTES'):,}.",
+            )
+        ]
+    entries = []
+    max_bytes = _cfg("MAX_FILE_BYTES")
+    for info in infos:
+        if info.is_dir():
+            continue
+        raw = info.filename
+        display = f"{archive_name}/{raw}"
+        parts = PurePosixPath(raw.replace("\\", "/")).parts
+        base = parts[-1] if parts else raw
+        if parts and (parts[0] == "__MACOSX" or base in JUNK_NAMES or base.startswith("._")):
+            continue
+        if raw.startswith(("/", "\\")) or ".." in parts or (len(raw) > 1 and raw[1] == ":"):
+            entries.append(Entry(name=display, error="Unsafe path in zip (absolute or with ../); not read."))
+            continue
+        if info.flag_bits & 0x1:
+            entries.append(Entry(name=display, error="Encrypted zip member; not read."))
+            continue
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > 1024 * 1024 and ratio > _cfg("ZIP_MAX_RATIO"):
+            entries.append(Entry(name=display, error=f"Zip bomb: member inflates {ratio:,.0f} times; not read."))
+            continue
+        if info.file_size > max_bytes:
+            entries.append(Entry(name=display, error=f"File is {info.file_size:,} bytes; the limit is {max_bytes:,}."))
+            continue
+
+        def load(info=info) -> bytes:
+            with opener() as fh, zipfile.ZipFile(fh) as zf, zf.open(info) as member:
+                data = member.read(max_bytes + 1)  # never trust the header's size
+            if len(data) > max_bytes:
+                raise ValueError(f"member inflates past {max_bytes:,} bytes")
+            return data
+
+        entries.append(Entry(name=display, load=load, meta={"original_name": base}))
+    return entries
+
+
+def upload_entries(staged: list[dict]) -> list[Entry]:
+    entries: list[Entry] = []
+    for item in staged:
+        key, name = item["key"], item["name"]
+        if name.lower().endswith(".zip"):
+            entries.extend(zip_entries(lambda key=key: default_storage.open(key, "rb"), name))
+        else:
+            entries.append(Entry(name=name, load=_read_storage(key), meta={"original_name": name}))
+    return entries
+
+
+# ---------------------------------------------------------------- server folders
+
+
+def check_allowed_path(path: str) -> Path:
+    """A path named from the web must lie under INGEST_ALLOWED_ROOTS."""
+    resolved = Path(path).resolve()
+    roots = [Path(r).resolve() for r in _cfg("ALLOWED_ROOTS")]
+    if not any(resolved == r or r in resolved.parents for r in roots):
+        raise ReaderError(
+            f"{path} is not under an allowed ingest root (INGEST_ALLOWED_ROOTS: {', '.join(map(str, roots)) or 'none set'})."
+        )
+    return resolved
+
+
+def _read_file(path: Path) -> Callable[[], bytes]:
+    def load() -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read(_cfg("MAX_FILE_BYTES") + 1)
+
+    return load
+
+
+def folder_entries(path: str) -> list[Entry]:
+    root = Path(path)
+    if not root.is_dir():
+        raise ReaderError(f"Folder not found: {path}")
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for fname in sorted(filenames):
+            if fname.startswith(".") or fname in JUNK_NAMES:
+                continue
+            full = Path(dirpath) / fname
+            rel = str(full.relative_to(root))
+            if fname.lower().endswith(".zip"):
+                entries.extend(zip_entries(lambda full=full: open(full, "rb"), rel))
+            else:
+                entries.append(Entry(name=rel, load=_read_file(full), meta={"original_name": fname}))
+    return entries
+
+
+# ---------------------------------------------------------------- S3
+
+
+def s3_client(endpoint_url: str | None = None):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url or os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+        region_name=os.environ.get("AWS_S3_REGION_NAME") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+    )
+
+
+def s3_entries(bucket: str, prefix: str = "", endpoint_url: str | None = None) -> list[Entry]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = s3_client(endpoint_url)
+    entries = []
+    max_bytes = _cfg("MAX_FILE_BYTES")
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix or ""):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                base = key.rsplit("/", 1)[-1]
+                if key.endswith("/") or base.startswith(".") or base in JUNK_NAMES:
+                    continue
+                name = f"s3://{bucket}/{key}"
+                if obj["Size"] > max_bytes:
+                    entries.append(Entry(name=name, error=f"Object is {obj['Size']:,} bytes; the limit is {max_bytes:,}."))
+                    continue
+
+                def load(key=key) -> bytes:
+                    return client.get_object(Bucket=bucket, Key=key)["Body"].read(max_bytes + 1)
+
+                entries.append(Entry(name=name, load=load, meta={"original_name": base}))
+    except (ClientError, BotoCoreError) as exc:
+        raise ReaderError(f"Cannot list s3://{bucket}/{prefix}: {exc}") from None
+    return entries
+
+
+# ---------------------------------------------------------------- URLs
+
+
+def _check_url(url: str) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"only http(s) URLs can be fetched, not {url!r}")
+    if _cfg("URL_ALLOW_PRIVATE"):
+        return
+    for info in socket.getaddrinfo(parsed.hostname, parsed.port or 443, proto=socket.IPPROTO_TCP):
+        addr = ipaddress.ip_address(info[4][0])
+        if addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_reserved:
+            raise ValueError(f"{parsed.hostname} resolves to a private address ({addr}); not fetched")
+
+
+def fetch_url(url: str) -> bytes:
+    import requests
+
+    _check_url(url)
+    max_bytes = _cfg("MAX_FILE_BYTES")
+    try:
+        with requests.get(url, stream=True, timeout=_cfg("URL_TIMEOUT"), allow_redirects=True) as resp:
+            if resp.status_code != 200:
+                raise ValueError(f"HTTP {resp.status_code} from {url}")
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > max_bytes:
+                raise ValueError(f"{url} is {int(length):,} bytes; the limit is {max_bytes:,}")
+            chunks, size = [], 0
+            for chunk in resp.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ValueError(f"{url} is larger than {max_bytes:,} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except requests.RequestException as exc:
+        raise ValueError(f"cannot fetch {url}: {exc.__class__.__name__}") from None
+
+
+# ---------------------------------------------------------------- manifests
+
+
+def _pick(row: dict, key: str) -> str:
+    for alias in COLUMN_ALIASES[key]:
+        value = row.get(alias)
+        if value not in (None, ""):
+            return str(value).strip()
+    return ""
+
+
+def parse_manifest(text: str, fmt: str) -> Iterator[tuple[int, dict | None, str | None]]:
+    """Yield (row number, row dict, error) for each data row of a CSV or JSON Lines manifest."""
+    if fmt == "jsonl":
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, None, f"line {number}: not valid JSON ({exc.msg})"
+                continue
+            if not isinstance(row, dict):
+                yield number, None, f"line {number}: expected a JSON object"
+                continue
+            yield number, row, None
+        return
+    try:
+        reader = csv.DictReader(io.StringIO(text), strict=True)
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise ReaderError(f"Manifest is not valid CSV: {exc}") from None
+    if not header or not ({"path", "file", "filename"} | set(COLUMN_ALIASES["url"])) & set(header):
+        raise ReaderError(
+            f"Manifest header must have a 'path' or 'url' column (Open Images: 'OriginalURL'); got {header or 'nothing'}."
+        )
+    # Other columns (Open Images' OriginalSize, Rotation, ...) are allowed and ignored.
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield reader.line_num, None, f"line {reader.line_num}: malformed CSV ({exc})"
+            continue
+        number = reader.line_num
+        if None in row:  # more fields than the header
+            yield number, None, f"line {number}: {len(header) + len(row[None])} fields, the header has {len(header)}"
+            continue
+        if any(v is None for v in row.values()):
+            yield number, None, f"line {number}: fewer fields than the header ({len(header)})"
+            continue
+        yield number, row, None
+
+
+def manifest_entries(text: str, fmt: str, base: str | None = None, trusted: bool = False) -> list[Entry]:
+    entries = []
+    for number, row, error in parse_manifest(text, fmt):
+        if error:
+            entries.append(Entry(name=f"row {number}", error=error))
+            continue
+        path, url = _pick(row, "path"), _pick(row, "url")
+        meta = {k: _pick(row, k) for k in ("category", "subcategory", "licence", "author", "original_url", "title", "external_id")}
+        if url and not path:
+            meta["original_url"] = meta["original_url"] or url
+            meta["original_name"] = urlparse(url).path.rsplit("/", 1)[-1]
+            entries.append(Entry(name=f"row {number}: {url}", load=lambda url=url: fetch_url(url), meta=meta))
+        elif path:
+            full = Path(base, path) if base and not os.path.isabs(path) else Path(path)
+            try:
+                resolved = full.resolve() if trusted else check_allowed_path(str(full))
+            except ReaderError as exc:
+                entries.append(Entry(name=f"row {number}: {path}", error=str(exc)))
+                continue
+            meta["original_name"] = resolved.name
+            entries.append(Entry(name=f"row {number}: {path}", load=_read_file(resolved), meta=meta))
+        else:
+            entries.append(Entry(name=f"row {number}", error=f"line {number}: neither a path nor a url"))
+    return entries
+
+
+def detect_manifest_format(name: str, text: str) -> str:
+    lower = name.lower()
+    if lower.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if lower.endswith(".csv"):
+        return "csv"
+    return "jsonl" if text.lstrip().startswith("{") else "csv"

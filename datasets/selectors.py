@@ -1,0 +1,94 @@
+"""Read queries for the datasets app."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Count
+
+from .models import Category, Image, Subcategory
+
+
+@dataclass
+class QuotaRow:
+    id: int
+    slug: str
+    name: str
+    quota: int
+    collected: int
+    labeled: int | None
+    is_active: bool
+    subcategories: list["QuotaRow"] = field(default_factory=list)
+    uncategorised: int = 0  # images in the category with no subcategory
+
+    @property
+    def percent(self) -> int:
+        return min(100, round(100 * self.collected / self.quota)) if self.quota else 0
+
+    @property
+    def over(self) -> bool:
+        return bool(self.quota) and self.collected > self.quota
+
+    @property
+    def full(self) -> bool:
+        return bool(self.quota) and self.collected >= self.quota
+
+
+def labeled_counts() -> dict[tuple[int | None, int | None], int] | None:
+    """Images with at least one comment, per (category, subcategory): None until labeling exists."""
+    try:
+        from labeling import selectors as labeling_selectors
+    except ImportError:
+        return None
+    fn = getattr(labeling_selectors, "labeled_image_counts", None)
+    return fn() if fn else None
+
+
+def quota_dashboard(include_retired: bool = False) -> tuple[list[QuotaRow], dict]:
+    """Target, collected and labeled for every category and subcategory, in two queries.
+
+    One GROUP BY over the (category, subcategory) index counts every image; the rest is in Python
+    over a few dozen rows, so the page stays fast however many images there are.
+    """
+    counts = {
+        (r["category_id"], r["subcategory_id"]): r["n"]
+        for r in Image.objects.order_by().values("category_id", "subcategory_id").annotate(n=Count("id"))
+    }
+    labeled = labeled_counts()
+    cats = Category.objects.all() if include_retired else Category.objects.filter(is_active=True)
+    subs = Subcategory.objects.all() if include_retired else Subcategory.objects.filter(is_active=True)
+    subs_by_cat: dict[int, list[Subcategory]] = {}
+    for s in subs.order_by("position", "id"):
+        subs_by_cat.setdefault(s.category_id, []).append(s)
+    rows = []
+    for c in cats:
+        sub_rows = [
+            QuotaRow(
+                s.id, s.slug, s.name, s.quota, counts.get((c.id, s.id), 0),
+                None if labeled is None else labeled.get((c.id, s.id), 0), s.is_active,
+            )
+            for s in subs_by_cat.get(c.id, [])
+        ]
+        collected = sum(n for (cid, _), n in counts.items() if cid == c.id)
+        lab = None if labeled is None else sum(n for (cid, _), n in labeled.items() if cid == c.id)
+        rows.append(
+            QuotaRow(c.id, c.slug, c.name, c.quota, collected, lab, c.is_active, sub_rows,
+                     uncategorised=counts.get((c.id, None), 0))
+        )
+    totals = {
+        "quota": sum(r.quota for r in rows),
+        "collected": sum(counts.values()),
+        "uncategorised": counts.get((None, None), 0),
+        "labeled": None if labeled is None else sum(labeled.values()),
+    }
+    return rows, totals
+
+
+def images(*, category: str | None = None, subcategory: str | None = None, source: int | None = None):
+    qs = Image.objects.select_related("category", "subcategory", "source", "licence")
+    if category:
+        qs = qs.filter(category__slug=category)
+    if subcategory:
+        qs = qs.filter(subcategory__slug=subcategory)
+    if source:
+        qs = qs.filter(source_id=source)
+    return qs

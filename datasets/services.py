@@ -1,0 +1,477 @@
+"""Everything that changes the datasets app's state: categories, sources, imports and images.
+
+The ingest path for one file is `ingest_one`; a whole import is `run_import`, which a Celery task
+(`datasets.tasks.run_import_task`) or a management command calls.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+from . import imaging, readers
+from .models import (
+    Category,
+    FullPolicy,
+    Image,
+    ImportItem,
+    ImportJob,
+    ImportStatus,
+    Licence,
+    Outcome,
+    Source,
+    SourceKind,
+    Subcategory,
+)
+
+log = logging.getLogger(__name__)
+
+
+class IngestError(Exception):
+    """An import cannot be created as asked; the message says why."""
+
+
+# ---------------------------------------------------------------- categories and quotas
+
+
+def save_category(*, slug: str, name: str, quota: int, full_policy: str = FullPolicy.WARN, is_active: bool = True,
+                  instance: Category | None = None) -> Category:
+    category = instance or Category()
+    category.slug, category.name, category.quota = slug, name, quota
+    category.full_policy, category.is_active = full_policy, is_active
+    if category.pk is None:
+        category.position = (Category.objects.order_by("-position").values_list("position", flat=True).first() or 0) + 1
+    category.full_clean()
+    category.save()
+    return category
+
+
+def save_subcategory(*, category: Category, slug: str, name: str, quota: int, is_active: bool = True,
+                     instance: Subcategory | None = None) -> Subcategory:
+    sub = instance or Subcategory()
+    sub.category, sub.slug, sub.name, sub.quota, sub.is_active = category, slug, name, quota, is_active
+    if sub.pk is None:
+        sub.position = category.subcategories.count() + 1
+    sub.full_clean()
+    sub.save()
+    return sub
+
+
+# ---------------------------------------------------------------- licences and targets
+
+
+def resolve_licence(value: str | None, default: Licence) -> Licence:
+    """A manifest's licence cell: a code ("cc-by-2.0"), a name, or a URL (Open Images)."""
+    if not value:
+        return default
+    value = value.strip()
+    norm_url = value.rstrip("/").replace("https://", "").replace("http://", "")
+    for licence in Licence.objects.all():
+        if value.lower() in (licence.code.lower(), licence.name.lower()):
+            return licence
+        if licence.url and licence.url.rstrip("/").replace("https://", "").replace("http://", "") == norm_url:
+            return licence
+    raise imaging.ImageRefused(f"Unknown licence {value!r}; add it on the licences page first.")
+
+
+def check_licence(licence: Licence) -> None:
+    if settings.INGEST["COMMERCIAL_ONLY"] and not licence.commercial_use:
+        raise imaging.ImageRefused(
+            f"Licence {licence.name} does not allow commercial use, and the commercial-only policy is on."
+        )
+
+
+def resolve_target(category: Category | str | None, subcategory: Subcategory | str | None) -> tuple[Category | None, Subcategory | None]:
+    """Category and subcategory from rows or slugs; refuse unknown or retired ones."""
+    if isinstance(category, str):
+        if not category:
+            category = None
+        else:
+            category = Category.objects.filter(Q(slug=category) | Q(name=category)).first()
+            if category is None:
+                raise imaging.ImageRefused(f"Unknown category {category!r}.")
+    if isinstance(subcategory, str):
+        if not subcategory:
+            subcategory = None
+        elif category is None:
+            raise imaging.ImageRefused(f"Subcategory {subcategory!r} given without a category.")
+        else:
+            name = subcategory
+            subcategory = category.subcategories.filter(Q(slug=name) | Q(name=name)).first()
+            if subcategory is None:
+                raise imaging.ImageRefused(f"Category {category.name} has no subcategory {name!r}.")
+    if subcategory is not None and category is None:
+        category = subcategory.category
+    if subcategory is not None and subcategory.category_id != category.pk:
+        raise imaging.ImageRefused(f"Subcategory {subcategory.name} is not in category {category.name}.")
+    if category is not None and not category.is_active:
+        raise imaging.ImageRefused(f"Category {category.name} is retired and takes no new images.")
+    if subcategory is not None and not subcategory.is_active:
+        raise imaging.ImageRefused(f"Subcategory {subcategory} is retired and takes no new images.")
+    return category, subcategory
+
+
+def quota_warning(category: Category | None, subcategory: Subcategory | None) -> str:
+    """'' while there is room; a warning if full and the policy warns; raises if it refuses."""
+    if category is None:
+        return ""
+    target, label = (subcategory, str(subcategory)) if subcategory is not None else (category, category.name)
+    if not target.quota:
+        return ""
+    filter_ = {"subcategory": subcategory} if subcategory is not None else {"category": category}
+    have = Image.objects.filter(**filter_).count()
+    if have < target.quota:
+        return ""
+    message = f"{label} is full ({have:,} of {target.quota:,})"
+    if category.full_policy == FullPolicy.REFUSE:
+        raise imaging.ImageRefused(message + "; the planner chose to refuse images past the quota.")
+    return message + "; accepted over quota."
+
+
+# ---------------------------------------------------------------- one image
+
+
+@dataclass
+class Result:
+    outcome: str
+    image: Image | None = None
+    duplicate_of: Image | None = None
+    reason: str = ""
+
+
+def _existing(sha: str | None = None, pixel_sha: str | None = None) -> Image | None:
+    if sha:
+        found = Image.objects.filter(sha256=sha).first()
+        if found:
+            return found
+    if pixel_sha:
+        return Image.objects.filter(pixel_sha256=pixel_sha).first()
+    return None
+
+
+def ingest_one(
+    data: bytes,
+    *,
+    source: Source,
+    licence: Licence | None = None,
+    category: Category | str | None = None,
+    subcategory: Subcategory | str | None = None,
+    original_name: str = "",
+    author: str = "",
+    original_url: str = "",
+    title: str = "",
+    external_id: str = "",
+    job: ImportJob | None = None,
+    limits: imaging.Limits | None = None,
+) -> Result:
+    """Validate, normalise, hash and store one image. Never leaves a file without its row."""
+    try:
+        licence = licence or source.default_licence
+        check_licence(licence)
+        category, subcategory = resolve_target(category, subcategory)
+        existing = _existing(sha=imaging.sha256_bytes(data))
+        if existing:
+            return Result(Outcome.DUPLICATE, duplicate_of=existing, reason="Same bytes as an image already stored.")
+        processed = imaging.process(data, limits or imaging.Limits.from_settings())
+        existing = _existing(pixel_sha=processed.pixel_sha256)
+        if existing:
+            return Result(Outcome.DUPLICATE, duplicate_of=existing, reason="Same pixels as an image already stored.")
+        warning = quota_warning(category, subcategory)
+    except imaging.ImageRefused as exc:
+        return Result(Outcome.REFUSED, reason=str(exc))
+
+    image = Image(
+        id=uuid.uuid4(),
+        sha256=processed.sha256,
+        pixel_sha256=processed.pixel_sha256,
+        phash=processed.phash,
+        width=processed.width,
+        height=processed.height,
+        original_width=processed.original_width,
+        original_height=processed.original_height,
+        original_format=processed.original_format,
+        original_bytes=processed.original_bytes,
+        original_name=original_name[:500],
+        category=category,
+        subcategory=subcategory,
+        source=source,
+        licence=licence,
+        author=author[:300],
+        original_url=original_url[:1000],
+        title=title[:500],
+        external_id=external_id[:200],
+        import_job=job,
+    )
+    written: list[str] = []
+    try:
+        image.file.save("image.jpg", ContentFile(processed.jpeg), save=False)
+        written.append(image.file.name)
+        image.thumbnail.save("thumb.jpg", ContentFile(processed.thumbnail), save=False)
+        written.append(image.thumbnail.name)
+        with transaction.atomic():
+            image.save(force_insert=True)
+    except IntegrityError:
+        # Another worker stored the same image between our check and our insert.
+        _delete_files(written)
+        existing = _existing(sha=processed.sha256, pixel_sha=processed.pixel_sha256)
+        if existing is None:
+            raise
+        return Result(Outcome.DUPLICATE, duplicate_of=existing, reason="Stored by a concurrent import.")
+    except BaseException:
+        _delete_files(written)
+        raise
+    return Result(Outcome.ACCEPTED, image=image, reason=warning)
+
+
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except Exception:  # noqa: BLE001 - best effort; the orphan sweep finds what is left
+            log.exception("could not delete %s", name)
+
+
+def remove_orphan_files(dry_run: bool = False) -> list[str]:
+    """Delete stored image and thumbnail files that no Image row points to (after a crash)."""
+    known = set(Image.objects.values_list("file", flat=True)) | set(Image.objects.values_list("thumbnail", flat=True))
+    orphans: list[str] = []
+
+    def walk(folder: str):
+        try:
+            dirs, files = default_storage.listdir(folder)
+        except FileNotFoundError:
+            return
+        for f in files:
+            name = f"{folder}/{f}"
+            if name not in known:
+                orphans.append(name)
+        for d in dirs:
+            walk(f"{folder}/{d}")
+
+    walk("images")
+    walk("thumbs")
+    if not dry_run:
+        _delete_files(orphans)
+    return orphans
+
+
+# ---------------------------------------------------------------- imports
+
+
+def _stage_uploads(job_key: str, files) -> list[dict]:
+    staged = []
+    for n, f in enumerate(files):
+        name = f.name or f"file-{n}"
+        key = default_storage.save(f"staging/{job_key}/{n:05d}_{get_valid_filename(name)[-100:] or 'file'}", f)
+        staged.append({"key": key, "name": name})
+    return staged
+
+
+def _defaults(source: Source, category, subcategory, licence) -> tuple:
+    try:
+        category, subcategory = resolve_target(category, subcategory)
+    except imaging.ImageRefused as exc:
+        raise IngestError(str(exc)) from None
+    if licence is not None:
+        try:
+            check_licence(licence)
+        except imaging.ImageRefused as exc:
+            raise IngestError(str(exc)) from None
+    return category, subcategory, licence
+
+
+def create_import(
+    *,
+    source: Source,
+    user=None,
+    files=None,
+    folder: str | None = None,
+    s3_bucket: str | None = None,
+    s3_prefix: str = "",
+    s3_endpoint_url: str | None = None,
+    manifest=None,
+    manifest_base: str | None = None,
+    category=None,
+    subcategory=None,
+    licence: Licence | None = None,
+    author: str = "",
+    trusted: bool = False,
+    enqueue: bool = True,
+) -> ImportJob:
+    """Record an import and queue it. Exactly one of files, folder, s3_bucket or manifest.
+
+    Uploaded files and manifests are staged in storage (where workers on other machines can read
+    them) and removed when the import ends. `trusted` (the management commands) lifts the rule
+    that folders and manifest paths lie under INGEST_ALLOWED_ROOTS.
+    """
+    given = [x for x in (files, folder, s3_bucket, manifest) if x]
+    if len(given) != 1:
+        raise IngestError("Give exactly one of: files, a folder, an S3 bucket, or a manifest.")
+    category, subcategory, licence = _defaults(source, category, subcategory, licence)
+    job_key = uuid.uuid4().hex
+    params: dict = {"trusted": trusted}
+    if files:
+        kind = SourceKind.UPLOAD
+        params["staged"] = _stage_uploads(job_key, files)
+    elif folder:
+        kind = SourceKind.FOLDER
+        if not trusted:
+            try:
+                readers.check_allowed_path(folder)
+            except readers.ReaderError as exc:
+                raise IngestError(str(exc)) from None
+        params["path"] = folder
+    elif s3_bucket:
+        kind = SourceKind.S3
+        params.update(bucket=s3_bucket, prefix=s3_prefix or "", endpoint_url=s3_endpoint_url or "")
+    else:
+        kind = SourceKind.MANIFEST
+        name = getattr(manifest, "name", "manifest.csv")
+        raw = manifest.read()
+        try:
+            text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError:
+            raise IngestError("The manifest is not UTF-8 text.") from None
+        fmt = readers.detect_manifest_format(name, text)
+        try:
+            next(iter(readers.parse_manifest(text, fmt)), None)  # header errors now, row errors later
+        except readers.ReaderError as exc:
+            raise IngestError(str(exc)) from None
+        key = default_storage.save(f"staging/{job_key}/{get_valid_filename(name) or 'manifest'}", ContentFile(text.encode()))
+        params.update(manifest_key=key, manifest_name=name, format=fmt, base=manifest_base or "")
+    params["staging_prefix"] = f"staging/{job_key}"
+    job = ImportJob.objects.create(
+        source=source, kind=kind, params=params, category=category, subcategory=subcategory,
+        licence=licence, author=author, created_by=user,
+    )
+    if enqueue:
+        from .tasks import run_import_task
+
+        transaction.on_commit(lambda: run_import_task.delay(job.pk))
+    return job
+
+
+def list_entries(job: ImportJob) -> list[readers.Entry]:
+    p = job.params
+    if job.kind == SourceKind.UPLOAD:
+        return readers.upload_entries(p["staged"])
+    if job.kind == SourceKind.FOLDER:
+        return readers.folder_entries(p["path"])
+    if job.kind == SourceKind.S3:
+        return readers.s3_entries(p["bucket"], p.get("prefix", ""), p.get("endpoint_url") or None)
+    if job.kind == SourceKind.MANIFEST:
+        with default_storage.open(p["manifest_key"], "rb") as fh:
+            text = fh.read().decode("utf-8")
+        return readers.manifest_entries(text, p["format"], p.get("base") or None, trusted=p.get("trusted", False))
+    raise readers.ReaderError(f"unknown import kind {job.kind}")
+
+
+def _ingest_entry(job: ImportJob, entry: readers.Entry, limits: imaging.Limits) -> Result:
+    if entry.error:
+        return Result(Outcome.REFUSED, reason=entry.error)
+    try:
+        data = entry.load()
+    except Exception as exc:  # noqa: BLE001 - any read failure is this entry's, not the batch's
+        return Result(Outcome.REFUSED, reason=f"Cannot read: {exc}")
+    meta = entry.meta
+    try:
+        licence = resolve_licence(meta.get("licence"), job.licence or job.source.default_licence)
+    except imaging.ImageRefused as exc:
+        return Result(Outcome.REFUSED, reason=str(exc))
+    category = meta.get("category") or job.category
+    subcategory = meta.get("subcategory") or (job.subcategory if not meta.get("category") else None)
+    return ingest_one(
+        data,
+        source=job.source,
+        licence=licence,
+        category=category,
+        subcategory=subcategory,
+        original_name=meta.get("original_name", entry.name.rsplit("/", 1)[-1]),
+        author=meta.get("author") or job.author,
+        original_url=meta.get("original_url", ""),
+        title=meta.get("title", ""),
+        external_id=meta.get("external_id", ""),
+        job=job,
+        limits=limits,
+    )
+
+
+COUNTER = {Outcome.ACCEPTED: "accepted", Outcome.DUPLICATE: "duplicates", Outcome.REFUSED: "refused"}
+
+
+def run_import(job_id: int, progress: Callable[[ImportJob], None] | None = None) -> ImportJob:
+    """Run (or resume) an import: each entry gets exactly one report line.
+
+    A retried task skips the entries it already reported, so a worker that died mid-way
+    finishes the batch without storing or reporting anything twice.
+    """
+    job = ImportJob.objects.select_related("source__default_licence", "licence", "category", "subcategory").get(pk=job_id)
+    if job.status in (ImportStatus.DONE, ImportStatus.FAILED):
+        return job
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING, started_at=job.started_at or timezone.now())
+    job.refresh_from_db()
+    try:
+        entries = list_entries(job)
+    except (readers.ReaderError, OSError) as exc:
+        return _finish(job, ImportStatus.FAILED, error=str(exc))
+    job.total = len(entries)
+    job.save(update_fields=["total"])
+    done = set(job.items.values_list("position", flat=True))
+    limits = imaging.Limits.from_settings()
+    for position, entry in enumerate(entries):
+        if position in done:
+            continue
+        result = _ingest_entry(job, entry, limits)
+        with transaction.atomic():
+            ImportItem.objects.create(
+                job=job, position=position, name=entry.name[:1000], outcome=result.outcome,
+                reason=result.reason[:1000], image=result.image, duplicate_of=result.duplicate_of,
+            )
+            counters = {COUNTER[result.outcome]: F(COUNTER[result.outcome]) + 1, "processed": F("processed") + 1}
+            if result.outcome == Outcome.ACCEPTED and result.reason:
+                counters["warnings"] = F("warnings") + 1
+            ImportJob.objects.filter(pk=job.pk).update(**counters)
+        if progress:
+            job.refresh_from_db()
+            progress(job)
+    return _finish(job, ImportStatus.DONE)
+
+
+def _finish(job: ImportJob, status: str, error: str = "") -> ImportJob:
+    ImportJob.objects.filter(pk=job.pk).update(status=status, error=error[:5000], finished_at=timezone.now())
+    _remove_staging(job)
+    job.refresh_from_db()
+    return job
+
+
+def _remove_staging(job: ImportJob) -> None:
+    p = job.params
+    keys = [s["key"] for s in p.get("staged", [])]
+    if p.get("manifest_key"):
+        keys.append(p["manifest_key"])
+    _delete_files(keys)
+
+
+def fail_import(job_id: int, error: str) -> None:
+    job = ImportJob.objects.get(pk=job_id)
+    if job.status not in (ImportStatus.DONE, ImportStatus.FAILED):
+        _finish(job, ImportStatus.FAILED, error=error)
+
+
+def save_source(*, name: str, kind: str, default_licence: Licence, description: str = "", location: dict | None = None,
+                user=None, instance: Source | None = None) -> Source:
+    source = instance or Source(created_by=user)
+    source.name, source.kind, source.default_licence = name, kind, default_licence
+    source.description, source.location = description, location or {}
+    source.full_clean()
+    source.save()
+    return source
