@@ -1,0 +1,110 @@
+"""REST API of the accounts app: who am I, and my API tokens.
+
+Tokens: planners and ML engineers (and admins) create, list and revoke their own named tokens;
+labelers get 403 (they work in the browser). The key is shown once, in the create response;
+send it as `Authorization: Token <key>` or `Authorization: Bearer <key>`.
+"""
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import services
+from .models import ApiToken, Role
+from .permissions import HasRole
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """Describes ApiTokenAuthentication in the schema, so Swagger UI's Authorize button works."""
+
+    target_class = "accounts.authentication.ApiTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token from /api/tokens/: `Authorization: Bearer <key>` (or `Token <key>`).",
+        }
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    role = serializers.CharField(help_text="The role stored on the account.")
+    effective_role = serializers.CharField(help_text="The role checks use: admin for superusers.")
+
+
+class MeView(APIView):
+    """The user this request is authenticated as. Every role may call it."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=MeSerializer)
+    def get(self, request):
+        return Response(MeSerializer(request.user).data)
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at", "is_active"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at", "is_active"]
+
+
+class NewApiTokenSerializer(ApiTokenSerializer):
+    key = serializers.CharField(read_only=True, help_text="The token; shown this once and never again.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = ApiTokenSerializer.Meta.fields + ["key"]
+
+
+@extend_schema_view(
+    create=extend_schema(request=ApiTokenSerializer, responses={201: NewApiTokenSerializer}),
+    destroy=extend_schema(description="Revoke the token (the row stays, marked revoked).",
+                          responses={204: None, 404: OpenApiResponse(description="No such token of yours.")}),
+    revoke=extend_schema(request=None, responses={200: ApiTokenSerializer}),
+)
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The caller's own API tokens."""
+
+    serializer_class = ApiTokenSerializer
+    permission_classes = [HasRole]
+    read_roles = (Role.PLANNER, Role.ENGINEER)
+    write_roles = (Role.PLANNER, Role.ENGINEER)
+    filter_backends: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ApiToken.objects.none()
+        return ApiToken.objects.filter(user=self.request.user)
+
+    def create(self, request, *args, **kwargs):
+        serializer = ApiTokenSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            token, key = services.create_token(request.user, serializer.validated_data["name"])
+        except services.TokenError as exc:
+            raise serializers.ValidationError({"name": [str(exc)]}) from None
+        token.key = key
+        return Response(NewApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    def _revoke(self, request, pk) -> ApiToken:
+        try:
+            return services.revoke_token(request.user, int(pk))
+        except (services.TokenError, ValueError):
+            raise NotFound("No such token.") from None
+
+    def destroy(self, request, pk=None):
+        self._revoke(request, pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        return Response(ApiTokenSerializer(self._revoke(request, pk)).data)

@@ -1,0 +1,550 @@
+"""REST API of the datasets app: categories and quotas, licences, sources, images and imports.
+
+Who may do what (accounts.permissions.HasRole): planners and ML engineers read, planners write,
+admins do everything, labelers get 403 (their own endpoints come with labeling).
+
+Categories, subcategories and licences are named by slug / code in request bodies and filters
+(`"category": "food"`, `"subcategory": "korean"`, `"licence": "cc-by-4.0"`); a subcategory slug
+is looked up inside the category given with it. Sources and imports are named by id.
+"""
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.db.models import ProtectedError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import exceptions, generics, mixins, serializers, status, viewsets
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.validators import UniqueValidator
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from accounts.permissions import HasRole
+
+from . import filters, selectors, services
+from .models import Category, Image, ImportItem, ImportJob, Licence, Source, SourceKind, Subcategory
+
+
+class Pagination(PageNumberPagination):
+    """The page size of settings.REST_FRAMEWORK, and `?page_size=` up to 500 for scripts."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This row is in use."
+    default_code = "conflict"
+
+
+CONFLICT_RESPONSE = OpenApiResponse(description="In use (images, sources or imports point to it); retire it instead.")
+
+
+def _call(fn, **kwargs):
+    """Run a service; its model validation errors become a 400 with field messages."""
+    try:
+        return fn(**kwargs)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(serializers.as_serializer_error(exc)) from None
+    except services.IngestError as exc:
+        raise serializers.ValidationError({"detail": str(exc)}) from None
+
+
+class ProtectedDestroyMixin:
+    """DELETE of a row that others point to (models use PROTECT) answers 409 with a message."""
+
+    def perform_destroy(self, instance):
+        try:
+            with transaction.atomic():
+                instance.delete()
+        except ProtectedError as exc:
+            kinds = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
+            raise Conflict(
+                f"{str(instance._meta.verbose_name).capitalize()} {instance} is used by {', '.join(kinds)} "
+                "and cannot be deleted."
+                + (" Retire it (is_active=false) instead." if hasattr(instance, "is_active") else "")
+            ) from None
+
+
+def resolve_target(attrs: dict, *, category: Category | None = None) -> tuple[Category | None, Subcategory | None]:
+    """Category (a row, from a SlugRelatedField) and subcategory (a slug) of a request body.
+
+    `category` is the current one, used when the body names only a subcategory. Errors are field
+    errors: an unknown subcategory, a subcategory without a category, a retired target.
+    """
+    if "category" in attrs:
+        category = attrs["category"]
+    slug = attrs.get("subcategory") or ""
+    subcategory = None
+    if slug:
+        if category is None:
+            raise serializers.ValidationError({"subcategory": "Give the category this subcategory belongs to."})
+        subcategory = category.subcategories.filter(slug=slug).first()
+        if subcategory is None:
+            raise serializers.ValidationError(
+                {"subcategory": f"Category {category.slug!r} has no subcategory {slug!r}."}
+            )
+        if not subcategory.is_active:
+            raise serializers.ValidationError({"subcategory": f"Subcategory {slug!r} is retired and takes no images."})
+    if category is not None and not category.is_active:
+        raise serializers.ValidationError({"category": f"Category {category.slug!r} is retired and takes no images."})
+    return category, subcategory
+
+
+# ---------------------------------------------------------------- categories and subcategories
+
+
+class SubcategoryBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Subcategory
+        fields = ["id", "slug", "name", "quota", "is_active", "position"]
+
+
+class CategorySerializer(serializers.ModelSerializer):
+    subcategories = SubcategoryBriefSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Category
+        fields = ["id", "slug", "name", "quota", "full_policy", "is_active", "position", "subcategories"]
+        read_only_fields = ["position"]
+
+    def create(self, validated_data):
+        return _call(services.save_category, **validated_data)
+
+    def update(self, instance, validated_data):
+        values = {f: getattr(instance, f) for f in ("slug", "name", "quota", "full_policy", "is_active")}
+        return _call(services.save_category, **{**values, **validated_data}, instance=instance)
+
+
+class SubcategorySerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all(), help_text="Category slug.")
+
+    class Meta:
+        model = Subcategory
+        fields = ["id", "category", "slug", "name", "quota", "is_active", "position"]
+        read_only_fields = ["position"]
+
+    def validate_category(self, value):
+        if self.instance is not None and value.pk != self.instance.category_id:
+            raise serializers.ValidationError("A subcategory cannot move to another category; create a new one.")
+        return value
+
+    def create(self, validated_data):
+        return _call(services.save_subcategory, **validated_data)
+
+    def update(self, instance, validated_data):
+        values = {f: getattr(instance, f) for f in ("category", "slug", "name", "quota", "is_active")}
+        return _call(services.save_subcategory, **{**values, **validated_data}, instance=instance)
+
+
+@extend_schema_view(destroy=extend_schema(responses={204: None, 409: CONFLICT_RESPONSE}))
+class CategoryViewSet(viewsets.ModelViewSet):
+    """Categories with their quota and subcategories. Retire one with PATCH `{"is_active": false}`;
+    DELETE works only for a category no image or import uses."""
+
+    queryset = Category.objects.prefetch_related("subcategories")
+    serializer_class = CategorySerializer
+    permission_classes = [HasRole]
+    filterset_class = filters.CategoryFilter
+    search_fields = ["slug", "name"]
+    ordering_fields = ["position", "slug", "quota"]
+    ordering = ["position", "id"]
+    pagination_class = Pagination
+
+    def perform_destroy(self, instance):
+        try:
+            services.delete_category(instance)
+        except services.InUseError as exc:
+            raise Conflict(str(exc)) from None
+
+
+@extend_schema_view(destroy=extend_schema(responses={204: None, 409: CONFLICT_RESPONSE}))
+class SubcategoryViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
+    """Subcategories; `?category=<slug>` lists one category's. Retire with PATCH `{"is_active": false}`."""
+
+    queryset = Subcategory.objects.select_related("category")
+    serializer_class = SubcategorySerializer
+    permission_classes = [HasRole]
+    filterset_class = filters.SubcategoryFilter
+    search_fields = ["slug", "name"]
+    ordering_fields = ["position", "slug", "quota"]
+    ordering = ["category__position", "position", "id"]
+    pagination_class = Pagination
+
+
+# ---------------------------------------------------------------- licences and sources
+
+
+class LicenceSerializer(serializers.ModelSerializer):
+    # Codes carry versions ("cc-by-4.0"), so dots are allowed on top of a slug's characters.
+    code = serializers.RegexField(
+        r"^[-a-z0-9_.]+$", max_length=40, validators=[UniqueValidator(queryset=Licence.objects.all())],
+        error_messages={"invalid": "Use lower-case letters, digits, '-', '_' and '.', e.g. cc-by-4.0."},
+    )
+
+    class Meta:
+        model = Licence
+        fields = ["id", "code", "name", "url", "commercial_use", "attribution_required", "share_alike"]
+
+
+@extend_schema_view(destroy=extend_schema(responses={204: None, 409: CONFLICT_RESPONSE}))
+class LicenceViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
+    """Licences, addressed by code (`/api/licences/cc-by-4.0/`)."""
+
+    queryset = Licence.objects.all()
+    serializer_class = LicenceSerializer
+    permission_classes = [HasRole]
+    lookup_field = "code"
+    lookup_value_regex = "[^/]+"
+    search_fields = ["code", "name"]
+    ordering_fields = ["code", "name"]
+    ordering = ["code"]
+    pagination_class = Pagination
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    default_licence = serializers.SlugRelatedField(
+        slug_field="code", queryset=Licence.objects.all(), help_text="Licence code."
+    )
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Source
+        fields = ["id", "kind", "name", "default_licence", "description", "location", "created_by", "created_at"]
+
+    def validate_location(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Give an object, e.g. {\"bucket\": ..., \"prefix\": ...}.")
+        return value
+
+    def create(self, validated_data):
+        return _call(services.save_source, **validated_data, user=self.context["request"].user)
+
+    def update(self, instance, validated_data):
+        values = {f: getattr(instance, f) for f in ("name", "kind", "default_licence", "description", "location")}
+        return _call(services.save_source, **{**values, **validated_data}, instance=instance)
+
+
+@extend_schema_view(destroy=extend_schema(responses={204: None, 409: CONFLICT_RESPONSE}))
+class SourceViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
+    queryset = Source.objects.select_related("default_licence", "created_by")
+    serializer_class = SourceSerializer
+    permission_classes = [HasRole]
+    filterset_class = filters.SourceFilter
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "created_at"]
+    ordering = ["name"]
+    pagination_class = Pagination
+
+
+# ---------------------------------------------------------------- images
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    file_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    subcategory = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    licence = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    source_name = serializers.CharField(source="source.name", read_only=True)
+    attribution = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Image
+        fields = [
+            "id", "file_url", "thumbnail_url", "width", "height", "original_width", "original_height",
+            "original_format", "original_bytes", "original_name", "sha256", "pixel_sha256", "phash",
+            "category", "subcategory", "source", "source_name", "licence", "author", "original_url", "title",
+            "external_id", "attribution", "import_job", "created_at",
+        ]
+        read_only_fields = fields
+
+    def _url(self, field) -> str:
+        url = field.url
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+    def get_file_url(self, obj: Image) -> str:
+        return self._url(obj.file)
+
+    def get_thumbnail_url(self, obj: Image) -> str:
+        return self._url(obj.thumbnail)
+
+
+class ImageCategoriseSerializer(serializers.Serializer):
+    """PATCH body: a new category (slug, or null) and/or subcategory (slug within it, or null).
+
+    Changing the category without naming a subcategory clears the subcategory."""
+
+    category = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Category.objects.all(), allow_null=True, required=False
+    )
+    subcategory = serializers.CharField(allow_null=True, allow_blank=True, required=False)
+
+    def validate(self, attrs):
+        image = self.instance
+        if "subcategory" not in attrs and "category" in attrs and attrs["category"] != image.category:
+            attrs["subcategory"] = None
+        elif "subcategory" not in attrs and image.subcategory_id:
+            attrs["subcategory"] = image.subcategory.slug
+        category, subcategory = resolve_target(attrs, category=image.category)
+        return {"category": category, "subcategory": subcategory}
+
+    def update(self, instance, validated_data):
+        return _call(services.recategorise_image, image=instance, **validated_data)
+
+
+@extend_schema_view(
+    partial_update=extend_schema(request=ImageCategoriseSerializer, responses={200: ImageSerializer}),
+)
+class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    """The image catalogue. Planners move an image to another category with PATCH."""
+
+    serializer_class = ImageSerializer
+    permission_classes = [HasRole]
+    filterset_class = filters.ImageFilter
+    search_fields = ["original_name", "title", "author"]
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+    pagination_class = Pagination
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self):
+        return selectors.images()
+
+    def partial_update(self, request, *args, **kwargs):
+        image = self.get_object()
+        serializer = ImageCategoriseSerializer(image, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        image = serializer.save()
+        return Response(ImageSerializer(image, context=self.get_serializer_context()).data)
+
+
+# ---------------------------------------------------------------- imports
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    source_name = serializers.CharField(source="source.name", read_only=True)
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    subcategory = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    licence = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    percent = serializers.IntegerField(read_only=True)
+    input = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id", "source", "source_name", "kind", "input", "category", "subcategory", "licence", "author",
+            "status", "error", "total", "processed", "accepted", "duplicates", "refused", "warnings", "percent",
+            "created_by", "created_at", "started_at", "finished_at", "links",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_input(self, obj: ImportJob) -> dict:
+        """What the import reads, without its internal staging keys."""
+        p = obj.params
+        if obj.kind == SourceKind.UPLOAD:
+            return {"files": [s["name"] for s in p.get("staged", [])]}
+        if obj.kind == SourceKind.FOLDER:
+            return {"folder": p.get("path", "")}
+        if obj.kind == SourceKind.S3:
+            return {"s3_bucket": p.get("bucket", ""), "s3_prefix": p.get("prefix", ""),
+                    "s3_endpoint_url": p.get("endpoint_url", "")}
+        return {"manifest": p.get("manifest_name", ""), "format": p.get("format", "")}
+
+    @extend_schema_field(
+        {"type": "object", "properties": {"self": {"type": "string"}, "items": {"type": "string"}}}
+    )
+    def get_links(self, obj: ImportJob) -> dict:
+        request = self.context.get("request")
+        return {
+            "self": reverse("api:import-detail", kwargs={"pk": obj.pk}, request=request),
+            "items": reverse("api:import-items", kwargs={"job_pk": obj.pk}, request=request),
+        }
+
+
+class ImportCreateSerializer(serializers.Serializer):
+    """Start an import. Give exactly one of `files`, `manifest`, `s3_bucket` or `folder`."""
+
+    source = serializers.PrimaryKeyRelatedField(queryset=Source.objects.all(), help_text="Source id.")
+    category = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True,
+        help_text="Category slug for every file (a manifest row's own category wins).",
+    )
+    subcategory = serializers.CharField(
+        required=False, allow_blank=True, help_text="Subcategory slug within `category`."
+    )
+    licence = serializers.SlugRelatedField(
+        slug_field="code", queryset=Licence.objects.all(), required=False, allow_null=True,
+        help_text="Licence code; the source's default licence when left out.",
+    )
+    author = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    files = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True, use_url=False), required=False, allow_empty=True,
+        help_text="Image files and/or .zip archives (multipart, the field repeated).",
+    )
+    manifest = serializers.FileField(
+        required=False, allow_empty_file=True, use_url=False,
+        help_text="A CSV or JSON Lines manifest of paths or URLs (Open Images' columns work).",
+    )
+    manifest_base = serializers.CharField(
+        required=False, allow_blank=True, help_text="Server folder that relative manifest paths start from."
+    )
+    s3_bucket = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    s3_prefix = serializers.CharField(required=False, allow_blank=True, max_length=1024)
+    s3_endpoint_url = serializers.URLField(required=False, allow_blank=True)
+    folder = serializers.CharField(
+        required=False, allow_blank=True, help_text="A server folder under INGEST_ALLOWED_ROOTS."
+    )
+
+    INPUTS = ("files", "manifest", "s3_bucket", "folder")
+
+    def validate(self, attrs):
+        given = [name for name in self.INPUTS if attrs.get(name)]
+        if len(given) != 1:
+            raise serializers.ValidationError(
+                {"non_field_errors": [
+                    "Give exactly one of: files, manifest, s3_bucket (with s3_prefix) or folder"
+                    + (f"; got {', '.join(given)}." if given else "; got none.")
+                ]}
+            )
+        if (attrs.get("s3_prefix") or attrs.get("s3_endpoint_url")) and not attrs.get("s3_bucket"):
+            raise serializers.ValidationError({"s3_bucket": "s3_prefix and s3_endpoint_url need s3_bucket."})
+        if attrs.get("manifest_base") and not attrs.get("manifest"):
+            raise serializers.ValidationError({"manifest_base": "manifest_base goes with a manifest."})
+        attrs["category"], attrs["subcategory"] = resolve_target(attrs)
+        if attrs.get("licence") is not None:
+            try:
+                services.check_licence(attrs["licence"])
+            except services.imaging.ImageRefused as exc:
+                raise serializers.ValidationError({"licence": str(exc)}) from None
+        return attrs
+
+
+class ImportItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ImportItem
+        fields = ["position", "name", "outcome", "reason", "image", "duplicate_of"]
+        read_only_fields = fields
+
+
+@extend_schema_view(
+    create=extend_schema(
+        request={"multipart/form-data": ImportCreateSerializer, "application/json": ImportCreateSerializer},
+        responses={201: ImportJobSerializer, 400: OpenApiResponse(description="Bad input; nothing was created.")},
+    )
+)
+class ImportJobViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                       viewsets.GenericViewSet):
+    """Imports: start one (files and .zip, a manifest, an S3 prefix or a server folder) and follow its
+    progress; `/api/imports/{id}/items/` is its per-file report."""
+
+    queryset = ImportJob.objects.select_related("source", "category", "subcategory", "licence", "created_by")
+    serializer_class = ImportJobSerializer
+    permission_classes = [HasRole]
+    filterset_class = filters.ImportJobFilter
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at"]
+    pagination_class = Pagination
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def create(self, request, *args, **kwargs):
+        form = ImportCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        try:
+            job = services.create_import(
+                source=d["source"],
+                user=request.user,
+                files=d.get("files") or None,
+                manifest=d.get("manifest") or None,
+                manifest_base=d.get("manifest_base") or None,
+                s3_bucket=d.get("s3_bucket") or None,
+                s3_prefix=d.get("s3_prefix", ""),
+                s3_endpoint_url=d.get("s3_endpoint_url") or None,
+                folder=d.get("folder") or None,
+                category=d["category"],
+                subcategory=d["subcategory"],
+                licence=d.get("licence"),
+                author=d.get("author", ""),
+                trusted=False,
+            )
+        except services.IngestError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        data = self.get_serializer(job).data
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["links"]["self"]})
+
+
+class ImportItemList(generics.ListAPIView):
+    """The per-file report of one import: accepted, duplicate (of which image) or refused (why)."""
+
+    serializer_class = ImportItemSerializer
+    permission_classes = [HasRole]
+    filterset_class = filters.ImportItemFilter
+    ordering_fields = ["position"]
+    ordering = ["position"]
+    search_fields = ["name", "reason"]
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ImportItem.objects.none()
+        job = get_object_or_404(ImportJob, pk=self.kwargs["job_pk"])
+        return job.items.all()
+
+
+# ---------------------------------------------------------------- quota dashboard
+
+
+class SubcategoryQuotaSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    target = serializers.IntegerField(source="quota")
+    collected = serializers.IntegerField()
+    labeled = serializers.IntegerField(allow_null=True, help_text="Null until labeling exists.")
+    percent = serializers.IntegerField()
+    full = serializers.BooleanField()
+    over = serializers.BooleanField()
+    is_active = serializers.BooleanField()
+
+
+class CategoryQuotaSerializer(SubcategoryQuotaSerializer):
+    uncategorised = serializers.IntegerField(help_text="Images in the category with no subcategory.")
+    subcategories = SubcategoryQuotaSerializer(many=True)
+
+
+class QuotaTotalsSerializer(serializers.Serializer):
+    quota = serializers.IntegerField()
+    collected = serializers.IntegerField()
+    uncategorised = serializers.IntegerField(help_text="Images with no category.")
+    labeled = serializers.IntegerField(allow_null=True)
+
+
+class QuotaDashboardSerializer(serializers.Serializer):
+    categories = CategoryQuotaSerializer(many=True)
+    totals = QuotaTotalsSerializer()
+
+
+class QuotaView(APIView):
+    """Target, collected and labeled per category and subcategory (`?include_retired=true` adds retired ones)."""
+
+    permission_classes = [HasRole]
+
+    @extend_schema(
+        responses=QuotaDashboardSerializer,
+        parameters=[OpenApiParameter("include_retired", OpenApiTypes.BOOL, description="Add retired categories.")],
+    )
+    def get(self, request):
+        include_retired = request.query_params.get("include_retired", "").lower() in {"1", "true", "yes"}
+        rows, totals = selectors.quota_dashboard(include_retired=include_retired)
+        return Response(QuotaDashboardSerializer({"categories": rows, "totals": totals}).data)
+
