@@ -51,7 +51,7 @@ def quota_dashboard(include_retired: bool = False) -> tuple[list[QuotaRow], dict
     """
     counts = {
         (r["category_id"], r["subcategory_id"]): r["n"]
-        for r in Image.objects.order_by().values("category_id", "subcategory_id").annotate(n=Count("id"))
+        for r in Image.objects.order_by().values("category_id", "subcategory_id").annotate(n=Count("*"))
     }
     labeled = labeled_counts()
     cats = Category.objects.all() if include_retired else Category.objects.filter(is_active=True)

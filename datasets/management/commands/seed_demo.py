@@ -1,0 +1,228 @@
+"""Demo data for the embedded platform: a user per role, a demo source and generated photos.
+
+Safe to run again: users and the source are created once, and photos are imported only while
+the demo source has fewer than asked for (re-imported ones are duplicates and stored once).
+The demo passwords are fixed and printed, so the command refuses to run in production mode.
+"""
+from __future__ import annotations
+
+import io
+import math
+import random
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from accounts import services as account_services
+from accounts.models import Role, User
+from datasets import services
+from datasets.models import Licence, Source, SourceKind, Subcategory
+
+DEMO_SOURCE = "Demo photos (generated)"
+DEMO_LICENCE = "cc0-1.0"
+DEMO_USERS = [  # (username, password, role)
+    ("labeler", "labeler-demo-pass", Role.LABELER),
+    ("planner", "planner-demo-pass", Role.PLANNER),
+    ("engineer", "engineer-demo-pass", Role.ENGINEER),
+    ("admin", "admin-demo-pass", Role.ADMIN),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo users (one per role), a demo source and generated demo photos. Idempotent."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--images", type=int, default=44, help="Demo photos to have in total (default 44).")
+        parser.add_argument(
+            "--force", action="store_true",
+            help="Run even with PLATFORM_ENV=production (creates accounts with the published demo passwords).",
+        )
+
+    def handle(self, *args, images: int, force: bool, **options):
+        if settings.PRODUCTION and not force:
+            raise CommandError(
+                "seed_demo creates accounts with published passwords; it refuses to run with "
+                "PLATFORM_ENV=production. Use --force only on a throwaway installation."
+            )
+        if images < 0:
+            raise CommandError("--images must be 0 or more.")
+        created = self.seed_users()
+        source = self.seed_source()
+        report = self.seed_images(source, images)
+        self.print_logins(created)
+        self.stdout.write(report)
+
+    def seed_users(self) -> set[str]:
+        created = set()
+        for username, password, role in DEMO_USERS:
+            if not User.objects.filter(username=username).exists():
+                account_services.create_user(username, password, role)
+                created.add(username)
+        return created
+
+    def seed_source(self) -> Source:
+        licence = Licence.objects.get(code=DEMO_LICENCE)
+        source, _ = Source.objects.get_or_create(
+            name=DEMO_SOURCE,
+            defaults={
+                "kind": SourceKind.UPLOAD,
+                "default_licence": licence,
+                "description": "Scenes drawn by `manage.py seed_demo` so the pages have something to show.",
+            },
+        )
+        return source
+
+    def seed_images(self, source: Source, wanted: int) -> str:
+        have = source.images.count()
+        if have >= wanted:
+            return f"Demo photos: {have} already in '{source.name}'; nothing to import."
+        subs = list(Subcategory.objects.filter(is_active=True, category__is_active=True).select_related("category"))
+        if not subs:
+            return "Demo photos: no active subcategories to put them in; skipped."
+        planned: dict[int, list[ContentFile]] = {}
+        for n in range(wanted):
+            sub = subs[n % len(subs)]
+            label = f"{english(sub.category.name)} - {english(sub.name)}"
+            data = demo_photo(sub.category.slug, sub.slug, label=label, seed=n)
+            planned.setdefault(sub.pk, []).append(ContentFile(data, name=f"demo-{sub.category.slug}-{sub.slug}-{n:03d}.jpg"))
+        accepted = 0
+        by_pk = {s.pk: s for s in subs}
+        for pk, files in planned.items():
+            sub = by_pk[pk]
+            with transaction.atomic():
+                job = services.create_import(
+                    source=source, files=files, category=sub.category, subcategory=sub, enqueue=False,
+                )
+            job = services.run_import(job.pk)
+            accepted += job.accepted
+        return f"Demo photos: {accepted} imported into '{source.name}' ({source.images.count()} in all)."
+
+    def print_logins(self, created: set[str]) -> None:
+        self.stdout.write(self.style.SUCCESS("Demo logins (embedded mode only):"))
+        for username, password, role in DEMO_USERS:
+            note = "" if username in created else "  (existing account, left as it was)"
+            self.stdout.write(f"  {role:<9} username: {username:<9} password: {password}{note}")
+
+
+# ------------------------------------------------------------------------- scene drawing
+
+SKY = ((110, 160, 220), (235, 225, 205))
+PALETTES = {
+    "people": ((205, 185, 160), (90, 80, 75)),
+    "food": ((230, 215, 190), (120, 70, 40)),
+    "places": ((140, 185, 235), (90, 130, 70)),
+    "animals": ((160, 200, 235), (95, 150, 65)),
+    "other": ((235, 235, 230), (150, 150, 160)),
+}
+
+
+def english(name: str) -> str:
+    """'Food / 음식' -> 'Food' (Pillow's built-in font has no Hangul)."""
+    return name.split(" / ")[0]
+
+
+def _gradient(w: int, h: int, top, bottom) -> Image.Image:
+    t = np.linspace(0, 1, h)[:, None, None]
+    rows = np.array(top, float) * (1 - t) + np.array(bottom, float) * t
+    return Image.fromarray(np.repeat(rows, w, axis=1).astype("uint8"))
+
+
+def _rand_colour(rng, lo=30, hi=230) -> tuple[int, int, int]:
+    return tuple(int(v) for v in rng.integers(lo, hi, 3))
+
+
+def demo_photo(category: str, subcategory: str, *, label: str, seed: int, size=(960, 720)) -> bytes:
+    """A plausible-looking scene for a category: gradients, shapes, a little noise and a label."""
+    rng = np.random.default_rng(seed)
+    rnd = random.Random(seed)
+    w, h = size
+    top, bottom = PALETTES.get(category, SKY)
+    img = _gradient(w, h, top, bottom)
+    d = ImageDraw.Draw(img)
+    if category == "people":
+        for _ in range(1 if subcategory == "selfie" else rnd.randint(2, 4)):
+            scale = 1.6 if subcategory == "selfie" else rnd.uniform(0.6, 1.0)
+            cx, r = rnd.randint(w // 5, 4 * w // 5), int(90 * scale)
+            cy = int(h * (0.45 if subcategory == "selfie" else rnd.uniform(0.35, 0.55)))
+            d.rounded_rectangle([cx - 2 * r, cy + r, cx + 2 * r, h], radius=r, fill=_rand_colour(rng))
+            d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(rnd.randint(200, 240), rnd.randint(160, 200), 150))
+            d.pieslice([cx - r, cy - r - 10, cx + r, cy + r // 2], 180, 360, fill=(40, 30, 25))
+            for ex in (-r // 3, r // 3):
+                d.ellipse([cx + ex - 8, cy - 5, cx + ex + 8, cy + 11], fill=(30, 30, 30))
+            d.arc([cx - r // 2, cy + r // 6, cx + r // 2, cy + r // 2 + 10], 20, 160, fill=(150, 60, 60), width=5)
+    elif category == "food":
+        d.rectangle([0, int(h * 0.25), w, h], fill=(150, 105, 70))
+        if subcategory == "packaged":
+            for _ in range(rnd.randint(2, 4)):
+                x0, y0 = rnd.randint(0, w - 260), rnd.randint(h // 4, h - 320)
+                d.rectangle([x0, y0, x0 + 220, y0 + 300], fill=_rand_colour(rng), outline=(255, 255, 255), width=6)
+                d.rectangle([x0 + 20, y0 + 40, x0 + 200, y0 + 110], fill=(250, 250, 245))
+        else:
+            for _ in range(rnd.randint(1, 3)):
+                cx, cy, r = rnd.randint(200, w - 200), rnd.randint(h // 2 - 50, h - 200), rnd.randint(120, 190)
+                d.ellipse([cx - r, cy - r * 0.7, cx + r, cy + r * 0.7], fill=(245, 245, 240), outline=(200, 200, 200), width=4)
+                inner = (200, 60, 30) if subcategory == "korean" else (220, 170, 60)
+                for _ in range(9):
+                    a, dist = rnd.uniform(0, 2 * math.pi), rnd.uniform(0, r * 0.5)
+                    px, py, pr = cx + dist * math.cos(a), cy + dist * 0.7 * math.sin(a), rnd.randint(18, 40)
+                    d.ellipse([px - pr, py - pr * 0.7, px + pr, py + pr * 0.7],
+                              fill=tuple(max(0, min(255, c + rnd.randint(-40, 40))) for c in inner))
+    elif category == "places":
+        horizon = int(h * rnd.uniform(0.55, 0.7))
+        if subcategory == "landmark":
+            cx = rnd.randint(w // 3, 2 * w // 3)
+            d.polygon([(cx - 70, horizon), (cx + 70, horizon), (cx + 15, int(h * 0.12)), (cx - 15, int(h * 0.12))],
+                      fill=(120, 110, 105))
+            d.rectangle([cx - 110, horizon - 60, cx + 110, horizon], fill=(150, 140, 130))
+        else:
+            for _ in range(rnd.randint(2, 4)):
+                px, ph = rnd.randint(-100, w), rnd.randint(150, 350)
+                d.polygon([(px - 300, horizon), (px, horizon - ph), (px + 300, horizon)], fill=(80, 110, 90))
+            for _ in range(rnd.randint(3, 7)):
+                tx = rnd.randint(0, w)
+                d.ellipse([tx - 40, horizon - 120, tx + 40, horizon - 20], fill=(40, 100, 50))
+        d.rectangle([0, horizon, w, h], fill=(85, 125, 70))
+        d.ellipse([w - 180, 40, w - 100, 120], fill=(255, 245, 200))
+    elif category == "animals":
+        cx, cy = rnd.randint(w // 3, 2 * w // 3), int(h * 0.62)
+        body = _rand_colour(rng, 60, 200)
+        d.ellipse([cx - 190, cy - 90, cx + 190, cy + 90], fill=body)
+        hx = cx + (180 if rnd.random() < 0.5 else -180)
+        d.ellipse([hx - 85, cy - 190, hx + 85, cy - 30], fill=body)
+        for ex in (-50, 50):
+            d.polygon([(hx + ex - 30, cy - 160), (hx + ex, cy - 240), (hx + ex + 30, cy - 160)], fill=body)
+            d.ellipse([hx + ex // 2 - 9, cy - 130, hx + ex // 2 + 9, cy - 112], fill=(20, 20, 20))
+        for lx in (-130, -60, 60, 130):
+            d.rectangle([cx + lx - 18, cy + 50, cx + lx + 18, cy + 160], fill=body)
+        if subcategory == "pet":
+            d.rectangle([hx - 70, cy - 50, hx + 70, cy - 35], fill=(200, 30, 40))
+    else:
+        d.rectangle([0, int(h * 0.6), w, h], fill=(200, 195, 190))
+        cx, cy = rnd.randint(w // 3, 2 * w // 3), int(h * 0.5)
+        colour = _rand_colour(rng)
+        if subcategory == "electronics":
+            d.rounded_rectangle([cx - 260, cy - 170, cx + 260, cy + 150], radius=18, fill=(30, 30, 35))
+            d.rectangle([cx - 240, cy - 150, cx + 240, cy + 130], fill=colour)
+        elif subcategory == "cosmetics":
+            for dx in (-150, 0, 150):
+                d.rounded_rectangle([cx + dx - 45, cy - 140, cx + dx + 45, cy + 150], radius=20, fill=_rand_colour(rng))
+                d.rectangle([cx + dx - 25, cy - 190, cx + dx + 25, cy - 140], fill=(40, 40, 40))
+        else:
+            d.polygon([(cx - 200, cy - 200), (cx - 80, cy - 230), (cx, cy - 190), (cx + 80, cy - 230),
+                       (cx + 200, cy - 200), (cx + 260, cy - 60), (cx + 160, cy - 40), (cx + 150, cy + 200),
+                       (cx - 150, cy + 200), (cx - 160, cy - 40), (cx - 260, cy - 60)], fill=colour)
+    img = img.filter(ImageFilter.GaussianBlur(1.2))  # soft edges, like a lens
+    grain = rng.integers(-6, 7, (h, w, 1), dtype=np.int16)  # sensor grain, one value per pixel
+    noisy = np.asarray(img, dtype=np.int16) + grain
+    img = Image.fromarray(noisy.clip(0, 255).astype("uint8"))
+    d = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=28)
+    d.rectangle([16, h - 60, 32 + d.textlength(label, font=font), h - 16], fill=(0, 0, 0))
+    d.text((24, h - 56), label, fill=(255, 255, 255), font=font)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=88)
+    return buf.getvalue()

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Install everything the tests need and run the whole suite twice: on SQLite and on PostgreSQL.
+# Starts PostgreSQL and Redis when they are installed but not answering. Exits non-zero if
+# either run fails. Extra arguments go to both pytest runs (e.g. scripts/test.sh -x -k quota).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. scripts/common.sh
+
+scripts/venv.sh requirements-dev.txt || exit 1
+
+if [ ! -x /usr/bin/chromium ]; then
+    say "Installing Debian's chromium for the browser tests"
+    apt_install chromium || exit 1
+fi
+
+answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if ! answers 5432; then
+    if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+        say "Starting PostgreSQL"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || true
+    fi
+fi
+if ! answers 6379; then
+    if command -v redis-server >/dev/null 2>&1; then
+        say "Starting Redis"
+        as_root mkdir -p /var/lib/redis /var/log/redis
+        as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+            --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+    fi
+fi
+for _ in $(seq 30); do answers 5432 && answers 6379 && break; sleep 1; done
+
+mkdir -p test-artifacts
+# Tests never touch the developer's var/ (SQLite file, media, broker folder).
+export PLATFORM_VAR_DIR="$PWD/test-artifacts/var"
+unset DATABASE_URL CELERY_BROKER_URL S3_BUCKET PLATFORM_ENV
+
+# pytest's exit status: 0 passed, 5 collected no tests (a failure here), anything else failed.
+run_suite() {  # name, log file, pytest args...
+    local name="$1" log="$2"; shift 2
+    say "Test suite on $name"
+    .venv/bin/pytest "$@" 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    if [ "$rc" -eq 5 ]; then
+        echo "pytest collected no tests on $name: counted as a failure"
+        rc=1
+    fi
+    return "$rc"
+}
+
+run_suite SQLite test-artifacts/pytest-sqlite.log "$@"
+sqlite_rc=$?
+
+if answers 5432; then
+    DATABASE_URL="postgres://postgres@127.0.0.1:5432/platform" \
+        run_suite PostgreSQL test-artifacts/pytest-postgres.log "$@"
+    postgres_rc=$?
+else
+    echo "PostgreSQL is not reachable at 127.0.0.1:5432" | tee test-artifacts/pytest-postgres.log
+    if [ -n "${CI:-}" ]; then postgres_rc=1; else echo "(skipped locally; CI=true makes this a failure)"; postgres_rc=0; fi
+fi
+
+say "Summary"
+printf 'SQLite:     %s  (exit %s)\n' "$(tail -n1 test-artifacts/pytest-sqlite.log)" "$sqlite_rc"
+printf 'PostgreSQL: %s  (exit %s)\n' "$(tail -n1 test-artifacts/pytest-postgres.log)" "$postgres_rc"
+if [ "$sqlite_rc" -ne 0 ] || [ "$postgres_rc" -ne 0 ]; then
+    echo "FAILED (SQLite exit $sqlite_rc, PostgreSQL exit $postgres_rc)"
+    exit 1
+fi
+echo "OK: both runs passed"
