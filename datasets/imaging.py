@@ -98,8 +98,12 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
         raise ImageRefused(f"Image is {w}x{h}; the longest side may be at most {limits.max_side} px.")
     if min(w, h) < limits.min_side:
         raise ImageRefused(f"Image is {w}x{h}; the shortest side must be at least {limits.min_side} px.")
-    if getattr(img, "is_animated", False) and getattr(img, "n_frames", 1) > 1:
-        raise ImageRefused(f"Animated image ({img.n_frames} frames); only still photos are accepted.")
+    # MPO (many cameras' and phones' JPEGs) carries extra frames that are previews or a second
+    # eye of a stereo pair: the first frame is the photo. Other formats with frames are animations
+    # or multi-page scans, which are not photos.
+    if img.format != "MPO" and getattr(img, "is_animated", False) and getattr(img, "n_frames", 1) > 1:
+        kind = "Multi-page" if img.format == "TIFF" else "Animated"
+        raise ImageRefused(f"{kind} image ({img.n_frames} frames); only still photos are accepted.")
     return img
 
 
@@ -202,6 +206,9 @@ def process(data: bytes, limits: Limits | None = None) -> Processed:
     digest = hashlib.sha256(b"%dx%d:" % rgb.size)
     digest.update(rgb.tobytes())
     pixel_sha = digest.hexdigest()
+    # Pillow copies `info` (JPEG comment, XMP, EXIF, ICC) through convert/transpose/resize, and
+    # its JPEG writer reuses some of it: the stored copy must carry none of it (privacy).
+    rgb.info = {}
     stored = _fit(rgb, limits.longest_side)
     thumb = _fit(stored, limits.thumb_side)
     phash = _to_signed64(int(str(imagehash.phash(thumb)), 16))

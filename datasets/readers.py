@@ -24,6 +24,7 @@ from django.core.files.storage import default_storage
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo"}
 JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+ZIP_READ_CHUNK = 1024 * 1024
 
 # Manifest columns we read, with the Open Images metadata names as aliases.
 COLUMN_ALIASES = {
@@ -109,11 +110,16 @@ def zip_entries(opener: Callable[[], io.IOBase], archive_name: str) -> list[Entr
             continue
 
         def load(info=info) -> bytes:
+            # Inflate in small steps and never trust the header's size: one big read() would
+            # let zlib inflate up to the whole limit in one go whatever the member declares.
+            chunks, size = [], 0
             with opener() as fh, zipfile.ZipFile(fh) as zf, zf.open(info) as member:
-                data = member.read(max_bytes + 1)  # never trust the header's size
-            if len(data) > max_bytes:
-                raise ValueError(f"member inflates past {max_bytes:,} bytes")
-            return data
+                while chunk := member.read(ZIP_READ_CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ValueError(f"member inflates past {max_bytes:,} bytes")
+                    chunks.append(chunk)
+            return b"".join(chunks)
 
         entries.append(Entry(name=display, load=load, meta={"original_name": base}))
     return entries
@@ -220,33 +226,52 @@ def _check_url(url: str) -> None:
         raise ValueError(f"only http(s) URLs can be fetched, not {url!r}")
     if _cfg("URL_ALLOW_PRIVATE"):
         return
-    for info in socket.getaddrinfo(parsed.hostname, parsed.port or 443, proto=socket.IPPROTO_TCP):
-        addr = ipaddress.ip_address(info[4][0])
-        if addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_reserved:
+    try:
+        infos = socket.getaddrinfo(parsed.hostname, parsed.port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise ValueError(f"cannot resolve {parsed.hostname}: {exc.strerror}") from None
+    for info in infos:
+        addr = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if addr.version == 6 and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        if (addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_reserved
+                or addr.is_multicast or addr.is_unspecified):
             raise ValueError(f"{parsed.hostname} resolves to a private address ({addr}); not fetched")
 
 
-def fetch_url(url: str) -> bytes:
-    import requests
+MAX_REDIRECTS = 5
 
-    _check_url(url)
+
+def fetch_url(url: str) -> bytes:
+    """GET one image URL with a size cap. Redirects are followed by hand so that every hop is
+    checked (a public URL must not redirect the fetcher to a private address)."""
+    import requests
+    from urllib.parse import urljoin
+
     max_bytes = _cfg("MAX_FILE_BYTES")
+    current = url
     try:
-        with requests.get(url, stream=True, timeout=_cfg("URL_TIMEOUT"), allow_redirects=True) as resp:
-            if resp.status_code != 200:
-                raise ValueError(f"HTTP {resp.status_code} from {url}")
-            length = resp.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > max_bytes:
-                raise ValueError(f"{url} is {int(length):,} bytes; the limit is {max_bytes:,}")
-            chunks, size = [], 0
-            for chunk in resp.iter_content(64 * 1024):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ValueError(f"{url} is larger than {max_bytes:,} bytes")
-                chunks.append(chunk)
-            return b"".join(chunks)
+        for _hop in range(MAX_REDIRECTS + 1):
+            _check_url(current)
+            with requests.get(current, stream=True, timeout=_cfg("URL_TIMEOUT"), allow_redirects=False) as resp:
+                if resp.is_redirect:
+                    current = urljoin(current, resp.headers["Location"])
+                    continue
+                if resp.status_code != 200:
+                    raise ValueError(f"HTTP {resp.status_code} from {current}")
+                length = resp.headers.get("Content-Length")
+                if length and length.isdigit() and int(length) > max_bytes:
+                    raise ValueError(f"{current} is {int(length):,} bytes; the limit is {max_bytes:,}")
+                chunks, size = [], 0
+                for chunk in resp.iter_content(64 * 1024):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ValueError(f"{current} is larger than {max_bytes:,} bytes")
+                    chunks.append(chunk)
+                return b"".join(chunks)
     except requests.RequestException as exc:
-        raise ValueError(f"cannot fetch {url}: {exc.__class__.__name__}") from None
+        raise ValueError(f"cannot fetch {current}: {exc.__class__.__name__}") from None
+    raise ValueError(f"more than {MAX_REDIRECTS} redirects from {url}")
 
 
 # ---------------------------------------------------------------- manifests

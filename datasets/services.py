@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Callable
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, ProtectedError, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
@@ -66,6 +67,41 @@ def save_subcategory(*, category: Category, slug: str, name: str, quota: int, is
     return sub
 
 
+class InUseError(Exception):
+    """A row that images or imports point to cannot be deleted; retire it instead."""
+
+
+def delete_category(category: Category) -> None:
+    """Delete a category with no images or imports, and its (equally unused) subcategories."""
+    used = Image.objects.filter(category=category).count()
+    if used:
+        raise InUseError(
+            f"Category {category.name} has {used:,} images and cannot be deleted; retire it (is_active=false) instead."
+        )
+    try:
+        with transaction.atomic():
+            category.subcategories.all().delete()
+            category.delete()
+    except ProtectedError:
+        raise InUseError(
+            f"Category {category.name} is used by an import and cannot be deleted; retire it (is_active=false) instead."
+        ) from None
+
+
+def recategorise_image(image: Image, *, category: Category | None, subcategory: Subcategory | None) -> Image:
+    """Move an image to another category/subcategory; refuses retired targets and full ones set to refuse."""
+    if (category, subcategory) == (image.category, image.subcategory):
+        return image
+    try:
+        category, subcategory = resolve_target(category, subcategory)
+        quota_warning(category, subcategory)
+    except imaging.ImageRefused as exc:
+        raise IngestError(str(exc)) from None
+    image.category, image.subcategory = category, subcategory
+    image.save(update_fields=["category", "subcategory"])
+    return image
+
+
 # ---------------------------------------------------------------- licences and targets
 
 
@@ -96,9 +132,10 @@ def resolve_target(category: Category | str | None, subcategory: Subcategory | s
         if not category:
             category = None
         else:
-            category = Category.objects.filter(Q(slug=category) | Q(name=category)).first()
+            name = category
+            category = Category.objects.filter(Q(slug=name) | Q(name=name)).first()
             if category is None:
-                raise imaging.ImageRefused(f"Unknown category {category!r}.")
+                raise imaging.ImageRefused(f"Unknown category {name!r}.")
     if isinstance(subcategory, str):
         if not subcategory:
             subcategory = None
@@ -172,8 +209,13 @@ def ingest_one(
     external_id: str = "",
     job: ImportJob | None = None,
     limits: imaging.Limits | None = None,
+    on_accept: Callable[[Result], None] | None = None,
 ) -> Result:
-    """Validate, normalise, hash and store one image. Never leaves a file without its row."""
+    """Validate, normalise, hash and store one image. Never leaves a file without its row.
+
+    `on_accept(result)` runs inside the transaction that inserts the Image row (an import writes
+    its report line there), so the row and its report line are committed together or not at all.
+    """
     try:
         licence = licence or source.default_licence
         check_licence(licence)
@@ -217,8 +259,11 @@ def ingest_one(
         written.append(image.file.name)
         image.thumbnail.save("thumb.jpg", ContentFile(processed.thumbnail), save=False)
         written.append(image.thumbnail.name)
+        result = Result(Outcome.ACCEPTED, image=image, reason=warning)
         with transaction.atomic():
             image.save(force_insert=True)
+            if on_accept is not None:
+                on_accept(result)
     except IntegrityError:
         # Another worker stored the same image between our check and our insert.
         _delete_files(written)
@@ -229,7 +274,7 @@ def ingest_one(
     except BaseException:
         _delete_files(written)
         raise
-    return Result(Outcome.ACCEPTED, image=image, reason=warning)
+    return result
 
 
 def _delete_files(names: list[str]) -> None:
@@ -240,25 +285,44 @@ def _delete_files(names: list[str]) -> None:
             log.exception("could not delete %s", name)
 
 
-def remove_orphan_files(dry_run: bool = False) -> list[str]:
-    """Delete stored image and thumbnail files that no Image row points to (after a crash)."""
+def remove_orphan_files(dry_run: bool = False, min_age: timedelta = timedelta(hours=1)) -> list[str]:
+    """Delete stored files nothing points to, as a crash can leave them: image and thumbnail
+    files without an Image row, and staged uploads/manifests of imports that ended or were never
+    recorded. Files younger than `min_age` are left alone: an import that is running writes its
+    files a moment before it inserts their row. Returns the names removed (or, dry, to remove)."""
     known = set(Image.objects.values_list("file", flat=True)) | set(Image.objects.values_list("thumbnail", flat=True))
+    active_staging = {
+        (params or {}).get("staging_prefix", "")
+        for params in ImportJob.objects.filter(status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]).values_list(
+            "params", flat=True
+        )
+    }
+    cutoff = timezone.now() - min_age
     orphans: list[str] = []
 
-    def walk(folder: str):
+    def old_enough(name: str) -> bool:
+        if not min_age:
+            return True
+        try:
+            return default_storage.get_modified_time(name) <= cutoff
+        except (FileNotFoundError, NotImplementedError, OSError):
+            return False
+
+    def walk(folder: str, is_orphan: Callable[[str], bool]):
         try:
             dirs, files = default_storage.listdir(folder)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return
         for f in files:
             name = f"{folder}/{f}"
-            if name not in known:
+            if is_orphan(name) and old_enough(name):
                 orphans.append(name)
         for d in dirs:
-            walk(f"{folder}/{d}")
+            walk(f"{folder}/{d}", is_orphan)
 
-    walk("images")
-    walk("thumbs")
+    walk("images", lambda name: name not in known)
+    walk("thumbs", lambda name: name not in known)
+    walk("staging", lambda name: "/".join(name.split("/")[:2]) not in active_staging)
     if not dry_run:
         _delete_files(orphans)
     return orphans
@@ -375,7 +439,8 @@ def list_entries(job: ImportJob) -> list[readers.Entry]:
     raise readers.ReaderError(f"unknown import kind {job.kind}")
 
 
-def _ingest_entry(job: ImportJob, entry: readers.Entry, limits: imaging.Limits) -> Result:
+def _ingest_entry(job: ImportJob, entry: readers.Entry, limits: imaging.Limits,
+                  on_accept: Callable[[Result], None] | None = None) -> Result:
     if entry.error:
         return Result(Outcome.REFUSED, reason=entry.error)
     try:
@@ -402,6 +467,7 @@ def _ingest_entry(job: ImportJob, entry: readers.Entry, limits: imaging.Limits) 
         external_id=meta.get("external_id", ""),
         job=job,
         limits=limits,
+        on_accept=on_accept,
     )
 
 
@@ -430,20 +496,31 @@ def run_import(job_id: int, progress: Callable[[ImportJob], None] | None = None)
     for position, entry in enumerate(entries):
         if position in done:
             continue
-        result = _ingest_entry(job, entry, limits)
-        with transaction.atomic():
-            ImportItem.objects.create(
-                job=job, position=position, name=entry.name[:1000], outcome=result.outcome,
-                reason=result.reason[:1000], image=result.image, duplicate_of=result.duplicate_of,
-            )
-            counters = {COUNTER[result.outcome]: F(COUNTER[result.outcome]) + 1, "processed": F("processed") + 1}
-            if result.outcome == Outcome.ACCEPTED and result.reason:
-                counters["warnings"] = F("warnings") + 1
-            ImportJob.objects.filter(pk=job.pk).update(**counters)
+
+        def record(result: Result, position=position, entry=entry) -> None:
+            _record_item(job, position, entry, result)
+
+        # An accepted image's report line is written in the transaction that inserts its row
+        # (a crash between the two would otherwise report it as a duplicate of itself on resume).
+        result = _ingest_entry(job, entry, limits, on_accept=record)
+        if result.outcome != Outcome.ACCEPTED:
+            with transaction.atomic():
+                record(result)
         if progress:
             job.refresh_from_db()
             progress(job)
     return _finish(job, ImportStatus.DONE)
+
+
+def _record_item(job: ImportJob, position: int, entry: readers.Entry, result: Result) -> None:
+    ImportItem.objects.create(
+        job=job, position=position, name=entry.name[:1000], outcome=result.outcome,
+        reason=result.reason[:1000], image=result.image, duplicate_of=result.duplicate_of,
+    )
+    counters = {COUNTER[result.outcome]: F(COUNTER[result.outcome]) + 1, "processed": F("processed") + 1}
+    if result.outcome == Outcome.ACCEPTED and result.reason:
+        counters["warnings"] = F("warnings") + 1
+    ImportJob.objects.filter(pk=job.pk).update(**counters)
 
 
 def _finish(job: ImportJob, status: str, error: str = "") -> ImportJob:
@@ -472,6 +549,6 @@ def save_source(*, name: str, kind: str, default_licence: Licence, description: 
     source = instance or Source(created_by=user)
     source.name, source.kind, source.default_licence = name, kind, default_licence
     source.description, source.location = description, location or {}
-    source.full_clean()
+    source.full_clean(exclude=["created_by"])  # sources made by commands or migrations have no creator
     source.save()
     return source

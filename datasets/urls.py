@@ -1,1 +1,18 @@
-urlpatterns = []
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("quotas/", views.quota_dashboard, name="quota-dashboard"),
+    path("categories/", views.categories, name="categories"),
+    path("categories/<int:pk>/", views.category_edit, name="category-edit"),
+    path("categories/<int:pk>/active/", views.category_active, name="category-active"),
+    path("subcategories/<int:pk>/active/", views.subcategory_active, name="subcategory-active"),
+    path("sources/", views.sources, name="sources"),
+    path("imports/", views.imports, name="imports"),
+    path("imports/new/", views.import_new, name="import-new"),
+    path("imports/<int:pk>/", views.import_detail, name="import-detail"),
+    path("imports/<int:pk>/progress.json", views.import_progress, name="import-progress"),
+    path("images/", views.images, name="images"),
+    path("images/<uuid:pk>/", views.image_detail, name="image-detail"),
+]

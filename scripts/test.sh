@@ -12,6 +12,11 @@ if [ ! -x /usr/bin/chromium ]; then
     say "Installing Debian's chromium for the browser tests"
     apt_install chromium || exit 1
 fi
+if command -v dpkg >/dev/null 2>&1 && ! dpkg -s fonts-nanum >/dev/null 2>&1; then
+    # A Korean font, so the screenshots the browser tests take show Hangul, not boxes.
+    say "Installing a Korean font (fonts-nanum) for the browser screenshots"
+    apt_install fonts-nanum || echo "(no Korean font: screenshots will show boxes; tests still run)"
+fi
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

@@ -1,0 +1,113 @@
+"""Forms for the datasets pages. They validate input; services do the saving."""
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .models import Category, Licence, Source, Subcategory
+
+
+class CategoryForm(forms.ModelForm):
+    class Meta:
+        model = Category
+        fields = ["name", "slug", "quota", "full_policy"]
+        labels = {"name": _("Name"), "slug": _("Slug"), "quota": _("Quota"), "full_policy": _("When full")}
+        help_texts = {"slug": _("Short id used in URLs and manifests (letters, digits, hyphens).")}
+        widgets = {"quota": forms.NumberInput(attrs={"min": 0})}
+
+
+class SubcategoryForm(forms.ModelForm):
+    class Meta:
+        model = Subcategory
+        fields = ["name", "slug", "quota"]
+        labels = {"name": _("Name"), "slug": _("Slug"), "quota": _("Quota")}
+        widgets = {"quota": forms.NumberInput(attrs={"min": 0})}
+
+    def __init__(self, *args, category: Category, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.category = category
+        self.instance.category = category
+
+    def clean_slug(self):
+        slug = self.cleaned_data["slug"]
+        clash = Subcategory.objects.filter(category=self.category, slug=slug).exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError(_("This category already has a subcategory with this slug."))
+        return slug
+
+
+class SourceForm(forms.ModelForm):
+    class Meta:
+        model = Source
+        fields = ["name", "kind", "default_licence", "description"]
+        labels = {"name": _("Name"), "kind": _("Kind"), "default_licence": _("Default licence"),
+                  "description": _("Description")}
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Many files in one field (Django's documented pattern)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*,.zip,application/zip"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, (list, tuple)):
+            return [single(d, initial) for d in data]
+        return [single(data, initial)] if data else []
+
+
+class ImportForm(forms.Form):
+    MODES = [
+        ("files", _("Files (photos and .zip archives)")),
+        ("manifest", _("Manifest (CSV or JSON Lines)")),
+        ("s3", _("S3 bucket and prefix")),
+        ("folder", _("Server folder")),
+    ]
+    source = forms.ModelChoiceField(Source.objects.all(), label=_("Source"))
+    category = forms.ModelChoiceField(Category.objects.filter(is_active=True), required=False, label=_("Category"),
+                                      empty_label=_("(none)"))
+    subcategory = forms.ModelChoiceField(Subcategory.objects.filter(is_active=True).select_related("category"),
+                                         required=False, label=_("Subcategory"), empty_label=_("(none)"))
+    licence = forms.ModelChoiceField(Licence.objects.all(), required=False, label=_("Licence override"),
+                                     empty_label=_("(the source's default licence)"))
+    author = forms.CharField(max_length=300, required=False, label=_("Author"))
+    mode = forms.ChoiceField(choices=MODES, initial="files", widget=forms.RadioSelect, label=_("What to import"))
+    files = MultipleFileField(required=False, label=_("Files"))
+    manifest = forms.FileField(required=False, label=_("Manifest file"),
+                               widget=forms.ClearableFileInput(attrs={"accept": ".csv,.jsonl,.json,.txt"}))
+    manifest_base = forms.CharField(required=False, label=_("Base folder for relative paths in the manifest"))
+    s3_bucket = forms.CharField(required=False, max_length=255, label=_("Bucket"))
+    s3_prefix = forms.CharField(required=False, max_length=1024, label=_("Prefix"))
+    s3_endpoint_url = forms.URLField(required=False, assume_scheme="https", label=_("Endpoint URL (blank for AWS)"))
+    folder = forms.CharField(required=False, max_length=1024, label=_("Folder path on the server"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Each subcategory option carries its category, so a little script can filter the list.
+        self.fields["subcategory"].label_from_instance = lambda s: s.name
+        self.subcategory_choices = [
+            (s.pk, s.name, s.category_id) for s in self.fields["subcategory"].queryset
+        ]
+
+    def clean(self):
+        data = super().clean()
+        mode = data.get("mode")
+        required = {
+            "files": ("files", _("Choose at least one file.")),
+            "manifest": ("manifest", _("Choose a manifest file.")),
+            "s3": ("s3_bucket", _("Enter a bucket name.")),
+            "folder": ("folder", _("Enter a folder path.")),
+        }
+        if mode in required:
+            field, message = required[mode]
+            if not data.get(field):
+                self.add_error(field, message)
+        category, subcategory = data.get("category"), data.get("subcategory")
+        if subcategory is not None and category is not None and subcategory.category_id != category.pk:
+            self.add_error("subcategory", _("This subcategory is not in the chosen category."))
+        return data

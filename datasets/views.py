@@ -1,0 +1,302 @@
+"""HTML pages for the catalogue: quotas, categories, sources and licences, imports, images."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.models import Role
+from accounts.permissions import role_required
+
+from . import selectors, services
+from .forms import CategoryForm, ImportForm, SourceForm, SubcategoryForm
+from .models import Category, Image, ImportItem, ImportJob, ImportStatus, Licence, Outcome, Source, Subcategory
+
+READERS = (Role.PLANNER, Role.ENGINEER)
+IMAGES_PER_PAGE = 60
+ITEMS_PER_PAGE = 200
+PROGRESS_ITEMS = 100
+
+
+def _add_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+# ---------------------------------------------------------------- quotas
+
+
+@role_required(*READERS)
+def quota_dashboard(request):
+    rows, totals = selectors.quota_dashboard()
+    totals["percent"] = min(100, round(100 * totals["collected"] / totals["quota"])) if totals["quota"] else 0
+    return render(request, "datasets/quotas.html", {"rows": rows, "totals": totals})
+
+
+# ---------------------------------------------------------------- categories
+
+
+@role_required(Role.PLANNER)
+def categories(request):
+    form = CategoryForm(prefix="new")
+    if request.method == "POST":
+        form = CategoryForm(request.POST, prefix="new")
+        if form.is_valid():
+            try:
+                category = services.save_category(**form.cleaned_data)
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                messages.success(request, _("Category “%(name)s” added.") % {"name": category.name})
+                return redirect("category-edit", category.pk)
+    cats = Category.objects.annotate(n_subs=Count("subcategories", distinct=True)).order_by("position", "id")
+    return render(request, "datasets/categories.html", {"categories": cats, "form": form})
+
+
+@role_required(Role.PLANNER)
+def category_edit(request, pk: int):
+    category = get_object_or_404(Category, pk=pk)
+    form = CategoryForm(instance=category, prefix="cat")
+    sub_form = SubcategoryForm(category=category, prefix="newsub")
+    subs = list(category.subcategories.order_by("position", "id"))
+    sub_forms = {s.pk: SubcategoryForm(instance=s, category=category, prefix=f"sub{s.pk}") for s in subs}
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action == "category":
+            form = CategoryForm(request.POST, instance=category, prefix="cat")
+            if form.is_valid():
+                try:
+                    services.save_category(**form.cleaned_data, is_active=category.is_active, instance=category)
+                except ValidationError as exc:
+                    _add_errors(form, exc)
+                else:
+                    messages.success(request, _("Category saved."))
+                    return redirect("category-edit", category.pk)
+        elif action == "add-subcategory":
+            sub_form = SubcategoryForm(request.POST, category=category, prefix="newsub")
+            if sub_form.is_valid():
+                try:
+                    sub = services.save_subcategory(category=category, **sub_form.cleaned_data)
+                except ValidationError as exc:
+                    _add_errors(sub_form, exc)
+                else:
+                    messages.success(request, _("Subcategory “%(name)s” added.") % {"name": sub.name})
+                    return redirect("category-edit", category.pk)
+        elif action.startswith("sub-"):
+            sub = next((s for s in subs if f"sub-{s.pk}" == action), None)
+            if sub is None:
+                raise Http404
+            bound = SubcategoryForm(request.POST, instance=sub, category=category, prefix=f"sub{sub.pk}")
+            sub_forms[sub.pk] = bound
+            if bound.is_valid():
+                try:
+                    services.save_subcategory(category=category, **bound.cleaned_data, is_active=sub.is_active,
+                                              instance=sub)
+                except ValidationError as exc:
+                    _add_errors(bound, exc)
+                else:
+                    messages.success(request, _("Subcategory saved."))
+                    return redirect("category-edit", category.pk)
+    # Forms that failed keep their values; reload the rest from the database.
+    category.refresh_from_db()
+    return render(request, "datasets/category_edit.html", {
+        "category": category, "form": form, "sub_form": sub_form,
+        "subs": [(s, sub_forms[s.pk]) for s in subs],
+    })
+
+
+@require_POST
+@role_required(Role.PLANNER)
+def category_active(request, pk: int):
+    category = get_object_or_404(Category, pk=pk)
+    active = request.POST.get("active") == "1"
+    services.save_category(slug=category.slug, name=category.name, quota=category.quota,
+                           full_policy=category.full_policy, is_active=active, instance=category)
+    if active:
+        messages.success(request, _("Category “%(name)s” is active again.") % {"name": category.name})
+    else:
+        messages.success(request, _("Category “%(name)s” retired: it takes no new images.") % {"name": category.name})
+    if request.POST.get("back") == "edit":
+        return redirect("category-edit", category.pk)
+    return redirect("categories")
+
+
+@require_POST
+@role_required(Role.PLANNER)
+def subcategory_active(request, pk: int):
+    sub = get_object_or_404(Subcategory.objects.select_related("category"), pk=pk)
+    active = request.POST.get("active") == "1"
+    services.save_subcategory(category=sub.category, slug=sub.slug, name=sub.name, quota=sub.quota,
+                              is_active=active, instance=sub)
+    if active:
+        messages.success(request, _("Subcategory “%(name)s” is active again.") % {"name": sub.name})
+    else:
+        messages.success(request, _("Subcategory “%(name)s” retired: it takes no new images.") % {"name": sub.name})
+    return redirect("category-edit", sub.category_id)
+
+
+# ---------------------------------------------------------------- sources and licences
+
+
+@role_required(*READERS)
+def sources(request):
+    form = SourceForm()
+    can_edit = request.user.has_role(Role.PLANNER)
+    if request.method == "POST":
+        if not can_edit:
+            raise PermissionDenied
+        form = SourceForm(request.POST)
+        if form.is_valid():
+            try:
+                source = services.save_source(**form.cleaned_data, user=request.user)
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                messages.success(request, _("Source “%(name)s” created.") % {"name": source.name})
+                return redirect("sources")
+    return render(request, "datasets/sources.html", {
+        "sources": Source.objects.select_related("default_licence").annotate(n_images=Count("images")).order_by("name"),
+        "licences": Licence.objects.all(),
+        "commercial_only": settings.INGEST["COMMERCIAL_ONLY"],
+        "form": form,
+        "can_edit": can_edit,
+    })
+
+
+# ---------------------------------------------------------------- imports
+
+
+@role_required(*READERS)
+def imports(request):
+    jobs = ImportJob.objects.select_related("source", "category", "subcategory", "created_by")
+    page = Paginator(jobs, 50).get_page(request.GET.get("page"))
+    return render(request, "datasets/imports.html", {"page": page})
+
+
+@role_required(Role.PLANNER)
+def import_new(request):
+    form = ImportForm(initial={"mode": "files"})
+    if request.method == "POST":
+        form = ImportForm(request.POST, request.FILES)
+        if form.is_valid():
+            d = form.cleaned_data
+            mode = d["mode"]
+            what = {
+                "files": {"files": d["files"]},
+                "manifest": {"manifest": d["manifest"], "manifest_base": d["manifest_base"] or None},
+                "s3": {"s3_bucket": d["s3_bucket"], "s3_prefix": d["s3_prefix"],
+                       "s3_endpoint_url": d["s3_endpoint_url"] or None},
+                "folder": {"folder": d["folder"]},
+            }[mode]
+            try:
+                with transaction.atomic():
+                    job = services.create_import(
+                        source=d["source"], user=request.user, category=d["category"],
+                        subcategory=d["subcategory"], licence=d["licence"], author=d["author"], **what,
+                    )
+            except services.IngestError as exc:
+                form.add_error(None, str(exc))
+            else:
+                return redirect("import-detail", job.pk)
+    return render(request, "datasets/import_new.html", {"form": form})
+
+
+def _item_json(item: ImportItem) -> dict:
+    image = item.image or item.duplicate_of
+    return {
+        "position": item.position,
+        "name": item.name,
+        "outcome": item.outcome,
+        "outcome_display": item.get_outcome_display(),
+        "reason": item.reason,
+        "image_url": reverse("image-detail", args=[image.pk]) if image else None,
+        "thumbnail_url": image.thumbnail.url if image else None,
+        "is_duplicate": item.duplicate_of_id is not None,
+    }
+
+
+@role_required(*READERS)
+def import_progress(request, pk: int):
+    """Progress as JSON for the detail page to poll: counts and report lines after `after`."""
+    job = get_object_or_404(ImportJob, pk=pk)
+    try:
+        after = int(request.GET.get("after", -1))
+    except ValueError:
+        after = -1
+    items = (job.items.filter(position__gt=after).select_related("image", "duplicate_of")
+             .order_by("position")[:PROGRESS_ITEMS])
+    return JsonResponse({
+        "id": job.pk,
+        "status": job.status,
+        "status_display": job.get_status_display(),
+        "finished": job.status in (ImportStatus.DONE, ImportStatus.FAILED),
+        "error": job.error,
+        "total": job.total,
+        "processed": job.processed,
+        "percent": job.percent,
+        "counts": {"accepted": job.accepted, "duplicate": job.duplicates, "refused": job.refused,
+                   "warnings": job.warnings},
+        "items": [_item_json(i) for i in items],
+    })
+
+
+@role_required(*READERS)
+def import_detail(request, pk: int):
+    job = get_object_or_404(ImportJob.objects.select_related("source", "category", "subcategory", "licence"), pk=pk)
+    outcome = request.GET.get("outcome", "")
+    items = job.items.select_related("image", "duplicate_of").order_by("position")
+    if outcome == "warning":
+        items = items.filter(outcome=Outcome.ACCEPTED).exclude(reason="")
+    elif outcome in Outcome.values:
+        items = items.filter(outcome=outcome)
+    else:
+        outcome = ""
+    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "datasets/import_detail.html", {
+        "job": job, "page": page, "outcome": outcome, "query": urlencode({"outcome": outcome}) if outcome else "",
+        "finished": job.status in (ImportStatus.DONE, ImportStatus.FAILED),
+        "last_position": max((i.position for i in page.object_list), default=-1),
+        "outcomes": [("", _("All"), job.processed), (Outcome.ACCEPTED, _("Accepted"), job.accepted),
+                     (Outcome.DUPLICATE, _("Duplicate"), job.duplicates), (Outcome.REFUSED, _("Refused"), job.refused),
+                     ("warning", _("Warnings"), job.warnings)],
+    })
+
+
+# ---------------------------------------------------------------- images
+
+
+@role_required(*READERS)
+def images(request):
+    f = {k: request.GET.get(k, "").strip() for k in ("category", "subcategory", "source", "licence")}
+    source_id = int(f["source"]) if f["source"].isdigit() else None
+    qs = selectors.images(category=f["category"] or None, subcategory=f["subcategory"] or None, source=source_id)
+    if f["licence"]:
+        qs = qs.filter(licence__code=f["licence"])
+    page = Paginator(qs, IMAGES_PER_PAGE).get_page(request.GET.get("page"))
+    query = urlencode({k: v for k, v in f.items() if v})
+    categories = list(Category.objects.prefetch_related("subcategories"))
+    return render(request, "datasets/images.html", {
+        "page": page, "filters": f, "query": query,
+        "categories": categories,
+        "subcategories": [s for c in categories for s in c.subcategories.all()],
+        "sources": Source.objects.all(), "licences": Licence.objects.all(),
+    })
+
+
+@role_required(*READERS)
+def image_detail(request, pk):
+    image = get_object_or_404(Image.objects.select_related("category", "subcategory", "source", "licence"), pk=pk)
+    return render(request, "datasets/image_detail.html", {"image": image})

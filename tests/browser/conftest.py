@@ -1,0 +1,113 @@
+"""Playwright (sync API) driving Debian's Chromium against pytest-django's live server.
+
+Playwright's sync API runs an event loop in the test thread, which trips Django's async-unsafe
+guard for ORM calls made by the test itself; those calls are ordinary synchronous code, so the
+guard is lifted for this package. Screenshots go to test-artifacts/screenshots/.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+from tests.conftest import PASSWORD  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium per test module, stopped afterwards.
+
+    While Playwright's sync API is running, code in this thread runs in another contextvars
+    context, so Django's connection handler hands out fresh connection wrappers (same test
+    database) that lack the migrated data pytest-django serialized at setup; copy it over so
+    serialized_rollback keeps working. Stopping Playwright at the end of the module returns the
+    rest of the suite to its own wrappers.
+    """
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from django.db import connections
+
+    serialized = {c.alias: c._test_serialized_contents for c in connections.all()
+                  if getattr(c, "_test_serialized_contents", None)}
+    with sync_api.sync_playwright() as p:
+        for alias, contents in serialized.items():
+            connections[alias]._test_serialized_contents = contents
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After a browser test's flush, put the migrated data back (the same rows, same keys), so a
+    transactional test that runs next elsewhere in the suite finds the seeded categories and
+    licences as it would have without this package."""
+    yield
+    from django.db import connections
+    from pytest_django.plugin import blocking_manager_key
+
+    with item.config.stash[blocking_manager_key].unblock():
+        for conn in connections.all(initialized_only=True):
+            contents = getattr(conn, "_test_serialized_contents", None)
+            if contents:
+                conn.creation.deserialize_db_from_string(contents)
+
+
+@pytest.fixture
+def new_page(browser, live_server):
+    """new_page(viewport=(w, h), locale="ko-KR") -> a page in a fresh browser context."""
+    contexts = []
+
+    def make(viewport=(1280, 900), locale="ko-KR"):
+        ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale=locale,
+                                  base_url=live_server.url)
+        ctx.set_default_timeout(15_000)
+        contexts.append(ctx)
+        return ctx.new_page()
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+@pytest.fixture
+def page(new_page):
+    return new_page()
+
+
+@pytest.fixture
+def shot():
+    """shot(page, "name") saves test-artifacts/screenshots/name.png (full page)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def save(page, name: str):
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return save
+
+
+@pytest.fixture
+def login():
+    def do(page, username: str, password: str = PASSWORD):
+        page.goto("/accounts/login/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit].btn-primary")
+        page.wait_for_load_state()
+
+    return do

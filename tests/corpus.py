@@ -1,0 +1,138 @@
+"""The bad-input corpus: every case is generated here, in memory (no binary fixtures)."""
+from __future__ import annotations
+
+import functools
+import io
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import make_photo
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_with_header(width: int, height: int, idat: bytes = b"") -> bytes:
+    """An 8-bit greyscale PNG that declares `width` x `height` (with whatever IDAT we give it)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+@functools.lru_cache(maxsize=4)
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid all-black PNG whose rows are compressed away: a tiny file that inflates."""
+    co = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)  # filter byte + pixels
+    idat = b"".join(co.compress(row) for _ in range(height)) + co.flush()
+    return png_with_header(width, height, idat)
+
+
+def truncated_jpeg() -> bytes:
+    data = make_photo(640, 480, seed=11)
+    return data[: len(data) // 2]
+
+
+def text_as_jpg() -> bytes:
+    return "그냥 텍스트 파일입니다. Just a text file renamed to .jpg\n".encode() * 20
+
+
+def html_with_script() -> bytes:
+    return b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>"
+
+
+def svg_with_script() -> bytes:
+    return (
+        b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="640" height="480">'
+        b"<script>alert(1)</script><rect width='640' height='480' fill='red'/></svg>"
+    )
+
+
+def huge_header() -> bytes:
+    """Declares 30,000 x 30,000 (900 megapixels) in 60 bytes; decoding it would need ~900 MB."""
+    return png_with_header(30_000, 30_000)
+
+
+def cmyk_jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(make_photo(320, 240, seed=12))).convert("CMYK").save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+def png16_mid_grey(level: int = 0x8080) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((200, 300), level, dtype=np.uint16)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def palette_png_transparent() -> bytes:
+    """Left half opaque red, right half fully transparent (palette index 0)."""
+    img = Image.new("P", (200, 100), 0)
+    img.putpalette([0, 0, 0, 255, 0, 0] + [0] * (256 * 3 - 6))
+    img.paste(1, (0, 0, 100, 100))
+    buf = io.BytesIO()
+    img.save(buf, "PNG", transparency=0)
+    return buf.getvalue()
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("RGB", (120, 120), colour) for colour in ("red", "green", "blue")]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buf.getvalue()
+
+
+def exif_rotated_with_gps(seed: int = 13) -> bytes:
+    """600x400 pixels, EXIF Orientation=6 (rotate 90 on display), a camera model and a GPS fix."""
+    img = Image.open(io.BytesIO(make_photo(600, 400, seed=seed)))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    exif[0x0110] = "Secret Camera 3000"
+    exif[0x8825] = {1: "N", 2: (37.0, 33.0, 59.0), 3: "E", 4: (126.0, 58.0, 40.0)}
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif, comment=b"taken at home by Secret Person", quality=92)
+    return buf.getvalue()
+
+
+def webp() -> bytes:
+    return make_photo(320, 240, seed=14, fmt="WEBP", quality=85)
+
+
+def too_small() -> bytes:
+    return make_photo(40, 40, seed=15)
+
+
+def too_large_side() -> bytes:
+    """Longer than MAX_SIDE (tests lower it; pixels stay under the bomb limit)."""
+    return make_photo(900, 100, seed=16, fmt="PNG")
+
+
+def zip_of(members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def zip_bomb(member_bytes: int = 16 * 1024 * 1024) -> bytes:
+    """One member of zeros: ~16 KB on disk, 16 MB inflated (a ratio of ~1000)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("zeros.jpg", "w") as out:
+        chunk = b"\x00" * (1024 * 1024)
+        for _ in range(member_bytes // len(chunk)):
+            out.write(chunk)
+    return buf.getvalue()
+
+
+def zip_with_lying_size(real_bytes: int, declared: int) -> bytes:
+    """A member whose headers claim `declared` bytes but which inflates to `real_bytes`."""
+    data = bytearray(zip_of({"liar.jpg": b"\x00" * real_bytes}))
+    for sig, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # local and central headers
+        at = data.find(sig)
+        struct.pack_into("<I", data, at + offset, declared)
+    return bytes(data)

@@ -1,0 +1,106 @@
+"""An import through a real Celery worker (a thread in this process): on the Redis broker, and on
+the embedded default broker (a folder on disk). The worker reads the committed rows, so these
+tests use a transactional database. On SQLite the test database is in memory with a shared cache,
+which the worker thread's own connection sees (as Django's live-server tests rely on)."""
+from __future__ import annotations
+
+import contextlib
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import OperationalError
+
+from config.celery import app as celery_app
+from datasets import services
+from datasets.models import Image, ImportJob, ImportStatus, Licence, Source
+from tests import corpus
+from tests.conftest import make_photo, require_service
+
+WAIT_SECONDS = 60
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+transactional = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@contextlib.contextmanager
+def broker(url: str, transport_options: dict | None = None):
+    """Point the Celery app at `url` (and back afterwards), with eager mode off."""
+    conf = celery_app.conf
+    keys = ("broker_url", "broker_transport_options", "task_always_eager")
+    saved = {key: conf[key] for key in keys}
+    conf.broker_url = url
+    conf.broker_transport_options = transport_options or {}
+    conf.task_always_eager = False
+    celery_app._pool = None  # connections are pooled per app: forget the old broker's
+    celery_app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        if celery_app._pool is not None:
+            celery_app._pool.force_close_all()
+        for key, value in saved.items():
+            conf[key] = value
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+
+def wait_until_finished(job_id: int) -> ImportJob:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            job = ImportJob.objects.get(pk=job_id)
+        except OperationalError:  # SQLite's shared in-memory test database: a table briefly locked
+            time.sleep(0.1)
+            continue
+        if job.status in (ImportStatus.DONE, ImportStatus.FAILED):
+            return job
+        time.sleep(0.2)
+    pytest.fail(f"import {job_id} did not finish within {WAIT_SECONDS} s (status {job.status}, {job.processed} processed)")
+
+
+def enqueue_and_wait() -> ImportJob:
+    source = Source.objects.create(kind="upload", name="Worker test", default_licence=Licence.objects.get(code="cc0-1.0"))
+    files = [
+        SimpleUploadedFile("a.jpg", make_photo(seed=1)),
+        SimpleUploadedFile("a-again.jpg", make_photo(seed=1)),
+        SimpleUploadedFile("b.zip", corpus.zip_of({"b.png": make_photo(seed=2, fmt="PNG")})),
+        SimpleUploadedFile("bad.jpg", corpus.truncated_jpeg()),
+    ]
+    job = services.create_import(source=source, files=files, category="food", enqueue=True)
+    assert job.status == ImportStatus.QUEUED  # not run here: a worker picks it up
+    return wait_until_finished(job.pk)
+
+
+def check_report(job: ImportJob) -> None:
+    assert job.status == ImportStatus.DONE, job.error
+    assert (job.total, job.accepted, job.duplicates, job.refused) == (4, 2, 1, 1)
+    outcomes = dict(job.items.values_list("name", "outcome"))
+    assert outcomes == {"a.jpg": "accepted", "a-again.jpg": "duplicate", "b.zip/b.png": "accepted", "bad.jpg": "refused"}
+    assert Image.objects.filter(import_job=job, category__slug="food").count() == 2
+
+
+@pytest.mark.redis
+@transactional
+def test_import_runs_on_a_real_worker_over_redis():
+    require_service("127.0.0.1", 6379, "Redis")
+    with broker(REDIS_URL):
+        celery_app.control.purge()  # nothing left over from an earlier run
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            job = enqueue_and_wait()
+    check_report(job)
+
+
+@transactional
+def test_import_runs_on_a_real_worker_over_the_embedded_filesystem_broker(tmp_path):
+    folder = tmp_path / "broker"
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "processed_folder": str(folder / "done"),
+               "store_processed": False, "polling_interval": 0.1}
+    for path in (folder, folder / "done"):
+        path.mkdir(parents=True, exist_ok=True)
+    with broker("filesystem://", options):
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            job = enqueue_and_wait()
+    check_report(job)
+    assert not [p for p in folder.iterdir() if p.is_file()]  # the message was consumed

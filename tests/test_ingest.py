@@ -1,0 +1,527 @@
+"""Whole imports: each source kind, the bad-input corpus through a real batch, licences, quotas,
+manifests (paths and URLs), atomicity, resuming, staging and the orphan sweep."""
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import os
+import socket
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image as PILImage
+
+from datasets import imaging, readers, services
+from datasets.models import Category, FullPolicy, Image, ImportItem, ImportJob, ImportStatus, Licence, Subcategory
+from tests import corpus
+from tests.conftest import make_photo
+
+pytestmark = pytest.mark.django_db
+
+
+def stored_files(settings) -> list[str]:
+    root = Path(settings.MEDIA_ROOT)
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def upload(source, files: list[tuple[str, bytes]], **kwargs) -> ImportJob:
+    job = services.create_import(
+        source=source, files=[SimpleUploadedFile(name, data) for name, data in files], enqueue=False, **kwargs
+    )
+    return services.run_import(job.pk)
+
+
+def manifest_import(source, text: str, name: str = "manifest.csv", **kwargs) -> ImportJob:
+    job = services.create_import(source=source, manifest=ContentFile(text.encode(), name=name), enqueue=False, **kwargs)
+    return services.run_import(job.pk)
+
+
+def report(job: ImportJob) -> dict[str, ImportItem]:
+    return {item.name: item for item in job.items.select_related("image", "duplicate_of")}
+
+
+# ---------------------------------------------------------------- the corpus through one upload batch
+
+EXIF_PHOTO = corpus.exif_rotated_with_gps()
+FIRST = make_photo(640, 480, seed=31)
+SAME_PIXELS = make_photo(640, 480, seed=32, fmt="PNG")
+
+
+def _same_pixels_other_metadata() -> bytes:
+    img = PILImage.open(io.BytesIO(SAME_PIXELS))
+    exif = img.getexif()
+    exif[0x013B] = "Someone else"  # Artist
+    buf = io.BytesIO()
+    img.save(buf, "PNG", exif=exif)
+    return buf.getvalue()
+
+
+def _traversal_zip() -> bytes:
+    return corpus.zip_of({
+        "holiday/beach.jpg": make_photo(640, 480, seed=33),
+        "../../escaped.jpg": make_photo(640, 480, seed=34),
+        "/etc/absolute.jpg": make_photo(640, 480, seed=35),
+        "__MACOSX/._beach.jpg": b"resource fork",
+        "notes.txt": b"not a photo",
+    })
+
+
+# (name in the batch, bytes, outcome, reason fragment)
+BATCH = [
+    ("first.jpg", FIRST, "accepted", ""),
+    ("truncated.jpg", corpus.truncated_jpeg(), "refused", "Corrupt or truncated"),
+    ("empty.jpg", b"", "refused", "Empty file"),
+    ("readme.jpg", corpus.text_as_jpg(), "refused", "Not an image"),
+    ("page.html", corpus.html_with_script(), "refused", "Not an image"),
+    ("drawing.svg", corpus.svg_with_script(), "refused", "Not an image"),
+    ("bomb.png", corpus.png_bomb(8000, 8000), "refused", "decompression-bomb limit"),
+    ("huge.png", corpus.huge_header(), "refused", "Decompression bomb"),
+    ("cmyk.jpg", corpus.cmyk_jpeg(), "accepted", ""),
+    ("grey16.png", corpus.png16_mid_grey(), "accepted", ""),
+    ("palette.png", corpus.palette_png_transparent(), "accepted", ""),
+    ("animated.gif", corpus.animated_gif(), "refused", "Animated"),
+    ("rotated.jpg", EXIF_PHOTO, "accepted", ""),
+    ("photo.webp", corpus.webp(), "accepted", ""),
+    ("tiny.jpg", corpus.too_small(), "refused", "at least 64 px"),
+    ("first-again.jpg", FIRST, "duplicate", "Same bytes"),
+    ("pixels.png", SAME_PIXELS, "accepted", ""),
+    ("pixels-retagged.png", _same_pixels_other_metadata(), "duplicate", "Same pixels"),
+    ("photos.zip/holiday/beach.jpg", None, "accepted", ""),
+    ("photos.zip/../../escaped.jpg", None, "refused", "Unsafe path"),
+    ("photos.zip//etc/absolute.jpg", None, "refused", "Unsafe path"),
+    ("photos.zip/notes.txt", None, "refused", "Not an image"),
+    ("bomb.zip/zeros.jpg", None, "refused", "Zip bomb"),
+]
+
+
+@pytest.fixture
+def corpus_job(source, settings):
+    files = [(name, data) for name, data, _, _ in BATCH if data is not None]
+    files += [("photos.zip", _traversal_zip()), ("bomb.zip", corpus.zip_bomb())]
+    return upload(source, files, category="food", subcategory="korean")
+
+
+def test_corpus_outcomes_in_one_upload_batch(corpus_job):
+    """Every case of the table gets its expected report line (all mismatches listed at once)."""
+    items = report(corpus_job)
+    wrong = [
+        f"{name}: expected {outcome} ({reason!r}), got {items[name].outcome} ({items[name].reason!r})"
+        if name in items else f"{name}: no report line"
+        for name, _, outcome, reason in BATCH
+        if name not in items or items[name].outcome != outcome or reason not in items[name].reason
+    ]
+    assert wrong == []
+
+
+def test_corpus_batch_report_and_storage(corpus_job, settings, tmp_path):
+    job = corpus_job
+    assert job.status == ImportStatus.DONE
+    items = report(job)
+    assert set(items) == {name for name, *_ in BATCH}  # the junk __MACOSX member is skipped, not reported
+    assert job.total == job.processed == len(BATCH)
+    assert (job.accepted, job.duplicates, job.refused) == tuple(
+        sum(o == outcome for _, _, o, _ in BATCH) for outcome in ("accepted", "duplicate", "refused")
+    )
+    # A duplicate points at the image it repeats.
+    assert items["first-again.jpg"].duplicate_of == items["first.jpg"].image
+    assert items["pixels-retagged.png"].duplicate_of == items["pixels.png"].image
+    # Only accepted images are stored, each with its thumbnail; nothing escaped the media folder.
+    accepted = [i.image for i in items.values() if i.outcome == "accepted"]
+    assert Image.objects.count() == len(accepted)
+    expected = sorted([img.file.name for img in accepted] + [img.thumbnail.name for img in accepted])
+    assert stored_files(settings) == expected
+    assert not list(tmp_path.rglob("escaped.jpg")) and not Path("/etc/absolute.jpg").exists()
+    image = items["rotated.jpg"].image
+    assert (image.width, image.height) == (400, 600)
+    assert image.category.slug == "food" and image.subcategory.slug == "korean"
+    with image.file.open("rb") as fh:
+        kept = PILImage.open(fh)
+        assert not kept.getexif() and "exif" not in kept.info
+
+
+def test_zip_bomb_is_refused_without_inflating(source, settings):
+    """The archive-wide cap: declared sizes are summed before any member is read."""
+    settings.INGEST = {**settings.INGEST, "ZIP_MAX_TOTAL_BYTES": 10 * 1024 * 1024}
+    job = upload(source, [("bomb.zip", corpus.zip_bomb())])
+    (item,) = job.items.all()
+    assert item.outcome == "refused"
+    assert "Zip bomb: it would inflate to 16,777,216 bytes" in item.reason
+
+
+# ---------------------------------------------------------------- licences and quotas
+
+
+@pytest.fixture
+def photo_dir(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for n in range(4):
+        (folder / f"p{n}.jpg").write_bytes(make_photo(320, 240, seed=40 + n))
+    return folder
+
+
+def test_manifest_licences_unknown_and_non_commercial(source, photo_dir, settings):
+    text = (
+        "path,licence,author\n"
+        "p0.jpg,cc-by-2.0,Kim\n"
+        "p1.jpg,made-up-licence,Lee\n"
+        "p2.jpg,cc-by-nc-4.0,Park\n"
+        "p3.jpg,https://creativecommons.org/licenses/by-sa/4.0/,Choi\n"
+    )
+    job = manifest_import(source, text, manifest_base=str(photo_dir))
+    items = job.items.order_by("position")
+    assert [i.outcome for i in items] == ["accepted", "refused", "refused", "accepted"]
+    assert "Unknown licence 'made-up-licence'" in items[1].reason
+    assert "does not allow commercial use" in items[2].reason
+    assert items[0].image.licence.code == "cc-by-2.0" and items[0].image.author == "Kim"
+    assert items[3].image.licence.code == "cc-by-sa-4.0"
+
+    settings.INGEST = {**settings.INGEST, "COMMERCIAL_ONLY": False}
+    again = manifest_import(source, text, manifest_base=str(photo_dir))
+    outcomes = [i.outcome for i in again.items.order_by("position")]
+    assert outcomes == ["duplicate", "refused", "accepted", "duplicate"]
+    assert Image.objects.get(licence__code="cc-by-nc-4.0").author == "Park"
+
+
+def test_non_commercial_default_licence_is_refused_when_the_import_is_created(source):
+    nc = Licence.objects.get(code="cc-by-nc-2.0")
+    with pytest.raises(services.IngestError, match="does not allow commercial use"):
+        services.create_import(source=source, files=[SimpleUploadedFile("a.jpg", FIRST)], licence=nc, enqueue=False)
+    assert not ImportJob.objects.exists() and not Image.objects.exists()
+
+
+@pytest.mark.parametrize("policy,second", [(FullPolicy.WARN, "accepted"), (FullPolicy.REFUSE, "refused")])
+def test_full_subcategory_warns_or_refuses(source, policy, second):
+    Category.objects.filter(slug="animals").update(full_policy=policy)
+    Subcategory.objects.filter(slug="pet").update(quota=1)
+    job = upload(
+        source, [("a.jpg", make_photo(seed=50)), ("b.jpg", make_photo(seed=51))], category="animals", subcategory="pet"
+    )
+    a, b = job.items.order_by("position")
+    assert (a.outcome, a.reason) == ("accepted", "")
+    assert b.outcome == second
+    assert "Pet / 반려동물 is full (1 of 1)" in b.reason
+    assert job.warnings == (1 if policy == FullPolicy.WARN else 0)
+    assert Image.objects.filter(subcategory__slug="pet").count() == (2 if policy == FullPolicy.WARN else 1)
+
+
+# ---------------------------------------------------------------- manifests
+
+
+def test_malformed_manifest_rows_are_refused_with_line_numbers(source, photo_dir):
+    csv_text = (
+        "path,category,author\n"
+        "p0.jpg,food,Kim\n"
+        "p1.jpg,food,Lee,extra-field\n"
+        "p2.jpg\n"
+        ",food,nobody\n"
+        "p3.jpg,no-such-category,Park\n"
+    )
+    job = manifest_import(source, csv_text, manifest_base=str(photo_dir))
+    items = job.items.order_by("position")
+    assert [(i.name, i.outcome) for i in items] == [
+        ("row 2: p0.jpg", "accepted"),
+        ("row 3", "refused"),
+        ("row 4", "refused"),
+        ("row 5", "refused"),
+        ("row 6: p3.jpg", "refused"),
+    ]
+    assert "line 3: 4 fields, the header has 3" in items[1].reason
+    assert "line 4: fewer fields" in items[2].reason
+    assert "line 5: neither a path nor a url" in items[3].reason
+    assert "Unknown category 'no-such-category'" in items[4].reason
+
+    jsonl = "\n".join([
+        json.dumps({"path": "p1.jpg", "category": "places", "subcategory": "outdoor", "title": "산책"}),
+        '{"path": "p2.jpg", "category": ',
+        json.dumps(["not", "an", "object"]),
+        json.dumps({"author": "no path"}),
+        "",
+        json.dumps({"file": "p2.jpg"}),
+    ])
+    job = manifest_import(source, jsonl, name="rows.jsonl", manifest_base=str(photo_dir))
+    items = job.items.order_by("position")
+    assert [i.outcome for i in items] == ["accepted", "refused", "refused", "refused", "accepted"]
+    assert "line 2: not valid JSON" in items[1].reason
+    assert "line 3: expected a JSON object" in items[2].reason
+    assert "line 4: neither a path nor a url" in items[3].reason
+    assert items[0].image.subcategory.slug == "outdoor" and items[0].image.title == "산책"
+
+
+def test_manifest_without_a_path_or_url_column_is_refused_at_once(source):
+    with pytest.raises(services.IngestError, match="'path' or 'url' column"):
+        services.create_import(source=source, manifest=ContentFile(b"name,author\na,b\n", name="m.csv"), enqueue=False)
+    assert not ImportJob.objects.exists()
+
+
+def test_manifest_paths_outside_the_allowed_roots_are_refused(source, photo_dir, tmp_path, settings):
+    settings.INGEST = {**settings.INGEST, "ALLOWED_ROOTS": [str(photo_dir)]}
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(make_photo(seed=52))
+    job = manifest_import(source, f"path\np0.jpg\n{outside}\n../outside.jpg\n", manifest_base=str(photo_dir))
+    assert [i.outcome for i in job.items.order_by("position")] == ["accepted", "refused", "refused"]
+    assert "not under an allowed ingest root" in job.items.get(position=1).reason
+
+
+# ---------------------------------------------------------------- URL manifests against a local server
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    files: dict[str, tuple[str, bytes]] = {}
+    requests_seen: list[str] = []
+
+    def do_GET(self):  # noqa: N802 - the stdlib's name
+        self.requests_seen.append(self.path)
+        if self.path == "/moved.jpg":
+            self.send_response(302)
+            self.send_header("Location", "/a.jpg")
+            self.end_headers()
+            return
+        if self.path not in self.files:
+            self.send_error(404)
+            return
+        ctype, body = self.files[self.path]
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def web():
+    _Handler.files = {
+        "/a.jpg": ("image/jpeg", make_photo(400, 300, seed=60)),
+        "/b.png": ("image/png", make_photo(400, 300, seed=61, fmt="PNG")),
+        "/page.html": ("text/html", corpus.html_with_script()),
+    }
+    _Handler.requests_seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_url_manifest_reports_each_row_and_goes_on(source, web):
+    rows = [
+        f"{web}/a.jpg",
+        f"{web}/missing.jpg",
+        f"http://127.0.0.1:{_closed_port()}/x.jpg",
+        f"{web}/page.html",
+        f"{web}/b.png",
+        "ftp://example.org/c.jpg",
+    ]
+    job = manifest_import(source, "url\n" + "\n".join(rows) + "\n")
+    items = job.items.order_by("position")
+    assert job.status == ImportStatus.DONE
+    assert [i.outcome for i in items] == ["accepted", "refused", "refused", "refused", "accepted", "refused"]
+    assert "HTTP 404" in items[1].reason
+    assert "cannot fetch" in items[2].reason and "ConnectionError" in items[2].reason
+    assert "Not an image" in items[3].reason
+    assert "only http(s) URLs" in items[5].reason
+    assert items[0].image.original_url == rows[0]
+    assert items[0].image.original_name == "a.jpg"
+
+
+def test_private_addresses_are_not_fetched_unless_allowed(source, web, settings):
+    settings.INGEST = {**settings.INGEST, "URL_ALLOW_PRIVATE": False}
+    job = manifest_import(source, f"url\n{web}/a.jpg\nhttp://localhost:{web.rsplit(':', 1)[1]}/b.png\n")
+    items = job.items.order_by("position")
+    assert [i.outcome for i in items] == ["refused", "refused"]
+    assert "resolves to a private address (127.0.0.1); not fetched" in items[0].reason
+    assert _Handler.requests_seen == []  # refused before any request left
+
+
+def test_redirects_are_followed_and_each_hop_is_checked(source, web, settings, monkeypatch):
+    job = manifest_import(source, f"url\n{web}/moved.jpg\n")
+    assert job.items.get().outcome == "accepted"
+    assert _Handler.requests_seen == ["/moved.jpg", "/a.jpg"]
+
+    # A public address that redirects to a private one: the second hop is refused.
+    settings.INGEST = {**settings.INGEST, "URL_ALLOW_PRIVATE": False}
+    checked = []
+    real_check = readers._check_url
+
+    def check(url):
+        checked.append(url)
+        if len(checked) > 1:
+            real_check(url)
+
+    monkeypatch.setattr(readers, "_check_url", check)
+    with pytest.raises(ValueError, match="private address"):
+        readers.fetch_url(f"{web}/moved.jpg")
+    assert checked == [f"{web}/moved.jpg", f"{web}/a.jpg"]
+
+
+def test_open_images_metadata_columns(source, web):
+    header = (
+        "ImageID,Subset,OriginalURL,OriginalLandingURL,License,AuthorProfileURL,Author,Title,"
+        "OriginalSize,OriginalMD5,Thumbnail300KURL,Rotation\n"
+    )
+    row = (
+        f"000a1249af2bc5f0,train,{web}/a.jpg,https://www.flickr.com/photos/x/123,"
+        "https://creativecommons.org/licenses/by/2.0/,https://www.flickr.com/people/x/,"
+        'Jane Doe,"Bibimbap, Jeonju",12345,abc==,,0.0\n'
+    )
+    job = manifest_import(source, header + row, name="open-images.csv", category="food")
+    item = job.items.get()
+    assert item.outcome == "accepted", item.reason
+    image = item.image
+    assert image.licence.code == "cc-by-2.0"
+    assert (image.author, image.title, image.external_id) == ("Jane Doe", "Bibimbap, Jeonju", "000a1249af2bc5f0")
+    assert image.original_url == "https://www.flickr.com/photos/x/123"
+    assert image.attribution == "Bibimbap, Jeonju, by Jane Doe, https://www.flickr.com/photos/x/123, CC BY 2.0"
+
+
+# ---------------------------------------------------------------- folders
+
+
+def test_folder_import_walks_subfolders_and_zips(source, tmp_path):
+    root = tmp_path / "share"
+    (root / "2024" / "seoul").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    (root / "a.jpg").write_bytes(make_photo(seed=70))
+    (root / "2024" / "seoul" / "b.png").write_bytes(make_photo(seed=71, fmt="PNG"))
+    (root / "2024" / "more.zip").write_bytes(corpus.zip_of({"c.jpg": make_photo(seed=72)}))
+    (root / ".hidden" / "d.jpg").write_bytes(make_photo(seed=73))
+    (root / ".DS_Store").write_bytes(b"junk")
+    (root / "Thumbs.db").write_bytes(b"junk")
+    job = services.create_import(source=source, folder=str(root), enqueue=False)
+    job = services.run_import(job.pk)
+    assert sorted((i.name, i.outcome) for i in job.items.all()) == [
+        ("2024/more.zip/c.jpg", "accepted"),
+        ("2024/seoul/b.png", "accepted"),
+        ("a.jpg", "accepted"),
+    ]
+
+
+def test_folder_must_exist_and_lie_under_an_allowed_root(source, tmp_path, settings):
+    with pytest.raises(services.IngestError, match="not under an allowed ingest root"):
+        services.create_import(source=source, folder="/etc", enqueue=False)
+    job = services.create_import(source=source, folder=str(tmp_path / "nope"), enqueue=False)
+    job = services.run_import(job.pk)
+    assert job.status == ImportStatus.FAILED and "Folder not found" in job.error
+
+
+def test_exactly_one_input(source, tmp_path):
+    with pytest.raises(services.IngestError, match="exactly one"):
+        services.create_import(source=source, enqueue=False)
+    with pytest.raises(services.IngestError, match="exactly one"):
+        services.create_import(source=source, folder=str(tmp_path), s3_bucket="b", enqueue=False)
+
+
+# ---------------------------------------------------------------- atomicity, resuming, staging, orphans
+
+
+def test_failure_after_files_were_written_leaves_no_file_and_no_row(source, settings, monkeypatch):
+    def broken_save(self, *args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(Image, "save", broken_save)
+    with pytest.raises(RuntimeError):
+        services.ingest_one(make_photo(seed=80), source=source)
+    assert stored_files(settings) == []
+    assert not Image.objects.exists()
+
+
+def test_crash_between_image_row_and_report_line_rolls_both_back(source, settings, monkeypatch):
+    """The report line is written in the image's transaction: a crash there stores nothing, and the
+    resumed run reports the file as accepted (not as a duplicate of a half-recorded self)."""
+    job = services.create_import(source=source, files=[SimpleUploadedFile("a.jpg", make_photo(seed=81))], enqueue=False)
+    real_create = ImportItem.objects.create
+    monkeypatch.setattr(ImportItem.objects, "create", lambda **kw: (_ for _ in ()).throw(RuntimeError("worker killed")))
+    with pytest.raises(RuntimeError):
+        services.run_import(job.pk)
+    assert not Image.objects.exists() and not ImportItem.objects.exists()
+    assert [f for f in stored_files(settings) if not f.startswith("staging/")] == []
+    monkeypatch.setattr(ImportItem.objects, "create", real_create)
+    job = services.run_import(job.pk)
+    (item,) = job.items.all()
+    assert item.outcome == "accepted" and job.accepted == 1
+
+
+def test_crashed_run_resumes_and_reports_each_entry_exactly_once(source, settings, monkeypatch):
+    files = [(f"p{n}.jpg", make_photo(320, 240, seed=90 + n)) for n in range(5)] + [("p0-again.jpg", make_photo(320, 240, seed=90))]
+    job = services.create_import(source=source, files=[SimpleUploadedFile(n, d) for n, d in files], enqueue=False)
+    real_process = imaging.process
+    calls = []
+
+    def crash_on_third(data, limits=None):
+        calls.append(1)
+        if len(calls) == 3:
+            raise MemoryError("worker killed")
+        return real_process(data, limits)
+
+    monkeypatch.setattr(imaging, "process", crash_on_third)
+    with pytest.raises(MemoryError):
+        services.run_import(job.pk)
+    job.refresh_from_db()
+    assert job.status == ImportStatus.RUNNING and job.processed == 2
+    monkeypatch.setattr(imaging, "process", real_process)
+
+    job = services.run_import(job.pk)
+    positions = list(job.items.order_by("position").values_list("position", flat=True))
+    assert positions == list(range(6))
+    assert (job.status, job.processed, job.accepted, job.duplicates, job.refused) == (ImportStatus.DONE, 6, 5, 1, 0)
+    assert Image.objects.count() == 5
+    assert len(stored_files(settings)) == 10  # 5 images + 5 thumbnails, staging gone
+    # Running a finished job again changes nothing.
+    assert services.run_import(job.pk).items.count() == 6
+
+
+def test_staging_is_removed_when_an_import_ends(source, settings, monkeypatch):
+    done = upload(source, [("a.jpg", make_photo(seed=100)), ("b.zip", corpus.zip_of({"c.jpg": make_photo(seed=101)}))])
+    assert done.status == ImportStatus.DONE
+    assert not [f for f in stored_files(settings) if f.startswith("staging/")]
+
+    job = services.create_import(source=source, manifest=ContentFile(b"path\nx.jpg\n", name="m.csv"), enqueue=False)
+    assert [f for f in stored_files(settings) if f.startswith("staging/")] == [job.params["manifest_key"]]
+    monkeypatch.setattr(readers, "manifest_entries", lambda *a, **k: (_ for _ in ()).throw(readers.ReaderError("gone")))
+    failed = services.run_import(job.pk)
+    assert (failed.status, failed.error) == (ImportStatus.FAILED, "gone")
+    assert not [f for f in stored_files(settings) if f.startswith("staging/")]
+
+    queued = services.create_import(source=source, files=[SimpleUploadedFile("d.jpg", b"x")], enqueue=False)
+    services.fail_import(queued.pk, "RuntimeError: gave up after retries")
+    queued.refresh_from_db()
+    assert queued.status == ImportStatus.FAILED
+    assert not [f for f in stored_files(settings) if f.startswith("staging/")]
+
+
+def test_remove_orphan_files_removes_only_unreferenced_files(source, settings):
+    kept = services.ingest_one(make_photo(seed=110), source=source).image
+    running = services.create_import(source=source, files=[SimpleUploadedFile("r.jpg", b"r")], enqueue=False)
+    strays = ["images/ab/cd/crashed.jpg", "thumbs/ab/cd/crashed.jpg", "staging/0123abcd/00000_lost.jpg"]
+    for name in strays:
+        default_storage.save(name, ContentFile(b"x"))
+    referenced = {kept.file.name, kept.thumbnail.name, running.params["staged"][0]["key"]}
+
+    # Fresh files are left alone by default: an import may be about to insert their rows.
+    assert services.remove_orphan_files(dry_run=True) == []
+    planned = services.remove_orphan_files(dry_run=True, min_age=timedelta(0))
+    assert sorted(planned) == sorted(strays)
+    assert set(stored_files(settings)) == referenced | set(strays)  # dry run deletes nothing
+
+    removed = services.remove_orphan_files(min_age=timedelta(0))
+    assert sorted(removed) == sorted(strays)
+    assert set(stored_files(settings)) == referenced
+    with kept.file.open("rb") as fh:
+        assert PILImage.open(fh).size == (640, 480)
+    assert os.path.exists(Path(settings.MEDIA_ROOT) / running.params["staged"][0]["key"])
