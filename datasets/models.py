@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -58,7 +59,11 @@ class Subcategory(models.Model):
 class Licence(models.Model):
     """A licence and what it allows. `url` is how manifests (e.g. Open Images) name it."""
 
-    code = models.SlugField(max_length=40, unique=True)
+    code = models.CharField(
+        max_length=40,
+        unique=True,
+        validators=[RegexValidator(r"^[a-z0-9][a-z0-9.+-]*$", _("Lower-case letters, digits, '.', '+' and '-' (e.g. cc-by-4.0)."))],
+    )
     name = models.CharField(max_length=100)
     url = models.URLField(blank=True)
     commercial_use = models.BooleanField(help_text=_("Commercial use is allowed."))

@@ -30,6 +30,18 @@ def require_service(host: str, port: int, name: str) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _eager_celery():
+    """Tasks run in the test's own thread unless a test starts a real worker. The Celery app
+    reads Django settings once, so this sets the app's own config too."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path):
     """Every test writes media to its own folder (unless it configures S3 itself)."""
     settings.MEDIA_ROOT = str(tmp_path / "media")

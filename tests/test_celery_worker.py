@@ -96,8 +96,8 @@ def test_import_runs_on_a_real_worker_over_redis():
 def test_import_runs_on_a_real_worker_over_the_embedded_filesystem_broker(tmp_path):
     folder = tmp_path / "broker"
     options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "processed_folder": str(folder / "done"),
-               "store_processed": False, "polling_interval": 0.1}
-    for path in (folder, folder / "done"):
+               "control_folder": str(folder / "control"), "store_processed": False, "polling_interval": 0.1}
+    for path in (folder, folder / "done", folder / "control"):
         path.mkdir(parents=True, exist_ok=True)
     with broker("filesystem://", options):
         with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
