@@ -144,16 +144,18 @@ def _encode_jpeg(img: Image.Image, quality: int) -> bytes:
 
 
 def _fit(img: Image.Image, side: int) -> Image.Image:
-    """Shrink so the longest side is `side`: an integer box reduce first, then bicubic."""
+    """Shrink so the longest side is `side`: an integer box reduce first, then Pillow's Hamming
+    filter (antialiased, sharper than bilinear at the same cost; bicubic cost 60% more time for
+    no visible gain at these ratios, measured with bench/ingest.py)."""
     w, h = img.size
     if max(w, h) <= side:
         return img
     scale = side / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    factor = int(1 / scale / 2)  # keep at least 2x over the target for the bicubic pass
+    factor = int(1 / scale / 2)  # keep at least 2x over the target for the filter pass
     if factor >= 2:
         img = img.reduce(factor)
-    return img.resize(size, Image.Resampling.BICUBIC)
+    return img.resize(size, Image.Resampling.HAMMING)
 
 
 def _draft(img: Image.Image, side: int) -> float:
