@@ -19,10 +19,6 @@ from datasets.models import Category, Image, ImportItem, ImportJob, Licence, Sou
 from tests.conftest import make_photo
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 @pytest.fixture
 def planner(api):

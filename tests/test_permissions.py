@@ -17,10 +17,6 @@ from accounts import services as account_services
 ROLES = ("anonymous", "labeler", "planner", "engineer", "admin")
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 def row(*codes: int) -> dict[str, int]:
     assert len(codes) == len(ROLES)

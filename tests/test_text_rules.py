@@ -94,4 +94,4 @@ def test_messages_speak_korean_and_english():
     assert "at least 3" in en
     with translation.override("ko"):
         ko = check("ㅋ", SHORT).violations[0].message
-    assert "3" in ko
+    assert ko == "너무 짧아요: 최소 3자 (지금 1자)."

@@ -1,16 +1,11 @@
 """API tokens: create one (the key shows once), use it, revoke it; a token carries its user's role."""
 from __future__ import annotations
 
-import pytest
 from rest_framework.test import APIClient
 
 from accounts import services as account_services
 from accounts.models import ApiToken
 
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def with_key(key: str, keyword: str = "Token") -> APIClient:
