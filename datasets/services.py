@@ -6,6 +6,7 @@ The ingest path for one file is `ingest_one`; a whole import is `run_import`, wh
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,7 +14,7 @@ from typing import Callable
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F, ProtectedError, Q
 from django.utils import timezone
@@ -536,6 +537,11 @@ def _remove_staging(job: ImportJob) -> None:
     if p.get("manifest_key"):
         keys.append(p["manifest_key"])
     _delete_files(keys)
+    if p.get("staging_prefix") and isinstance(default_storage, FileSystemStorage):  # S3 has no folders
+        try:
+            os.rmdir(default_storage.path(p["staging_prefix"]))  # only once empty
+        except OSError:
+            pass
 
 
 def fail_import(job_id: int, error: str) -> None:

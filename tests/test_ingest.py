@@ -490,6 +490,7 @@ def test_staging_is_removed_when_an_import_ends(source, settings, monkeypatch):
     done = upload(source, [("a.jpg", make_photo(seed=100)), ("b.zip", corpus.zip_of({"c.jpg": make_photo(seed=101)}))])
     assert done.status == ImportStatus.DONE
     assert not [f for f in stored_files(settings) if f.startswith("staging/")]
+    assert not (Path(settings.MEDIA_ROOT) / done.params["staging_prefix"]).exists()  # no empty folder left
 
     job = services.create_import(source=source, manifest=ContentFile(b"path\nx.jpg\n", name="m.csv"), enqueue=False)
     assert [f for f in stored_files(settings) if f.startswith("staging/")] == [job.params["manifest_key"]]
