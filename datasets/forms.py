@@ -88,6 +88,13 @@ class ImportForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # The common case: one source, or one used last: start with it chosen.
+        last = Source.objects.filter(imports__isnull=False).order_by("-imports__created_at").first()
+        only = list(Source.objects.all()[:2])
+        if last is not None:
+            self.fields["source"].initial = last.pk
+        elif len(only) == 1:
+            self.fields["source"].initial = only[0].pk
         # Each subcategory option carries its category, so a little script can filter the list.
         self.fields["subcategory"].label_from_instance = lambda s: s.name
         self.subcategory_choices = [
