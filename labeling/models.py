@@ -1,1 +1,220 @@
-"""Models arrive with their issue; see ../shared/DESIGN.md."""
+"""Labeling state: projects, their comment types and members, the photo queue, assignments and comments.
+
+Every change goes through `labeling.services`; reads through `labeling.selectors`.
+"""
+from __future__ import annotations
+
+import random
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from datasets.models import Category, Image, Source, Subcategory
+
+from .text import Rules
+
+
+def random_key() -> float:
+    return random.random()
+
+
+class Project(models.Model):
+    """A labeling job: which photos, how many distinct labelers per photo, caps, leases and rules.
+
+    Photos are chosen by filters: images in any of `categories` or any of `subcategories`
+    (both empty: every category), narrowed to `sources` when any are chosen. The queue itself is
+    `ProjectImage`, materialised by `services.sync_project_images`.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+    overlap = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1)], help_text=_("Distinct labelers per photo.")
+    )
+    cap_per_labeler = models.PositiveIntegerField(
+        default=300, help_text=_("Most photos one labeler may label in this project.")
+    )
+    lease_minutes = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1)], help_text=_("How long a photo stays reserved for a labeler.")
+    )
+    categories = models.ManyToManyField(Category, blank=True, related_name="+")
+    subcategories = models.ManyToManyField(Subcategory, blank=True, related_name="+")
+    sources = models.ManyToManyField(Source, blank=True, related_name="+")
+
+    # Text rules (lengths are per comment type); the fields mirror labeling.text.Rules.
+    count_whitespace = models.BooleanField(default=False)
+    reject_jamo_or_emoji_only = models.BooleanField(default=True)
+    max_repeat_run = models.PositiveSmallIntegerField(default=5, help_text=_("0 turns the check off."))
+    reject_copied_examples = models.BooleanField(default=True)
+    reject_own_repeats = models.BooleanField(default=True)
+    reject_urls = models.BooleanField(default=True)
+    reject_emails = models.BooleanField(default=True)
+    reject_phone_numbers = models.BooleanField(default=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def rules_for(self, comment_type: "CommentType") -> Rules:
+        return Rules(
+            min_length=comment_type.min_length,
+            max_length=comment_type.max_length,
+            count_whitespace=self.count_whitespace,
+            reject_jamo_or_emoji_only=self.reject_jamo_or_emoji_only,
+            max_repeat_run=self.max_repeat_run,
+            reject_copied_examples=self.reject_copied_examples,
+            reject_own_repeats=self.reject_own_repeats,
+            reject_urls=self.reject_urls,
+            reject_emails=self.reject_emails,
+            reject_phone_numbers=self.reject_phone_numbers,
+        )
+
+
+class CommentType(models.Model):
+    """One text box on the labeler page (a short reaction, a specific comment, ...)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comment_types")
+    slug = models.SlugField(max_length=50)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    min_length = models.PositiveIntegerField(default=3)
+    max_length = models.PositiveIntegerField(default=300)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["project", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "slug"], name="commenttype_slug_unique_in_project"),
+            models.CheckConstraint(
+                condition=models.Q(max_length__gte=models.F("min_length")), name="commenttype_max_gte_min"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.name} / {self.name}"
+
+
+class ProjectMember(models.Model):
+    """A labeler who works on a project. Their row is the lock that serialises their own actions."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_memberships")
+    cap_override = models.PositiveIntegerField(null=True, blank=True, help_text=_("Empty: the project's cap."))
+    is_active = models.BooleanField(default=True)
+    joined_at = models.DateTimeField(auto_now_add=True)
+    last_active_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "id"]
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="projectmember_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project}"
+
+    @property
+    def cap(self) -> int:
+        return self.project.cap_per_labeler if self.cap_override is None else self.cap_override
+
+
+class ProjectImage(models.Model):
+    """A photo in a project's queue. `slots_taken` counts live leases plus submissions, never
+    more than the project's overlap; `random_key` spreads labelers over the queue."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="queue")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    slots_taken = models.PositiveSmallIntegerField(default=0)
+    submitted_count = models.PositiveSmallIntegerField(default=0)
+    random_key = models.FloatField(default=random_key)
+
+    class Meta:
+        ordering = ["project", "id"]
+        constraints = [models.UniqueConstraint(fields=["project", "image"], name="projectimage_unique")]
+        indexes = [
+            # The assignment engine's scan: open photos, started ones first, then random.
+            models.Index(fields=["project", "-slots_taken", "random_key"], name="projectimage_pick"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image_id} in {self.project_id} ({self.slots_taken} taken)"
+
+
+class AssignmentStatus(models.TextChoices):
+    LEASED = "leased", _("Leased")
+    SUBMITTED = "submitted", _("Submitted")
+    SKIPPED = "skipped", _("Skipped")
+    REPORTED = "reported", _("Reported")
+    EXPIRED = "expired", _("Lease expired")
+    RETURNED = "returned", _("Returned (labeler deactivated)")
+
+
+# A row in one of these states keeps the photo away from that labeler for good.
+BLOCKING_STATUSES = (
+    AssignmentStatus.LEASED, AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED, AssignmentStatus.REPORTED,
+)
+
+
+class ReportReason(models.TextChoices):
+    INAPPROPRIATE = "inappropriate", _("Inappropriate")
+    BROKEN = "broken", _("Broken image")
+    PERSONAL_INFO = "personal_info", _("Personal information")
+
+
+class Assignment(models.Model):
+    """One labeler's claim on one photo of a project. The unique constraint means the database
+    itself refuses to give the same photo twice to one person; an expired or returned lease keeps
+    its row and is re-used if the photo comes back to them."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=100, blank=True)
+    report_reason = models.CharField(max_length=16, choices=ReportReason.choices, blank=True)
+    report_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-leased_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "image", "labeler"], name="assignment_once_per_labeler"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "labeler", "status"], name="assignment_labeler_status"),
+            models.Index(fields=["project", "status", "expires_at"], name="assignment_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.labeler_id} / {self.image_id} ({self.status})"
+
+
+class Comment(models.Model):
+    """One text of one comment type in a submitted set."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="comments")
+    comment_type = models.ForeignKey(CommentType, on_delete=models.PROTECT, related_name="comments")
+    text = models.TextField()
+    length = models.PositiveIntegerField(help_text=_("Characters as the rules count them."))
+    key = models.TextField(editable=False, help_text=_("The text as the 'same text' rules compare it."))
+    guideline_version = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["assignment", "comment_type__position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "comment_type"], name="comment_once_per_type"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:50]

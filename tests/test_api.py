@@ -83,7 +83,7 @@ def test_planner_edits_quotas_and_retires_a_subcategory(planner, source):
 
     quotas = planner.get("/api/quotas/").json()
     food_row = next(c for c in quotas["categories"] if c["slug"] == "food")
-    assert food_row["target"] == 20_000 and food_row["labeled"] is None
+    assert food_row["target"] == 20_000 and food_row["labeled"] == 0  # no comments yet
     assert "korean" not in [s["slug"] for s in food_row["subcategories"]]
     with_retired = planner.get("/api/quotas/?include_retired=true").json()
     food_row = next(c for c in with_retired["categories"] if c["slug"] == "food")
@@ -393,7 +393,7 @@ def test_quota_dashboard_flags_full_and_over(api, source):
     sub = next(s for s in row["subcategories"] if s["slug"] == "clothing")
     assert (sub["target"], sub["collected"], sub["percent"], sub["full"], sub["over"]) == (2, 3, 100, True, True)
     assert (row["collected"], row["uncategorised"], row["full"]) == (4, 1, False)
-    assert data["totals"]["collected"] == 4 and data["totals"]["labeled"] is None
+    assert data["totals"]["collected"] == 4 and data["totals"]["labeled"] == 0
 
 
 def test_me(api, users):

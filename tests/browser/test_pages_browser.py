@@ -117,7 +117,7 @@ def test_quota_dashboard_bars_full_and_over(page, users, source, login, shot):
     assert selfie.locator(".bar").get_attribute("class") == "bar bar-over"
     assert pet.locator(".bar > span").evaluate("e => getComputedStyle(e).width") != "0px"
     assert page.locator("tfoot a.count-link").inner_text() == "6"
-    assert page.locator('tr[data-category="people"] td.num').nth(2).inner_text() == "—"  # labeled: not yet
+    assert page.locator('tr[data-category="people"] td.num').nth(2).inner_text() == "0"  # labeled: no comments yet
     # Engineers read the dashboard but get no category editing in the menu.
     assert page.locator("nav.nav a", has_text="카테고리").count() == 0
     shot(page, "quota-dashboard-full-over")

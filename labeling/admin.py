@@ -1,0 +1,47 @@
+from django.contrib import admin
+
+from .models import Assignment, Comment, CommentType, Project, ProjectImage, ProjectMember
+
+
+class CommentTypeInline(admin.TabularInline):
+    model = CommentType
+    extra = 0
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ("name", "is_active", "overlap", "cap_per_labeler", "lease_minutes", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name",)
+    filter_horizontal = ("categories", "subcategories", "sources")
+    inlines = [CommentTypeInline]
+
+
+@admin.register(ProjectMember)
+class ProjectMemberAdmin(admin.ModelAdmin):
+    list_display = ("user", "project", "cap_override", "is_active", "last_active_at")
+    list_filter = ("project", "is_active")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
+
+
+@admin.register(ProjectImage)
+class ProjectImageAdmin(admin.ModelAdmin):
+    list_display = ("image", "project", "slots_taken", "submitted_count")
+    list_filter = ("project",)
+    raw_id_fields = ("image",)
+
+
+class CommentInline(admin.TabularInline):
+    model = Comment
+    extra = 0
+    readonly_fields = ("comment_type", "text", "length", "guideline_version", "created_at")
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ("image", "labeler", "project", "status", "leased_at", "expires_at", "report_reason")
+    list_filter = ("project", "status", "report_reason")
+    search_fields = ("labeler__username",)
+    raw_id_fields = ("image", "labeler")
+    inlines = [CommentInline]
