@@ -54,7 +54,11 @@ run_suite() {  # name, log file, pytest args...
     return "$rc"
 }
 
-run_suite SQLite test-artifacts/pytest-sqlite.log "$@"
+# SQLite on a file (as the embedded default runs), not in memory: threads and a worker share it,
+# so the labelers' concurrency test runs on SQLite too.
+rm -f test-artifacts/test-sqlite.sqlite3*
+SQLITE_TEST_NAME="$PWD/test-artifacts/test-sqlite.sqlite3" \
+    run_suite SQLite test-artifacts/pytest-sqlite.log "$@"
 sqlite_rc=$?
 
 if answers 5432; then
