@@ -256,6 +256,10 @@ INGEST = {
     "ALLOWED_ROOTS": [p for p in (env("INGEST_ALLOWED_ROOTS") or "").split(",") if p],
 }
 
+# --- Labeling -----------------------------------------------------------------------------------
+# How often (seconds) the queue's "furthest from quota" category order is recomputed.
+LABELING_PRIORITY_REFRESH_SECONDS = env_int("LABELING_PRIORITY_REFRESH_SECONDS", 60)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/", include("config.api_urls")),
     path("accounts/", include("accounts.urls")),
     path("datasets/", include("datasets.urls")),
+    path("projects/", include("labeling.planner_urls")),
     path("", include("labeling.urls")),
 ]
 

@@ -54,6 +54,13 @@ class Project(models.Model):
     reject_emails = models.BooleanField(default=True)
     reject_phone_numbers = models.BooleanField(default=True)
 
+    # Guidelines: planners edit the draft and publish it as a new GuidelineVersion; this number
+    # is the current published version (0: none yet) and is what each comment records.
+    guideline_draft = models.TextField(blank=True, help_text=_("Markdown. Publish it to make it the labelers' guideline."))
+    guideline_version = models.PositiveIntegerField(default=0, editable=False)
+    # When the category priorities of the queue were last recomputed (services.refresh_priorities).
+    priorities_refreshed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -113,6 +120,11 @@ class ProjectMember(models.Model):
     is_active = models.BooleanField(default=True)
     joined_at = models.DateTimeField(auto_now_add=True)
     last_active_at = models.DateTimeField(null=True, blank=True)
+    # Running figures for the planners' dashboard, kept by services.submit (no scan of comments).
+    submitted_count = models.PositiveIntegerField(default=0)
+    rejection_count = models.PositiveIntegerField(default=0, help_text=_("Submissions the text rules refused."))
+    work_seconds_total = models.FloatField(default=0)
+    last_submitted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["project", "id"]
@@ -132,16 +144,26 @@ class ProjectImage(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="queue")
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    # The image's category, copied here so the engine's scan and the dashboard need no join;
+    # kept in step by sync_project_images and refresh_priorities.
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     slots_taken = models.PositiveSmallIntegerField(default=0)
     submitted_count = models.PositiveSmallIntegerField(default=0)
+    # 0 = the category furthest from its quota; recomputed by services.refresh_priorities.
+    priority = models.PositiveSmallIntegerField(default=0)
     random_key = models.FloatField(default=random_key)
+    # A planner took the photo out of the project (after a report); it is never handed out again.
+    excluded = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["project", "id"]
         constraints = [models.UniqueConstraint(fields=["project", "image"], name="projectimage_unique")]
         indexes = [
-            # The assignment engine's scan: open photos, started ones first, then random.
-            models.Index(fields=["project", "-slots_taken", "random_key"], name="projectimage_pick"),
+            # The assignment engine's scan: started photos first, then the categories furthest
+            # from quota, then random.
+            models.Index(fields=["project", "-slots_taken", "priority", "random_key"], name="projectimage_pick"),
+            # The progress dashboard: photos per category and number of comment sets.
+            models.Index(fields=["project", "category", "submitted_count"], name="projectimage_progress"),
         ]
 
     def __str__(self) -> str:
@@ -184,6 +206,11 @@ class Assignment(models.Model):
     idempotency_key = models.CharField(max_length=100, blank=True)
     report_reason = models.CharField(max_length=16, choices=ReportReason.choices, blank=True)
     report_note = models.TextField(blank=True)
+    # Seconds of work on this photo: from the lease, or from the labeler's previous submission if
+    # that came later (a photo fetched ahead is not being worked on yet).
+    work_seconds = models.FloatField(null=True, blank=True)
+    # A planner's decision on a report: empty (open), "kept" (photo stays) or "excluded".
+    report_resolution = models.CharField(max_length=16, blank=True)
 
     class Meta:
         ordering = ["-leased_at", "-id"]
@@ -218,3 +245,67 @@ class Comment(models.Model):
 
     def __str__(self) -> str:
         return self.text[:50]
+
+
+class GuidelineVersion(models.Model):
+    """A published guideline: the Markdown and a frozen copy of the examples at publishing time.
+
+    Published versions never change; a comment records the version it was written under."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="guideline_versions")
+    version = models.PositiveIntegerField()
+    body = models.TextField()
+    # [{"image_id", "image_url", "thumbnail_url", "note", "comments": [{"comment_type", "text",
+    #   "verdict": "good"|"bad", "why"}]}], in the order planners set.
+    examples = models.JSONField(default=list)
+    published_at = models.DateTimeField(auto_now_add=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["project", "-version"]
+        constraints = [models.UniqueConstraint(fields=["project", "version"], name="guideline_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.project.name} v{self.version}"
+
+    def example_texts(self) -> list[str]:
+        return [c["text"] for ex in self.examples for c in ex.get("comments", [])]
+
+
+class GuidelineExample(models.Model):
+    """An example in the project's working set: a photo with good and bad comments. Publishing a
+    guideline freezes the set into the new GuidelineVersion."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="examples")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
+    note = models.CharField(max_length=300, blank=True, help_text=_("What this example shows."))
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["project", "position", "id"]
+        constraints = [models.UniqueConstraint(fields=["project", "image"], name="example_image_unique")]
+
+    def __str__(self) -> str:
+        return f"example {self.image_id} in {self.project_id}"
+
+
+class Verdict(models.TextChoices):
+    GOOD = "good", _("Good")
+    BAD = "bad", _("Bad")
+
+
+class ExampleComment(models.Model):
+    example = models.ForeignKey(GuidelineExample, on_delete=models.CASCADE, related_name="comments")
+    comment_type = models.ForeignKey(CommentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField()
+    verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    why = models.CharField(max_length=300, blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["example", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.verdict}: {self.text[:40]}"

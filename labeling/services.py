@@ -17,16 +17,20 @@ Lock order everywhere: member row, then assignment row, then project-image row.
 """
 from __future__ import annotations
 
+import csv
+import io
 import random
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from datasets.models import Image
+from accounts.models import Role, User
+from datasets.models import Category, Image
 
 from . import text as text_rules
 from .models import (
@@ -35,10 +39,14 @@ from .models import (
     AssignmentStatus,
     Comment,
     CommentType,
+    ExampleComment,
+    GuidelineExample,
+    GuidelineVersion,
     Project,
     ProjectImage,
     ProjectMember,
     ReportReason,
+    Verdict,
 )
 
 DEFAULT_COMMENT_TYPES = (
@@ -156,14 +164,74 @@ def sync_project_images(project: Project, *, batch_size: int = 5000) -> tuple[in
         missing = matching.exclude(pk__in=ProjectImage.objects.filter(project=project).values("image_id"))
         added = 0
         batch: list[ProjectImage] = []
-        for image_id in missing.order_by().values_list("pk", flat=True).iterator(chunk_size=batch_size):
-            batch.append(ProjectImage(project=project, image_id=image_id, random_key=random.random()))
+        for image_id, category_id in missing.order_by().values_list("pk", "category_id").iterator(chunk_size=batch_size):
+            batch.append(ProjectImage(project=project, image_id=image_id, category_id=category_id, random_key=random.random()))
             if len(batch) >= batch_size:
                 added += len(ProjectImage.objects.bulk_create(batch, ignore_conflicts=True))
                 batch = []
         if batch:
             added += len(ProjectImage.objects.bulk_create(batch, ignore_conflicts=True))
+    refresh_priorities(project)
     return added, removed
+
+
+def category_order() -> list[int | None]:
+    """Category ids, furthest from quota first: the share of the quota already labeled (images
+    with at least one submitted comment set), lowest first; categories with no quota last, then
+    photos with no category."""
+    from .selectors import labeled_image_counts
+
+    labeled: dict[int | None, int] = {}
+    for (cat, _sub), n in labeled_image_counts().items():
+        labeled[cat] = labeled.get(cat, 0) + n
+    cats = list(Category.objects.order_by("position", "id").values_list("pk", "quota"))
+
+    def share(item):
+        pk, quota = item
+        return (0, labeled.get(pk, 0) / quota) if quota else (1, 0)
+
+    return [pk for pk, _q in sorted(cats, key=share)] + [None]
+
+
+def refresh_priorities(project: Project) -> int:
+    """Recompute the queue's category priorities (0 = furthest from quota) and re-copy image
+    categories that changed since. Only rows whose value changes are written, so a refresh that
+    changes no order is a few indexed scans. Returns rows written."""
+    from django.db.models import OuterRef, Subquery
+
+    written = 0
+    with transaction.atomic():
+        drifted = ProjectImage.objects.filter(project=project).exclude(category_id=F("image__category_id"))
+        drifted |= ProjectImage.objects.filter(project=project, category__isnull=True, image__category__isnull=False)
+        drifted |= ProjectImage.objects.filter(project=project, category__isnull=False, image__category__isnull=True)
+        ids = list(drifted.values_list("pk", flat=True)[:100000])
+        if ids:
+            written += ProjectImage.objects.filter(pk__in=ids).update(
+                category_id=Subquery(Image.objects.filter(pk=OuterRef("image_id")).values("category_id")[:1])
+            )
+        for rank, cat in enumerate(category_order()):
+            rows = ProjectImage.objects.filter(project=project, category_id=cat) if cat is not None else \
+                ProjectImage.objects.filter(project=project, category__isnull=True)
+            written += rows.exclude(priority=rank).update(priority=rank)
+        Project.objects.filter(pk=project.pk).update(priorities_refreshed_at=timezone.now())
+    return written
+
+
+def _maybe_refresh_priorities(project: Project) -> None:
+    """Queue a priority refresh when the last one is older than LABELING_PRIORITY_REFRESH_SECONDS.
+    The conditional update lets one request in many claim it."""
+    every = getattr(settings, "LABELING_PRIORITY_REFRESH_SECONDS", 60)
+    cutoff = timezone.now() - timedelta(seconds=every)
+    last = project.priorities_refreshed_at
+    if last is not None and last > cutoff:
+        return
+    claimed = Project.objects.filter(pk=project.pk).filter(
+        Q(priorities_refreshed_at__isnull=True) | Q(priorities_refreshed_at__lte=cutoff)
+    ).update(priorities_refreshed_at=timezone.now())
+    if claimed:
+        from .tasks import refresh_priorities_task
+
+        transaction.on_commit(lambda: refresh_priorities_task.delay(project.pk))
 
 
 def _lock_member(project_id: int, labeler, *, active_only: bool = True) -> ProjectMember:
@@ -228,9 +296,9 @@ def release_expired_leases(project: Project, *, limit: int = 500) -> int:
 def _candidates(project: Project, labeler, *, skip_locked: bool, tried: set):
     mine = Assignment.objects.filter(project=project, labeler=labeler, status__in=BLOCKING_STATUSES)
     qs = (
-        ProjectImage.objects.filter(project=project, slots_taken__lt=project.overlap)
+        ProjectImage.objects.filter(project=project, slots_taken__lt=project.overlap, excluded=False)
         .exclude(image_id__in=mine.values("image_id"))
-        .order_by("-slots_taken", "random_key")
+        .order_by("-slots_taken", "priority", "random_key")
     )
     if tried:
         qs = qs.exclude(image_id__in=tried)
@@ -241,44 +309,74 @@ def _candidates(project: Project, labeler, *, skip_locked: bool, tried: set):
 
 def next_assignment(project: Project, labeler) -> Assignment:
     """The labeler's photo: their own unexpired lease, else a new lease on a photo that still
-    needs labelers and that they have not had, preferring photos already started.
+    needs labelers and that they have not had. Raises NotAMember, ProjectInactive, CapReached or
+    NoWorkLeft."""
+    return next_assignments(project, labeler, count=1)[0]
 
-    Raises NotAMember, ProjectInactive, CapReached or NoWorkLeft.
+
+def next_assignments(project: Project, labeler, count: int = 1) -> list[Assignment]:
+    """Up to `count` leases for the labeler, oldest first: their own unexpired leases, topped up
+    with new ones while they are under their cap (a photo fetched ahead counts towards the cap
+    like any lease). New photos: started ones first (finish overlaps before opening new photos),
+    then the categories furthest from quota, then random.
+
+    Raises NotAMember or ProjectInactive; CapReached or NoWorkLeft when there is nothing at all
+    to return.
     """
     if not project.is_active:
         raise ProjectInactive()
+    count = max(1, min(int(count), 5))
     release_expired_leases(project)
     with transaction.atomic():
         member = _lock_member(project.pk, labeler)
         project = member.project
+        if not project.is_active:
+            raise ProjectInactive()
         now = timezone.now()
-        own = (
+        leases = list(
             Assignment.objects.filter(project=project, labeler=labeler, status=AssignmentStatus.LEASED, expires_at__gt=now)
-            .order_by("leased_at")
-            .first()
+            .order_by("leased_at", "id")[:count]
         )
-        if own is not None:
-            return own
+        if len(leases) >= count:
+            return leases
         used = Assignment.objects.filter(
             project=project, labeler=labeler, status__in=(AssignmentStatus.LEASED, AssignmentStatus.SUBMITTED)
         ).count()
-        if used >= member.cap:
-            raise CapReached()
-        # Skip rows other labelers hold locked; only when none is free, wait for the locked ones,
-        # so "no work" is never said while a photo is merely busy.
-        tried: set = set()
-        for skip_locked in (True, False):
-            while True:
-                pick = (
-                    _candidates(project, labeler, skip_locked=skip_locked, tried=tried)
-                    .values_list("image_id", flat=True).first()
-                )
-                if pick is None:
-                    break
-                if _take_slot(project, pick):
-                    return _lease(project, pick, labeler, now)
-                tried.add(pick)
-        raise NoWorkLeft()
+        error: LabelingError | None = None
+        while len(leases) < count:
+            if used >= member.cap:
+                error = CapReached()
+                break
+            image_id = _pick(project, labeler)
+            if image_id is None:
+                error = NoWorkLeft()
+                break
+            leases.append(_lease(project, image_id, labeler, now))
+            used += 1
+        if not leases:
+            raise error
+    _maybe_refresh_priorities(project)
+    return leases
+
+
+def _pick(project: Project, labeler):
+    """Take a slot on the best open photo and return its image id, or None.
+
+    Skip rows other labelers hold locked; only when none is free, wait for the locked ones, so
+    "no work" is never said while a photo is merely busy."""
+    tried: set = set()
+    for skip_locked in (True, False):
+        while True:
+            pick = (
+                _candidates(project, labeler, skip_locked=skip_locked, tried=tried)
+                .values_list("image_id", flat=True).first()
+            )
+            if pick is None:
+                break
+            if _take_slot(project, pick):
+                return pick
+            tried.add(pick)
+    return None
 
 
 def _lease(project: Project, image_id, labeler, now) -> Assignment:
@@ -296,8 +394,24 @@ def _lease(project: Project, image_id, labeler, now) -> Assignment:
     return assignment
 
 
+def current_guideline(project: Project) -> GuidelineVersion | None:
+    if not project.guideline_version:
+        return None
+    return GuidelineVersion.objects.filter(project=project, version=project.guideline_version).first()
+
+
+def _example_texts(project: Project) -> list[str]:
+    if not (project.reject_copied_examples and project.guideline_version):
+        return []
+    row = GuidelineVersion.objects.filter(project=project, version=project.guideline_version).values_list(
+        "examples", flat=True
+    ).first()
+    return [c["text"] for ex in row or [] for c in ex.get("comments", [])]
+
+
 def _validate(project: Project, labeler, texts: dict[str, str]) -> list[tuple[CommentType, str, int]]:
     types = list(project.comment_types.order_by("position", "id"))
+    examples = _example_texts(project)
     own_previous: set[str] = set()
     keys = {text_rules.comparable(v) for v in texts.values() if isinstance(v, str)} - {""}
     if project.reject_own_repeats and keys:
@@ -315,7 +429,7 @@ def _validate(project: Project, labeler, texts: dict[str, str]) -> list[tuple[Co
         if not isinstance(value, str):
             errors[ct.slug] = [("required", str(_("This comment is required.")))]
             continue
-        result = text_rules.check(value, project.rules_for(ct), own_previous=own_previous)
+        result = text_rules.check(value, project.rules_for(ct), examples=examples, own_previous=own_previous)
         if result.ok:
             accepted.append((ct, text_rules.normalise(value), result.length))
         else:
@@ -329,41 +443,58 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
     """Store the labeler's comment set for their assignment and return it.
 
     Idempotent: a second submit of a submitted assignment (a double click, a retried request)
-    stores nothing and returns the stored set. Texts that break a rule raise SubmissionRejected
-    and store nothing. A lease that expired still counts if the photo has a free slot (and the
-    labeler is under their cap); otherwise LeaseLost.
+    stores nothing and returns the stored set. Texts that break a rule raise SubmissionRejected,
+    store nothing and count one rejection for the labeler. A lease that expired still counts if
+    the photo has a free slot (and the labeler is under their cap); otherwise LeaseLost.
+    Each comment records the guideline version current at submission.
     """
-    with transaction.atomic():
-        member = _lock_member(assignment.project_id, labeler)
-        project = member.project
-        current = _lock_assignment(assignment.pk, labeler)
-        if current.status == AssignmentStatus.SUBMITTED:
-            return list(current.comments.order_by("comment_type__position", "id"))
-        if current.status in (AssignmentStatus.SKIPPED, AssignmentStatus.REPORTED):
-            raise AssignmentClosed()
-        accepted = _validate(project, labeler, texts)
-        if current.status != AssignmentStatus.LEASED:  # expired or returned: the slot was freed
-            used = Assignment.objects.filter(
-                project=project, labeler=labeler, status__in=(AssignmentStatus.LEASED, AssignmentStatus.SUBMITTED)
-            ).count()
-            if used >= member.cap:
-                raise CapReached()
-            if not _take_slot(project, current.image_id):
-                raise LeaseLost()
-        now = timezone.now()
-        current.status = AssignmentStatus.SUBMITTED
-        current.submitted_at = now
-        current.idempotency_key = idempotency_key[:100]
-        current.save(update_fields=["status", "submitted_at", "idempotency_key"])
-        ProjectImage.objects.filter(project=project, image_id=current.image_id).update(
-            submitted_count=F("submitted_count") + 1
+    try:
+        with transaction.atomic():
+            member = _lock_member(assignment.project_id, labeler)
+            project = member.project
+            current = _lock_assignment(assignment.pk, labeler)
+            if current.status == AssignmentStatus.SUBMITTED:
+                return list(current.comments.order_by("comment_type__position", "id"))
+            if current.status in (AssignmentStatus.SKIPPED, AssignmentStatus.REPORTED):
+                raise AssignmentClosed()
+            accepted = _validate(project, labeler, texts)
+            if current.status != AssignmentStatus.LEASED:  # expired or returned: the slot was freed
+                used = Assignment.objects.filter(
+                    project=project, labeler=labeler, status__in=(AssignmentStatus.LEASED, AssignmentStatus.SUBMITTED)
+                ).count()
+                if used >= member.cap:
+                    raise CapReached()
+                if not _take_slot(project, current.image_id):
+                    raise LeaseLost()
+            now = timezone.now()
+            started = current.leased_at
+            if member.last_submitted_at and member.last_submitted_at > started:
+                started = member.last_submitted_at
+            current.status = AssignmentStatus.SUBMITTED
+            current.submitted_at = now
+            current.idempotency_key = idempotency_key[:100]
+            current.work_seconds = max(0.0, (now - started).total_seconds())
+            current.save(update_fields=["status", "submitted_at", "idempotency_key", "work_seconds"])
+            ProjectImage.objects.filter(project=project, image_id=current.image_id).update(
+                submitted_count=F("submitted_count") + 1
+            )
+            ProjectMember.objects.filter(pk=member.pk).update(
+                submitted_count=F("submitted_count") + 1,
+                work_seconds_total=F("work_seconds_total") + current.work_seconds,
+                last_submitted_at=now,
+            )
+            comments = Comment.objects.bulk_create(
+                [
+                    Comment(assignment=current, comment_type=ct, text=value, length=n,
+                            key=text_rules.comparable(value), guideline_version=project.guideline_version or None)
+                    for ct, value, n in accepted
+                ]
+            )
+    except SubmissionRejected:
+        ProjectMember.objects.filter(project_id=assignment.project_id, user=labeler).update(
+            rejection_count=F("rejection_count") + 1
         )
-        comments = Comment.objects.bulk_create(
-            [
-                Comment(assignment=current, comment_type=ct, text=value, length=n, key=text_rules.comparable(value))
-                for ct, value, n in accepted
-            ]
-        )
+        raise
     _copy_state(current, assignment)
     return comments
 
@@ -419,3 +550,208 @@ def deactivate_member(project: Project, user) -> int:
                 _free_slot(project, image_id)
                 returned += 1
     return returned
+
+
+# --- Reports --------------------------------------------------------------------------------
+
+def resolve_report(assignment: Assignment, resolution: str) -> Assignment:
+    """A planner's decision on a reported photo: "kept" (the photo stays in the queue for
+    others) or "excluded" (it is never handed out again in this project)."""
+    if assignment.status != AssignmentStatus.REPORTED:
+        raise LabelingError(_("Only reported photos can be resolved."))
+    if resolution not in ("kept", "excluded"):
+        raise ValidationError({"resolution": _("Choose kept or excluded.")})
+    with transaction.atomic():
+        Assignment.objects.filter(pk=assignment.pk).update(report_resolution=resolution)
+        ProjectImage.objects.filter(project_id=assignment.project_id, image_id=assignment.image_id).update(
+            excluded=resolution == "excluded"
+        )
+    assignment.report_resolution = resolution
+    return assignment
+
+
+# --- Guidelines and examples ----------------------------------------------------------------
+
+def save_guideline_draft(project: Project, body: str) -> Project:
+    Project.objects.filter(pk=project.pk).update(guideline_draft=body)
+    project.guideline_draft = body
+    return project
+
+
+def _example_snapshot(project: Project) -> list[dict]:
+    out = []
+    examples = GuidelineExample.objects.filter(project=project).select_related("image").prefetch_related(
+        "comments__comment_type"
+    )
+    for ex in examples:
+        out.append({
+            "image_id": str(ex.image_id),
+            "image_url": ex.image.file.url if ex.image.file else "",
+            "thumbnail_url": ex.image.thumbnail.url if ex.image.thumbnail else "",
+            "note": ex.note,
+            "comments": [
+                {
+                    "comment_type": c.comment_type.slug if c.comment_type else "",
+                    "comment_type_name": c.comment_type.name if c.comment_type else "",
+                    "text": c.text, "verdict": c.verdict, "why": c.why,
+                }
+                for c in ex.comments.all()
+            ],
+        })
+    return out
+
+
+def publish_guideline(project: Project, body: str | None = None, *, published_by=None) -> GuidelineVersion:
+    """Publish the draft (or `body`) with a frozen copy of the current examples as the next
+    version. Comments already written keep the version they were written under."""
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        body = locked.guideline_draft if body is None else body
+        if not (body or "").strip():
+            raise ValidationError({"body": _("The guideline is empty.")})
+        version = GuidelineVersion.objects.create(
+            project=locked, version=locked.guideline_version + 1, body=body,
+            examples=_example_snapshot(locked), published_by=published_by,
+        )
+        Project.objects.filter(pk=locked.pk).update(guideline_version=version.version, guideline_draft=body)
+    project.guideline_version = version.version
+    project.guideline_draft = body
+    return version
+
+
+def save_example(project: Project, image: Image, *, note: str = "", comments: list[dict] = (),
+                 example: GuidelineExample | None = None, position: int | None = None) -> GuidelineExample:
+    """Create or replace an example: a photo with comments, each {"comment_type": slug or
+    None, "text", "verdict": "good"|"bad", "why"}. It appears to labelers at the next publish."""
+    types = {ct.slug: ct for ct in project.comment_types.all()}
+    errors = {}
+    rows = []
+    for i, c in enumerate(comments):
+        text = text_rules.normalise(str(c.get("text", "")))
+        verdict = c.get("verdict")
+        slug = c.get("comment_type") or None
+        if not text:
+            errors[f"comments[{i}].text"] = _("An example comment needs text.")
+        if verdict not in Verdict.values:
+            errors[f"comments[{i}].verdict"] = _("Mark the comment good or bad.")
+        if slug is not None and slug not in types:
+            errors[f"comments[{i}].comment_type"] = _("This project has no comment type “%(slug)s”.") % {"slug": slug}
+        rows.append(ExampleComment(comment_type=types.get(slug), text=text, verdict=verdict or "",
+                                   why=str(c.get("why", ""))[:300], position=i))
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        if example is None:
+            if position is None:
+                position = GuidelineExample.objects.filter(project=project).count()
+            try:
+                with transaction.atomic():
+                    example = GuidelineExample.objects.create(project=project, image=image, note=note[:300], position=position)
+            except IntegrityError:
+                raise ValidationError({"image": _("This photo is already an example.")}) from None
+        else:
+            example.image = image
+            example.note = note[:300]
+            if position is not None:
+                example.position = position
+            example.save()
+            example.comments.all().delete()
+        for row in rows:
+            row.example = example
+        ExampleComment.objects.bulk_create(rows)
+    return example
+
+
+def delete_example(example: GuidelineExample) -> None:
+    example.delete()
+
+
+# --- Labelers -------------------------------------------------------------------------------
+
+def set_member_cap(project: Project, user, cap_override: int | None) -> ProjectMember:
+    if cap_override is not None and cap_override < 0:
+        raise ValidationError({"cap_override": _("A cap cannot be negative.")})
+    with transaction.atomic():
+        _lock_member(project.pk, user, active_only=False)
+        ProjectMember.objects.filter(project=project, user=user).update(cap_override=cap_override)
+    return ProjectMember.objects.get(project=project, user=user)
+
+
+CSV_COLUMNS = ("username", "password", "name", "email", "cap")
+
+
+@transaction.atomic
+def import_labelers_csv(project: Project, data: bytes | str) -> dict:
+    """Create (or reuse) labeler accounts from a CSV with a header row: username (required),
+    password (required for new accounts, at least 8 characters), name, email, cap (empty: the
+    project's). All rows are checked first; if any row is wrong nothing is written and a
+    ValidationError lists every bad row by its line number. Returns {"created", "added", "rows"}."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError({"file": _("The file is not UTF-8 text.")}) from None
+    reader = csv.DictReader(io.StringIO(data))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if "username" not in header:
+        raise ValidationError({"file": _("The first line must be a header with at least a username column.")})
+    unknown = sorted(set(header) - set(CSV_COLUMNS) - {""})
+    if unknown:
+        raise ValidationError({"file": _("Unknown columns: %(cols)s. Known: %(known)s.") % {
+            "cols": ", ".join(unknown), "known": ", ".join(CSV_COLUMNS)}})
+    reader.fieldnames = header
+    plans, errors, seen = [], [], set()
+    for row in reader:
+        line = reader.line_num
+        row = {k: (v or "").strip() for k, v in row.items() if k}
+        username = row.get("username", "")
+        if not username:
+            errors.append(_("Line %(line)d: the username is empty.") % {"line": line})
+            continue
+        if username in seen:
+            errors.append(_("Line %(line)d: %(user)s appears twice.") % {"line": line, "user": username})
+            continue
+        seen.add(username)
+        cap = None
+        if row.get("cap"):
+            try:
+                cap = int(row["cap"])
+                if cap < 0:
+                    raise ValueError
+            except ValueError:
+                errors.append(_("Line %(line)d: the cap must be a whole number of 0 or more.") % {"line": line})
+                continue
+        user = User.objects.filter(username=username).first()
+        if user is not None and user.role != Role.LABELER:
+            errors.append(_("Line %(line)d: %(user)s exists and is not a labeler.") % {"line": line, "user": username})
+            continue
+        if user is None:
+            password = row.get("password", "")
+            if len(password) < 8:
+                errors.append(_("Line %(line)d: a new account needs a password of at least 8 characters.") % {"line": line})
+                continue
+            candidate = User(username=username, role=Role.LABELER, first_name=row.get("name", "")[:150],
+                             email=row.get("email", ""))
+            try:
+                candidate.full_clean(exclude=["password"])
+            except ValidationError as exc:
+                msgs = "; ".join(m for ms in exc.message_dict.values() for m in ms)
+                errors.append(_("Line %(line)d: %(msgs)s") % {"line": line, "msgs": msgs})
+                continue
+        plans.append((user, username, row, cap))
+    if errors:
+        raise ValidationError({"file": errors})
+    if not plans:
+        raise ValidationError({"file": _("The file has no rows.")})
+    from accounts import services as accounts
+
+    created = added = 0
+    for user, username, row, cap in plans:
+        if user is None:
+            user = accounts.create_user(username, row["password"], Role.LABELER,
+                                        first_name=row.get("name", "")[:150], email=row.get("email", ""))
+            created += 1
+        if not ProjectMember.objects.filter(project=project, user=user, is_active=True).exists():
+            added += 1
+        add_member(project, user, cap_override=cap)
+    return {"created": created, "added": added, "rows": len(plans)}

@@ -1,0 +1,12 @@
+"""Thin Celery wrappers around labeling.services."""
+from celery import shared_task
+
+from . import services
+from .models import Project
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def refresh_priorities_task(project_id: int) -> None:
+    project = Project.objects.filter(pk=project_id).first()
+    if project is not None:
+        services.refresh_priorities(project)
