@@ -56,3 +56,22 @@ def test_seed_demo_refuses_in_production(settings):
     # --force is the way past it, on a throwaway installation.
     run(images=0, force=True)
     assert User.objects.filter(username="admin").exists()
+
+
+@pytest.mark.django_db
+def test_seed_demo_creates_a_labeling_project_to_click_through():
+    from labeling.models import Assignment, GuidelineVersion, Project, ProjectMember
+
+    out = run(images=10)
+    project = Project.objects.get()
+    assert "Demo project" in out
+    assert project.queue.count() == 10
+    assert ProjectMember.objects.filter(project=project, user__username="labeler", is_active=True).exists()
+    version = GuidelineVersion.objects.get(project=project)
+    assert project.guideline_version == version.version == 1
+    assert {c["verdict"] for ex in version.examples for c in ex["comments"]} == {"good", "bad"}
+    assert Assignment.objects.filter(project=project, status="submitted", labeler__username="labeler2").count() == 8
+    # Run again: nothing new.
+    run(images=10)
+    assert Project.objects.count() == 1
+    assert Assignment.objects.filter(status="submitted").count() == 8
