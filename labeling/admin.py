@@ -1,6 +1,16 @@
 from django.contrib import admin
 
-from .models import Assignment, Comment, CommentType, Project, ProjectImage, ProjectMember
+from .models import (
+    Assignment,
+    Comment,
+    CommentType,
+    ExampleComment,
+    GuidelineExample,
+    GuidelineVersion,
+    Project,
+    ProjectImage,
+    ProjectMember,
+)
 
 
 class CommentTypeInline(admin.TabularInline):
@@ -19,7 +29,7 @@ class ProjectAdmin(admin.ModelAdmin):
 
 @admin.register(ProjectMember)
 class ProjectMemberAdmin(admin.ModelAdmin):
-    list_display = ("user", "project", "cap_override", "is_active", "last_active_at")
+    list_display = ("user", "project", "cap_override", "is_active", "submitted_count", "rejection_count", "last_active_at")
     list_filter = ("project", "is_active")
     search_fields = ("user__username",)
     raw_id_fields = ("user",)
@@ -27,7 +37,7 @@ class ProjectMemberAdmin(admin.ModelAdmin):
 
 @admin.register(ProjectImage)
 class ProjectImageAdmin(admin.ModelAdmin):
-    list_display = ("image", "project", "slots_taken", "submitted_count")
+    list_display = ("image", "project", "category", "slots_taken", "submitted_count", "priority", "excluded")
     list_filter = ("project",)
     raw_id_fields = ("image",)
 
@@ -45,3 +55,31 @@ class AssignmentAdmin(admin.ModelAdmin):
     search_fields = ("labeler__username",)
     raw_id_fields = ("image", "labeler")
     inlines = [CommentInline]
+
+
+@admin.register(GuidelineVersion)
+class GuidelineVersionAdmin(admin.ModelAdmin):
+    """Published versions are history: shown, never edited."""
+
+    list_display = ("project", "version", "published_at", "published_by")
+    list_filter = ("project",)
+    readonly_fields = ("project", "version", "body", "examples", "published_at", "published_by")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ExampleCommentInline(admin.TabularInline):
+    model = ExampleComment
+    extra = 0
+
+
+@admin.register(GuidelineExample)
+class GuidelineExampleAdmin(admin.ModelAdmin):
+    list_display = ("image", "project", "note", "position")
+    list_filter = ("project",)
+    raw_id_fields = ("image",)
+    inlines = [ExampleCommentInline]
