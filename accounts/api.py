@@ -1,17 +1,21 @@
 """REST API of the accounts app: who am I, and my API tokens.
 
 Tokens: planners and ML engineers (and admins) create, list and revoke their own named tokens;
-labelers get 403 (they work in the browser). The key is shown once, in the create response;
-send it as `Authorization: Token <key>` or `Authorization: Bearer <key>`.
+the key is shown once, in the create response; send it as `Authorization: Token <key>` or
+`Authorization: Bearer <key>`. A custom client (a labelers' mobile app) signs in with
+`POST /api/auth/login/` (username, password, device name), which gives every role a token for
+that device, and signs out with `POST /api/auth/logout/`, which revokes it.
 """
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from django.contrib.auth import authenticate
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -108,3 +112,52 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
         return Response(ApiTokenSerializer(self._revoke(request, pk)).data)
+
+
+class LoginSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+    device = serializers.CharField(max_length=100, help_text="A name for this device's token, e.g. 'Galaxy S24'.")
+
+
+class LoginResponseSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="The token; shown this once. Send it as `Authorization: Token <key>`.")
+    token = ApiTokenSerializer()
+    user = MeSerializer()
+
+
+class LoginView(APIView):
+    """Sign in from a custom client: a new named token for this device, for any role.
+    Wrong credentials give 400 with one message that does not say which part was wrong.
+    Throttled per client address (DRF's `login` scope)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+    @extend_schema(request=LoginSerializer, responses={201: LoginResponseSerializer}, auth=[])
+    def post(self, request):
+        data = LoginSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(request, username=data.validated_data["username"], password=data.validated_data["password"])
+        if user is None or not user.is_active:
+            raise serializers.ValidationError({"detail": ["The username or password is not right."]})
+        token, key = services.create_token(user, data.validated_data["device"])
+        return Response(
+            {"key": key, "token": ApiTokenSerializer(token).data, "user": MeSerializer(user).data},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class LogoutView(APIView):
+    """Sign out a custom client: revoke the token this request was made with."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None, 400: OpenApiResponse(description="Not signed in with a token.")})
+    def post(self, request):
+        if not isinstance(request.auth, ApiToken):
+            raise serializers.ValidationError({"detail": ["This request was not made with a token."]})
+        services.revoke_token(request.user, request.auth.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,9 +1,9 @@
 """The REST API under /api/ (namespace "api"). The schema is at /api/schema/, its docs at
 /api/docs/ and /api/redoc/ (config/urls.py)."""
-from django.urls import path
+from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from accounts.api import ApiTokenViewSet, MeView
+from accounts.api import ApiTokenViewSet, LoginView, LogoutView, MeView
 from datasets.api import (
     CategoryViewSet,
     ImageViewSet,
@@ -14,6 +14,8 @@ from datasets.api import (
     SourceViewSet,
     SubcategoryViewSet,
 )
+from labeling import api as labeling
+
 
 app_name = "api"
 
@@ -26,10 +28,48 @@ router.register("sources", SourceViewSet, basename="source")
 router.register("images", ImageViewSet, basename="image")
 router.register("imports", ImportJobViewSet, basename="import")
 router.register("tokens", ApiTokenViewSet, basename="token")
+router.register("projects", labeling.ProjectViewSet, basename="project")
+
+# Under /api/projects/{project_pk}/: configuration (planners) and the labeler's flow.
+project_urls = [
+    path("comment-types/", labeling.CommentTypeViewSet.as_view({"get": "list", "post": "create"}),
+         name="project-comment-type-list"),
+    path("comment-types/<int:pk>/", labeling.CommentTypeViewSet.as_view(
+        {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}),
+        name="project-comment-type-detail"),
+    path("members/", labeling.MemberList.as_view(), name="project-member-list"),
+    path("members/import/", labeling.MemberImport.as_view(), name="project-member-import"),
+    path("members/<int:user_id>/", labeling.MemberDetail.as_view(), name="project-member-detail"),
+    path("guideline/", labeling.CurrentGuideline.as_view(), name="project-guideline"),
+    path("guideline/draft/", labeling.GuidelineDraft.as_view(), name="project-guideline-draft"),
+    path("guideline/publish/", labeling.GuidelinePublish.as_view(), name="project-guideline-publish"),
+    path("guideline/versions/", labeling.GuidelineVersions.as_view(), name="project-guideline-versions"),
+    path("examples/", labeling.ExampleViewSet.as_view({"get": "list", "post": "create"}),
+         name="project-example-list"),
+    path("examples/<int:pk>/", labeling.ExampleViewSet.as_view(
+        {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}),
+        name="project-example-detail"),
+    path("reports/", labeling.ReportList.as_view(), name="project-report-list"),
+    path("reports/<int:assignment_id>/resolve/", labeling.ReportResolve.as_view(), name="project-report-resolve"),
+    path("progress/", labeling.ProgressView.as_view(), name="project-progress"),
+    path("next/", labeling.NextView.as_view(), name="project-next"),
+    path("history/", labeling.HistoryView.as_view(), name="project-history"),
+    path("rules/", labeling.RulesView.as_view(), name="project-rules"),
+]
+assignment_urls = [
+    path("", labeling.AssignmentDetail.as_view(), name="assignment-detail"),
+    path("submit/", labeling.SubmitView.as_view(), name="assignment-submit"),
+    path("skip/", labeling.SkipView.as_view(), name="assignment-skip"),
+    path("report/", labeling.ReportView.as_view(), name="assignment-report"),
+]
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="me"),
+    path("auth/login/", LoginView.as_view(), name="auth-login"),
+    path("auth/logout/", LogoutView.as_view(), name="auth-logout"),
     path("quotas/", QuotaView.as_view(), name="quotas"),
     path("imports/<int:job_pk>/items/", ImportItemList.as_view(), name="import-items"),
+    path("projects/<int:project_pk>/", include(project_urls)),
+    path("assignments/<int:pk>/", include(assignment_urls)),
     *router.urls,
 ]

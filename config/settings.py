@@ -219,6 +219,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Sign-ins from custom clients (POST /api/auth/login/), per client address.
+    "DEFAULT_THROTTLE_RATES": {"login": env("API_LOGIN_RATE", "20/minute")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Image-comment dataset platform API",

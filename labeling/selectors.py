@@ -1,11 +1,24 @@
-"""Read queries for labeling: progress for planners and labeled counts for the quota dashboard."""
+"""Read queries for labeling: progress and labeler figures for planners, labeled counts for the
+quota dashboard.
+
+Everything a planner page shows at 500,000 photos and 1,000 labelers comes from indexed GROUP BY
+queries over the queue (`projectimage_progress`: project, category, submitted_count), the
+running counters on `ProjectMember`, and per-page lookups for the 50 labelers a page shows. No
+query joins the queue to the catalogue, and none scans every comment.
+"""
 from __future__ import annotations
 
-from django.db.models import Count
+import statistics
+from collections import defaultdict
+
+from django.db import connection
+from django.db.models import Aggregate, Case, Count, F, FloatField, Value, When
+from django.db.models.functions import Cast
+from django.utils import timezone
 
 from datasets.models import Category
 
-from .models import Assignment, AssignmentStatus, Project, ProjectImage
+from .models import Assignment, AssignmentStatus, Comment, Project, ProjectImage, ProjectMember
 
 
 def labeled_image_counts() -> dict[tuple[int | None, int | None], int]:
@@ -20,25 +33,218 @@ def labeled_image_counts() -> dict[tuple[int | None, int | None], int]:
     return {(r["image__category_id"], r["image__subcategory_id"]): r["n"] for r in rows}
 
 
+def _queue_histogram(project_ids) -> dict[int, dict[int | None, dict[int, int]]]:
+    """{project_id: {category_id: {submitted_count: photos}}}: one GROUP BY in the order of the
+    `projectimage_progress` index (project, category, submitted_count), so the database reads
+    the index alone and aggregates as it goes. Excluded photos count too: they are in the queue."""
+    out: dict[int, dict[int | None, dict[int, int]]] = {}
+    rows = (
+        ProjectImage.objects.filter(project_id__in=list(project_ids))
+        .order_by()
+        .values_list("project_id", "category_id", "submitted_count")
+        .annotate(c=Count("*"))
+    )
+    for project_id, category_id, submitted, c in rows:
+        out.setdefault(project_id, {}).setdefault(category_id, {})[submitted] = c
+    return out
+
+
 def project_progress(project: Project) -> list[dict]:
     """Per category of the project's photos: how many have 0, 1, ... overlap submitted comment
     sets (`counts[k]` = photos with k sets), and the total. Photos without a category come last
-    with category None. One GROUP BY query plus the category names."""
+    with category None. One GROUP BY over the queue's own (denormalised) category plus the
+    category names."""
+    return _progress_rows(project, _queue_histogram([project.pk]).get(project.pk, {}))
+
+
+def _progress_rows(project: Project, histogram: dict[int | None, dict[int, int]]) -> list[dict]:
     n = project.overlap
-    histogram: dict[int | None, list[int]] = {}
-    for r in (
-        ProjectImage.objects.filter(project=project)
-        .order_by()
-        .values("image__category_id", "submitted_count")
-        .annotate(c=Count("*"))
-    ):
-        counts = histogram.setdefault(r["image__category_id"], [0] * (n + 1))
-        counts[min(r["submitted_count"], n)] += r["c"]
-    cats = {c.pk: c for c in Category.objects.filter(pk__in=[k for k in histogram if k is not None])}
-    ordered = sorted((k for k in histogram if k is not None), key=lambda k: (cats[k].position, k))
-    if None in histogram:
+    counts: dict[int | None, list[int]] = {}
+    for category_id, by_count in histogram.items():
+        row = counts.setdefault(category_id, [0] * (n + 1))
+        for submitted, c in by_count.items():
+            row[min(submitted, n)] += c
+    cats = {c.pk: c for c in Category.objects.filter(pk__in=[k for k in counts if k is not None])}
+    ordered = sorted((k for k in counts if k is not None), key=lambda k: (cats[k].position, k))
+    if None in counts:
         ordered.append(None)
+    return [{"category": cats.get(k), "counts": counts[k], "total": sum(counts[k])} for k in ordered]
+
+
+def project_dashboard(project: Project) -> dict:
+    """The dashboard's figures: the per-category histogram (`categories`, as project_progress,
+    plus `segments` for a stacked bar and `done_percent`) and `totals`: counts (the histogram
+    over all categories), photos, sets (submitted comment sets), done (photos with `overlap`
+    sets), percent_done, open_leases (unexpired), active_labelers, open_reports."""
+    histogram = _queue_histogram([project.pk]).get(project.pk, {})
+    categories = _progress_rows(project, histogram)
+    photos = sum(r["total"] for r in categories)
+    sets = sum(k * c for by_count in histogram.values() for k, c in by_count.items())
+    done = sum(r["counts"][-1] for r in categories)
+    now = timezone.now()
+    open_leases = Assignment.objects.filter(
+        project=project, status=AssignmentStatus.LEASED, expires_at__gt=now
+    ).count()
+    open_reports = Assignment.objects.filter(
+        project=project, status=AssignmentStatus.REPORTED, report_resolution=""
+    ).count()
+    active = ProjectMember.objects.filter(project=project, is_active=True).count()
+    for row in categories:
+        row["segments"] = _segments(row["counts"], row["total"])
+        row["done_percent"] = _percent(row["counts"][-1], row["total"])
+    overall = [sum(r["counts"][k] for r in categories) for k in range(project.overlap + 1)]
+    return {
+        "categories": categories,
+        "totals": {
+            "counts": overall, "segments": _segments(overall, photos),
+            "photos": photos, "sets": sets, "done": done, "percent_done": _percent(done, photos),
+            "open_leases": open_leases, "active_labelers": active, "open_reports": open_reports,
+            "overlap": project.overlap,
+        },
+    }
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(100 * part / whole, 1) if whole else 0.0
+
+
+def _segments(counts: list[int], total: int) -> list[dict]:
+    """A stacked bar's parts, one per number of sets k: {k, n, width (exact share in %, so the
+    parts fill the bar), percent (rounded), tone: 0 for none, 1 for done, between for partial}."""
+    last = len(counts) - 1
     return [
-        {"category": cats.get(k), "counts": histogram[k], "total": sum(histogram[k])}
-        for k in ordered
+        {"k": k, "n": c, "width": 100 * c / total if total else 0.0, "percent": _percent(c, total),
+         "tone": k / last if last else 1.0}
+        for k, c in enumerate(counts)
     ]
+
+
+def project_list_stats(projects) -> dict[int, dict]:
+    """For the projects list: {project_id: {photos, done, percent_done, active_labelers}} in two
+    GROUP BY queries, whatever the number of projects."""
+    projects = list(projects)
+    histograms = _queue_histogram([p.pk for p in projects])
+    members = dict(
+        ProjectMember.objects.filter(project__in=projects, is_active=True)
+        .order_by().values_list("project_id").annotate(n=Count("*"))
+    )
+    out = {}
+    for p in projects:
+        hist = histograms.get(p.pk, {})
+        photos = sum(c for by_count in hist.values() for c in by_count.values())
+        done = sum(c for by_count in hist.values() for k, c in by_count.items() if k >= p.overlap)
+        out[p.pk] = {"photos": photos, "done": done, "percent_done": _percent(done, photos),
+                     "active_labelers": members.get(p.pk, 0)}
+    return out
+
+
+# --- Per labeler ----------------------------------------------------------------------------
+
+class Median(Aggregate):
+    """PostgreSQL's exact median: percentile_cont(0.5) WITHIN GROUP (ORDER BY expr)."""
+
+    function = "percentile_cont"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+LABELER_ORDERS = {
+    "submitted_count": ("submitted_count", "user__username"),
+    "-submitted_count": ("-submitted_count", "user__username"),
+    "rejection_count": ("rejection_count", "user__username"),
+    "-rejection_count": ("-rejection_count", "user__username"),
+    "seconds_per_photo": (F("mean_seconds").asc(nulls_last=True), "user__username"),
+    "-seconds_per_photo": (F("mean_seconds").desc(nulls_last=True), "user__username"),
+    "username": ("user__username",),
+    "-username": ("-user__username",),
+}
+
+
+def labeler_stats(project: Project, *, order: str = "-submitted_count", offset: int = 0,
+                  limit: int = 50) -> tuple[int, list[dict]]:
+    """The project's labelers (members, active or not), one page of them: (total, rows).
+
+    Each row: {user_id, username, name, is_active, cap, submitted_count, rejection_count,
+    median_length: {comment type slug: median length or None}, seconds_per_photo (median work
+    seconds per submitted photo, or None), mean_seconds_per_photo}. `order` is one of
+    LABELER_ORDERS (time per photo sorts by the mean, which the counters give for every labeler
+    at once; medians are computed only for the labelers on the page, so the cost does not grow
+    with the number of labelers).
+    """
+    if order not in LABELER_ORDERS:
+        order = "-submitted_count"
+    offset, limit = max(0, int(offset)), max(1, int(limit))
+    members = ProjectMember.objects.filter(project=project)
+    total = members.count()
+    page = list(
+        members.annotate(mean_seconds=Case(
+            When(submitted_count__gt=0, then=F("work_seconds_total") / Cast("submitted_count", FloatField())),
+            default=Value(None), output_field=FloatField(),
+        ))
+        .select_related("user")
+        .order_by(*LABELER_ORDERS[order])[offset:offset + limit]
+    )
+    user_ids = [m.user_id for m in page]
+    types = list(project.comment_types.order_by("position", "id").values_list("pk", "slug"))
+    lengths, seconds = _medians(project, user_ids)
+    rows = []
+    for m in page:
+        rows.append({
+            "user_id": m.user_id,
+            "username": m.user.username,
+            "name": m.user.get_full_name(),
+            "is_active": m.is_active,
+            "cap": m.cap_override if m.cap_override is not None else project.cap_per_labeler,
+            "cap_override": m.cap_override,
+            "submitted_count": m.submitted_count,
+            "rejection_count": m.rejection_count,
+            "median_length": {slug: lengths.get((m.user_id, pk)) for pk, slug in types},
+            "seconds_per_photo": seconds.get(m.user_id),
+            "mean_seconds_per_photo": m.mean_seconds,
+        })
+    return total, rows
+
+
+def _medians(project: Project, user_ids: list) -> tuple[dict, dict]:
+    """({(user_id, comment_type_id): median length}, {user_id: median work seconds}) over the
+    submitted sets of these labelers only (the `assignment_labeler_status` index finds them)."""
+    if not user_ids:
+        return {}, {}
+    comments = Comment.objects.filter(
+        assignment__project=project, assignment__labeler_id__in=user_ids,
+        assignment__status=AssignmentStatus.SUBMITTED,
+    ).order_by()
+    work = Assignment.objects.filter(
+        project=project, labeler_id__in=user_ids, status=AssignmentStatus.SUBMITTED, work_seconds__isnull=False
+    ).order_by()
+    if connection.vendor == "postgresql":
+        lengths = {
+            (r["assignment__labeler_id"], r["comment_type_id"]): r["m"]
+            for r in comments.values("assignment__labeler_id", "comment_type_id").annotate(m=Median("length"))
+        }
+        seconds = {r["labeler_id"]: r["m"] for r in work.values("labeler_id").annotate(m=Median("work_seconds"))}
+        return lengths, seconds
+    # Elsewhere (SQLite): the same medians in Python, over these labelers' rows only.
+    by_key: dict[tuple, list[int]] = defaultdict(list)
+    for u, t, n in comments.values_list("assignment__labeler_id", "comment_type_id", "length").iterator(chunk_size=10000):
+        by_key[(u, t)].append(n)
+    by_user: dict = defaultdict(list)
+    for u, s in work.values_list("labeler_id", "work_seconds").iterator(chunk_size=10000):
+        by_user[u].append(s)
+    return ({k: float(statistics.median(v)) for k, v in by_key.items()},
+            {k: float(statistics.median(v)) for k, v in by_user.items()})
+
+
+def open_lease_counts(project: Project, user_ids) -> dict:
+    """{user_id: unexpired leases} for these labelers, one GROUP BY on the labeler index."""
+    return dict(
+        Assignment.objects.filter(project=project, labeler_id__in=list(user_ids), status=AssignmentStatus.LEASED,
+                                  expires_at__gt=timezone.now())
+        .order_by().values_list("labeler_id").annotate(n=Count("*"))
+    )
+
+
+def open_report_count(project: Project) -> int:
+    return Assignment.objects.filter(project=project, status=AssignmentStatus.REPORTED,
+                                     report_resolution="").count()
+

@@ -32,6 +32,7 @@ PUBLIC_DOCS = row(200, 200, 200, 200, 200)
 PUBLIC_DOCS_WRITE = row(405, 405, 405, 405, 405)
 ANY_USER = row(401, 200, 200, 200, 200)
 ANY_USER_WRITE = row(401, 405, 405, 405, 405)
+POST_ONLY_READ = row(401, 403, 405, 405, 405)  # GET on a write-only route: role check first, then 405
 
 # route name -> (url kwargs, (safe method, expected), (write method, expected))
 EXPECTED = {
@@ -40,6 +41,10 @@ EXPECTED = {
     "api-redoc": ("none", ("get", PUBLIC_DOCS), ("post", PUBLIC_DOCS_WRITE)),
     "api:api-root": ("none", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
     "api:me": ("none", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
+    # Sign-in for custom clients: open to all (POST {} is a validation error); sign-out needs a
+    # token (the matrix signs in by session, so 400).
+    "api:auth-login": ("none", ("get", row(405, 405, 405, 405, 405)), ("post", row(400, 400, 400, 400, 400))),
+    "api:auth-logout": ("none", ("get", row(401, 405, 405, 405, 405)), ("post", row(401, 400, 400, 400, 400))),
     "api:quotas": ("none", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
     "api:category-list": ("none", ("get", READ), ("post", CREATE_EMPTY)),
     "api:category-detail": ("category", ("get", READ), ("patch", PATCH_EMPTY)),
@@ -58,6 +63,36 @@ EXPECTED = {
     "api:token-list": ("none", ("get", row(401, 403, 200, 200, 200)), ("post", row(401, 403, 400, 400, 400))),
     "api:token-detail": ("own_token", ("get", row(401, 403, 200, 200, 200)), ("delete", row(401, 403, 204, 204, 204))),
     "api:token-revoke": ("own_token", ("get", row(401, 403, 405, 405, 405)), ("post", row(401, 403, 200, 200, 200))),
+    # Labeling projects: labelers, planners and engineers read (a labeler only projects where they
+    # are an active member: `world` makes the matrix's labeler one); planners write.
+    "api:project-list": ("none", ("get", row(401, 200, 200, 200, 200)), ("post", CREATE_EMPTY)),
+    "api:project-detail": ("project", ("get", row(401, 200, 200, 200, 200)), ("patch", PATCH_EMPTY)),
+    # Project configuration: planners write, planners and engineers read, labelers 403.
+    "api:project-comment-type-list": ("project_child", ("get", READ), ("post", CREATE_EMPTY)),
+    "api:project-comment-type-detail": ("comment_type", ("get", READ), ("patch", PATCH_EMPTY)),
+    "api:project-member-list": ("project_child", ("get", READ), ("post", CREATE_EMPTY)),
+    "api:project-member-detail": ("member", ("get", READ), ("patch", PATCH_EMPTY)),
+    "api:project-member-import": ("project_child", ("get", POST_ONLY_READ), ("post", CREATE_EMPTY)),
+    "api:project-guideline-draft": ("project_child", ("get", READ), ("put", CREATE_EMPTY)),
+    # POST {} publishes the draft (world has one): a new version each time.
+    "api:project-guideline-publish": ("project_child", ("get", POST_ONLY_READ), ("post", row(401, 403, 201, 403, 201))),
+    "api:project-guideline-versions": ("project_child", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    "api:project-example-list": ("project_child", ("get", READ), ("post", CREATE_EMPTY)),
+    "api:project-example-detail": ("example", ("get", READ), ("patch", PATCH_EMPTY)),
+    "api:project-report-list": ("project_child", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    "api:project-report-resolve": ("report", ("get", POST_ONLY_READ), ("post", CREATE_EMPTY)),
+    "api:project-progress": ("project_child", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    # The labeler's flow: members (and, for reading, planners, engineers, admins); `next` only for
+    # active members (the others are not members of the project: 403).
+    "api:project-guideline": ("project_child", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
+    "api:project-rules": ("project_child", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
+    "api:project-history": ("project_child", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
+    "api:project-next": ("project_child", ("get", ANY_USER_WRITE), ("post", row(401, 200, 403, 403, 403))),
+    # An assignment is its labeler's: everyone else 404 (planners, engineers, admins may read it).
+    "api:assignment-detail": ("assignment", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
+    "api:assignment-submit": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 400, 404, 404, 404))),
+    "api:assignment-skip": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 200, 404, 404, 404))),
+    "api:assignment-report": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 400, 404, 404, 404))),
 }
 
 
@@ -99,7 +134,27 @@ def world(users, source):
     image = fake_image(source, category=category)
     job = ImportJob.objects.create(source=source, kind="upload", status="done")
     tokens = {role: account_services.create_token(users[role], "matrix")[0] for role in ("planner", "engineer", "admin")}
-    return {"category": category, "image": image, "job": job, "tokens": tokens, "source": source}
+    return {"category": category, "image": image, "job": job, "tokens": tokens, "source": source,
+            **labeling_world(users, source, image)}
+
+
+def labeling_world(users, source, image) -> dict:
+    """A project where the matrix's labeler is an active member holding a lease, with a
+    published guideline (and its draft), an example and another labeler's open report."""
+    from labeling import services as labeling
+
+    fake_image(source)
+    project = labeling.create_project("matrix project")
+    labeling.sync_project_images(project)
+    labeling.add_member(project, users["labeler"])
+    reporter = account_services.create_user("reporter", "pw-long-enough-1", "labeler")
+    labeling.add_member(project, reporter)
+    reported = labeling.next_assignment(project, reporter)
+    labeling.report(reported, reporter, "broken")
+    assignment = labeling.next_assignment(project, users["labeler"])
+    example = labeling.save_example(project, image, comments=[{"text": "와 맛있겠다", "verdict": "good"}])
+    labeling.publish_guideline(project, "# 가이드")
+    return {"project": project, "assignment": assignment, "example": example, "report": reported}
 
 
 def url_kwargs(kind: str, world: dict, role: str) -> dict:
@@ -119,6 +174,20 @@ def url_kwargs(kind: str, world: dict, role: str) -> dict:
         return {"pk": world["job"].pk}
     if kind == "import_items":
         return {"job_pk": world["job"].pk}
+    if kind == "project":
+        return {"pk": world["project"].pk}
+    if kind == "project_child":
+        return {"project_pk": world["project"].pk}
+    if kind == "comment_type":
+        return {"project_pk": world["project"].pk, "pk": world["project"].comment_types.first().pk}
+    if kind == "member":
+        return {"project_pk": world["project"].pk, "user_id": world["assignment"].labeler_id}
+    if kind == "example":
+        return {"project_pk": world["project"].pk, "pk": world["example"].pk}
+    if kind == "report":
+        return {"project_pk": world["project"].pk, "assignment_id": world["report"].pk}
+    if kind == "assignment":
+        return {"pk": world["assignment"].pk}
     if kind == "own_token":
         return {"pk": world["tokens"].get(role, world["tokens"]["planner"]).pk}
     raise AssertionError(kind)
@@ -186,3 +255,72 @@ def test_images_never_reach_a_labeler(users, world):
         assert client.patch(f"/api/images/{image.pk}/", {"category": "people"}, format="json").status_code == 403
     image.refresh_from_db()
     assert image.category.slug == "food"
+
+
+# A labeler of another project (an active member of project B) asks for project A's things: every
+# project endpoint answers 403 (not a member), another labeler's assignment 404, and the project
+# list holds only their own project.
+OUTSIDER = {
+    "api:project-detail": [("get", 403), ("patch", 403), ("delete", 403)],
+    "api:project-next": [("post", 403)],
+    "api:project-rules": [("get", 403)],
+    "api:project-guideline": [("get", 403)],
+    "api:project-history": [("get", 403)],
+    "api:project-progress": [("get", 403)],
+    "api:project-comment-type-list": [("get", 403), ("post", 403)],
+    "api:project-member-list": [("get", 403), ("post", 403)],
+    "api:project-member-detail": [("get", 403), ("patch", 403), ("delete", 403)],
+    "api:project-member-import": [("post", 403)],
+    "api:project-guideline-draft": [("get", 403), ("put", 403)],
+    "api:project-guideline-publish": [("post", 403)],
+    "api:project-guideline-versions": [("get", 403)],
+    "api:project-example-list": [("get", 403), ("post", 403)],
+    "api:project-example-detail": [("get", 403), ("delete", 403)],
+    "api:project-report-list": [("get", 403)],
+    "api:project-report-resolve": [("post", 403)],
+    "api:assignment-detail": [("get", 404)],
+    "api:assignment-submit": [("post", 404)],
+    "api:assignment-skip": [("post", 404)],
+    "api:assignment-report": [("post", 404)],
+}
+OUTSIDER_KINDS = {
+    "api:project-detail": "project", "api:project-comment-type-list": "project_child",
+    "api:project-member-detail": "member", "api:project-example-detail": "example",
+    "api:project-report-resolve": "report", "api:assignment-detail": "assignment",
+    "api:assignment-submit": "assignment", "api:assignment-skip": "assignment", "api:assignment-report": "assignment",
+}
+
+
+def test_a_labeler_of_another_project_gets_nothing_of_this_one(users, world):
+    from labeling import services as labeling
+    from labeling.models import Assignment
+
+    other = labeling.create_project("their project")
+    outsider = account_services.create_user("outsider", "pw-long-enough-1", "labeler")
+    labeling.add_member(other, outsider)
+    _, key = account_services.create_token(outsider, "phone")
+    for client in (client_for_user(outsider), token_client(key)):
+        got, want = {}, {}
+        for name, calls in OUTSIDER.items():
+            url = reverse(name, kwargs=url_kwargs(OUTSIDER_KINDS.get(name, "project_child"), world, "labeler"))
+            for method, expected in calls:
+                got[(name, method)] = getattr(client, method)(url, {"comments": {}, "reason": "broken"}, format="json").status_code
+                want[(name, method)] = expected
+        assert got == want
+        listed = client.get(reverse("api:project-list")).json()["results"]
+        assert [p["id"] for p in listed] == [other.pk]
+    world["assignment"].refresh_from_db()
+    assert world["assignment"].status == "leased"
+    assert not Assignment.objects.filter(labeler=outsider).exists()
+
+
+def client_for_user(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def token_client(key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client

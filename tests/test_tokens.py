@@ -88,3 +88,45 @@ def test_a_token_needs_a_name(api):
     response = api("engineer").post("/api/tokens/", {"name": "  "}, format="json")
     assert response.status_code == 400 and "name" in response.json()
     assert not ApiToken.objects.exists()
+
+
+def test_a_mobile_client_signs_in_labels_and_signs_out(db, users):
+    """Any role, labelers included, gets a device token from its password, and signing out
+    revokes that token only."""
+    from rest_framework.test import APIClient
+
+    from accounts.models import ApiToken
+    from tests.conftest import PASSWORD
+
+    client = APIClient()
+    wrong = client.post("/api/auth/login/", {"username": "labeler1", "password": "nope", "device": "phone"}, format="json")
+    assert wrong.status_code == 400 and not ApiToken.objects.exists()
+    ok = client.post("/api/auth/login/", {"username": "labeler1", "password": PASSWORD, "device": "Galaxy"}, format="json")
+    assert ok.status_code == 201, ok.content
+    key = ok.json()["key"]
+    assert ok.json()["user"]["username"] == "labeler1" and ok.json()["token"]["name"] == "Galaxy"
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/me/").json()["username"] == "labeler1"
+    assert client.post("/api/auth/logout/").status_code == 204
+    assert client.get("/api/me/").status_code == 401
+    assert ApiToken.objects.get().revoked_at is not None
+
+
+def test_sign_in_is_throttled(db, users, settings):
+    from django.core.cache import cache
+    from rest_framework.test import APIClient
+
+    cache.clear()
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import ScopedRateThrottle
+
+    old = ScopedRateThrottle.THROTTLE_RATES
+    ScopedRateThrottle.THROTTLE_RATES = {**api_settings.DEFAULT_THROTTLE_RATES, "login": "3/minute"}
+    try:
+        client = APIClient()
+        codes = [client.post("/api/auth/login/", {"username": "x", "password": "y", "device": "d"}, format="json").status_code
+                 for _ in range(4)]
+    finally:
+        ScopedRateThrottle.THROTTLE_RATES = old
+        cache.clear()
+    assert codes == [400, 400, 400, 429]
