@@ -250,3 +250,20 @@ def test_rejections_and_work_time_are_counted(project, labelers):
     services.submit(b, labelers[0], texts(2))
     b.refresh_from_db()
     assert b.work_seconds < 30
+
+
+def test_moving_an_example_onto_another_examples_photo_is_refused(project):
+    a, b = [row.image for row in ProjectImage.objects.filter(project=project)[:2]]
+    services.save_example(project, a, comments=[{"text": "예시 하나", "verdict": "good"}])
+    ex = services.save_example(project, b, comments=[{"text": "예시 둘", "verdict": "good"}])
+    with pytest.raises(ValidationError, match="already an example"):
+        services.save_example(project, a, example=ex, comments=[{"text": "예시 셋", "verdict": "bad"}])
+    ex.refresh_from_db()
+    assert ex.image_id == b.pk and list(ex.comments.values_list("text", flat=True)) == ["예시 둘"]
+
+
+def test_skipping_a_submitted_photo_says_so(project, labelers):
+    a = services.next_assignment(project, labelers[0])
+    services.submit(a, labelers[0], texts(1))
+    with pytest.raises(services.AlreadySubmitted):
+        services.skip(a, labelers[0])

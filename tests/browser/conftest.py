@@ -62,7 +62,9 @@ def pytest_runtest_teardown(item, nextitem):
     with item.config.stash[blocking_manager_key].unblock():
         for conn in connections.all(initialized_only=True):
             contents = getattr(conn, "_test_serialized_contents", None)
-            if contents:
+            # Only into the test database: a wrapper made inside Playwright's context can point at
+            # the configured (real) database name.
+            if contents and conn.settings_dict["NAME"] == conn.creation._get_test_db_name():
                 conn.creation.deserialize_db_from_string(contents)
 
 

@@ -1,0 +1,345 @@
+"""The labeler's pages in a real browser, on a phone (390x844, Korean) and on a desktop.
+
+A labeler starts from /label/, sees the photo large, types too short a comment and sees the
+counter, the rule message and the disabled submit button, writes valid comments, submits with
+Ctrl+Enter and gets the next photo at once (it was fetched and loaded ahead), skips, reports,
+opens the examples, meets a refusal only the server can make, reaches the cap page, the no-work
+page, the history and the guideline. Each step saves a screenshot.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import make_photo
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+PHONE = (390, 844)
+EXAMPLE_TEXT = "와 떡볶이 색 미쳤다"
+
+
+def make_project(users, source, *, photos: int, cap: int, name="분식 사진 코멘트", seed=900):
+    from datasets import services as datasets
+    from labeling import services
+
+    images = [datasets.ingest_one(make_photo(640, 480, seed=seed + i), source=source, category="food").image
+              for i in range(photos)]
+    project = services.create_project(name, created_by=users["planner"], description="떡볶이, 순대, 튀김 사진에 자연스러운 코멘트를 달아 주세요.")
+    services.sync_project_images(project)
+    services.add_member(project, users["labeler"], cap_override=cap)
+    services.save_example(project, images[0], note="첫 반응은 짧고 자연스럽게", comments=[
+        {"comment_type": "reaction", "text": EXAMPLE_TEXT, "verdict": "good", "why": "사진을 보고 바로 나온 말 같아요."},
+        {"comment_type": "specific", "text": "음식이 접시에 담겨 있습니다", "verdict": "bad", "why": "설명문이에요. 대화체로 써 주세요."},
+    ])
+    services.publish_guideline(
+        project, "# 코멘트 가이드\n\n- 사진을 보고 **친구에게 말하듯** 써 주세요.\n- 사진에 없는 것은 쓰지 마세요.\n",
+        published_by=users["planner"],
+    )
+    return project
+
+
+def assignment_id(page) -> str:
+    return page.locator("#label-app").get_attribute("data-assignment")
+
+
+def page_state(page) -> dict | str:
+    return page.evaluate("""() => {
+        const app = document.getElementById('label-app');
+        if (!app) return document.title;
+        const error = document.getElementById('task-error');
+        return {state: app.dataset.state, assignment: app.dataset.assignment,
+                toast: document.getElementById('toast').textContent,
+                error: error.hidden ? '' : document.getElementById('task-error-text').textContent,
+                submit_disabled: document.getElementById('submit-btn').disabled,
+                rules: [...document.querySelectorAll('.rule-msgs li')].map(li => li.dataset.code)};
+    }""")
+
+
+def until(page, condition: str):
+    """Wait for a JS condition; on a timeout, say where the page stood."""
+    try:
+        page.wait_for_function(condition, timeout=30_000)
+    except Exception as exc:
+        raise AssertionError(f"{condition}\npage state: {page_state(page)}") from exc
+
+
+def visible(page, selector: str):
+    until(page, f"() => {{ const e = document.querySelector({selector!r}); return e && e.offsetParent !== null; }}")
+
+
+def moved_on(page, previous: str):
+    until(page, f"() => document.getElementById('label-app').dataset.assignment !== '{previous}'")
+
+
+def wait_photo(page):
+    until(page, "() => { const i = document.getElementById('photo'); return i && !i.hidden && i.complete && i.naturalWidth > 0; }")
+
+
+def settle(page):
+    """Let requests the page still has in flight (a top-up) finish before the test's data goes."""
+    page.wait_for_load_state("networkidle")
+
+
+def no_horizontal_scroll(page, width=PHONE[0]):
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_labeler_works_through_a_project_on_a_phone(new_page, users, source, login, shot):
+    from labeling.models import Assignment, AssignmentStatus, Comment
+
+    project = make_project(users, source, photos=6, cap=2)
+    page = new_page(viewport=PHONE)
+    image_requests: list[str] = []
+    page.on("request", lambda r: image_requests.append(r.url) if "/media/images/" in r.url else None)
+
+    # My projects: done / cap and a big start button.
+    login(page, "labeler1")
+    page.wait_for_url(re.compile(r"/label/$"))
+    card = page.locator(f'[data-project="{project.pk}"]')
+    assert card.locator(".done-cap").inner_text().replace(" ", "") == "0/2"
+    assert "시작" in card.locator(".start-btn").inner_text() or "Start" in card.locator(".start-btn").inner_text()
+    no_horizontal_scroll(page)
+    shot(page, "labeler-home-projects-phone")
+    card.locator(".start-btn").click()
+    page.wait_for_url(re.compile(rf"/label/{project.pk}/$"))
+
+    # The photo, large but leaving the first text box on screen; the next one loads behind it.
+    wait_photo(page)
+    box = page.locator("#photo").bounding_box()
+    assert box["width"] > 350 and box["height"] <= 844 * 0.55 + 1
+    assert page.locator("#ct-reaction").bounding_box()["y"] < 844
+    assert page.locator("#progress-done").inner_text() == "0" and page.locator("#progress-cap").inner_text() == "2"
+    for sel in ("#submit-btn", "#skip-btn", "#report-btn", "#examples-btn", ".label-back"):
+        assert page.locator(sel).bounding_box()["height"] >= 44, sel
+    assert page.locator("label[for=ct-reaction]").count() == 1 and page.locator("label[for=ct-specific]").count() == 1
+    no_horizontal_scroll(page)
+    shot(page, "label-task-phone")
+
+    # Too short: the live counter, the rule message and a disabled submit.
+    page.fill("#ct-reaction", "와우")
+    counter = page.locator("#ct-reaction-count")
+    assert counter.inner_text().startswith("2 /") and "3" in counter.inner_text()
+    assert "is-short" in counter.get_attribute("class")
+    assert page.locator('#ct-reaction-msgs li[data-code="too_short"]').is_visible()
+    assert page.locator("#submit-btn").is_disabled()
+    page.fill("#ct-specific", "ㅋㅋㅋ")
+    assert page.locator('#ct-specific-msgs li[data-code="jamo_or_emoji_only"]').count() == 1
+    page.fill("#ct-specific", "여기서 샀어요 010-1234-5678")
+    assert page.locator('#ct-specific-msgs li[data-code="phone"]').count() == 1
+    page.locator("#ct-specific").blur()
+    shot(page, "label-rules-phone")
+    page.fill("#ct-reaction", EXAMPLE_TEXT + "!")
+    assert page.locator('#ct-reaction-msgs li[data-code="copied_example"]').count() == 1
+    assert page.locator("#submit-btn").is_disabled()
+
+    # Examples, one tap away: a bottom sheet with good and bad comments.
+    page.click("#examples-btn")
+    sheet = page.locator("#examples-dialog")
+    assert sheet.is_visible()
+    assert sheet.locator(".verdict-good q").inner_text() == EXAMPLE_TEXT
+    assert sheet.locator(".verdict-bad .lx-why").count() == 1
+    sheet.locator("img").first.evaluate("i => i.decode()")
+    shot(page, "label-examples-phone")
+    sheet.locator(".sheet-close").click()
+    assert not sheet.is_visible()
+
+    # Skip: the next photo (already loaded) shows, nothing counted.
+    first = assignment_id(page)
+    page.click("#skip-btn")
+    moved_on(page, first)
+    wait_photo(page)
+    assert page.locator("#ct-reaction").input_value() == ""
+    assert Assignment.objects.get(pk=first).status == AssignmentStatus.SKIPPED
+    assert page.locator("#progress-done").inner_text() == "0"
+
+    # Report with a reason and a note.
+    second = assignment_id(page)
+    page.click("#report-btn")
+    dialog = page.locator("#report-dialog")
+    assert dialog.is_visible()
+    assert dialog.locator("input[name=reason]").count() == 3
+    dialog.locator("input[value=broken]").check()
+    dialog.locator("#report-note").fill("사진이 반쯤 잘려 있어요")
+    shot(page, "label-report-phone")
+    dialog.locator("#report-send").click()
+    moved_on(page, second)
+    reported = Assignment.objects.get(pk=second)
+    assert (reported.status, reported.report_reason, reported.report_note) == (
+        AssignmentStatus.REPORTED, "broken", "사진이 반쯤 잘려 있어요")
+
+    # Valid texts; the photo after this one is leased and loaded before the submit.
+    wait_photo(page)
+    third = assignment_id(page)
+    until(page, "() => [...document.querySelectorAll('#preload img')].some(i => i.complete && i.naturalWidth > 0)")
+    ahead = page.evaluate("() => { const i = [...document.querySelectorAll('#preload img')].find(i => i.complete && i.naturalWidth > 0); return [i.dataset.assignment, i.src]; }")
+    requested_before_submit = list(image_requests)
+    assert ahead[1] in requested_before_submit
+    page.fill("#ct-reaction", "와 떡볶이 국물 진하다!")
+    page.fill("#ct-specific", "떡볶이 위에 올라간 삶은 계란이 먹음직스러워요")
+    assert "is-ok" in page.locator("#ct-specific-count").get_attribute("class")
+    assert page.locator("#ct-specific-msgs li").count() == 0
+    assert page.locator("#submit-btn").is_enabled()
+    shot(page, "label-valid-phone")
+    page.locator("#ct-specific").press("Control+Enter")
+    # The next photo is on screen at once: the same, already decoded element.
+    until(page, f"() => document.getElementById('label-app').dataset.assignment === '{ahead[0]}'")
+    assert page.evaluate("() => { const i = document.getElementById('photo'); return i.complete && i.naturalWidth > 0 && !i.hidden; }")
+    assert page.locator("#photo").get_attribute("src") == ahead[1]
+    assert page.locator("#progress-done").inner_text() == "1"
+    assert page.locator("#ct-reaction").input_value() == ""
+    stored = Comment.objects.filter(assignment_id=third).order_by("comment_type__position")
+    assert [c.text for c in stored] == ["와 떡볶이 국물 진하다!", "떡볶이 위에 올라간 삶은 계란이 먹음직스러워요"]
+    assert {c.guideline_version for c in stored} == {1}
+    shot(page, "label-next-photo-phone")
+
+    # The server is the judge: after a reload the page no longer remembers my earlier texts,
+    # so a repeat passes the live check and the server's refusal shows under its box.
+    page.reload()
+    wait_photo(page)
+    assert assignment_id(page) == ahead[0]  # my own lease comes back
+    page.fill("#ct-reaction", "와 떡볶이 국물 진하다!")
+    page.fill("#ct-specific", "순대 옆에 튀김이 바삭해 보여서 배고파져요")
+    page.keyboard.press("Control+Enter")
+    visible(page, '#ct-reaction-msgs li.from-server[data-code="own_repeat"]')
+    assert page.locator("#ct-specific").input_value() == "순대 옆에 튀김이 바삭해 보여서 배고파져요"  # text kept
+    assert page.locator("#submit-btn").is_disabled()
+    shot(page, "label-server-refusal-phone")
+    page.fill("#ct-reaction", "튀김 바삭함 미쳤다")
+    assert page.locator("#submit-btn").is_enabled()
+
+    # The cap: a clear full page with thanks and a way home.
+    page.keyboard.press("Control+Enter")
+    visible(page, "#state-cap_reached")
+    assert page.locator("#task").is_hidden()
+    assert page.locator("#state-cap_reached [data-done]").inner_text() == "2"
+    assert page.locator("#progress-done").inner_text() == "2"
+    no_horizontal_scroll(page)
+    shot(page, "label-cap-reached-phone")
+
+    # History: my two sets, newest first, with their photos.
+    page.click("#state-cap_reached a[href$='/history/']")
+    page.wait_for_url(re.compile(rf"/label/{project.pk}/history/$"))
+    items = page.locator(".history-item")
+    assert items.count() == 2
+    assert "튀김 바삭함 미쳤다" in items.nth(0).inner_text()
+    assert "와 떡볶이 국물 진하다!" in items.nth(1).inner_text()
+    until(page, "() => [...document.querySelectorAll('.history-item img')].every(i => i.complete && i.naturalWidth > 0)")
+    no_horizontal_scroll(page)
+    shot(page, "label-history-phone")
+
+    # The guideline with its examples.
+    page.click(".subpage-tabs a[href$='/guide/']")
+    page.wait_for_url(re.compile(rf"/label/{project.pk}/guide/$"))
+    assert page.locator("#guide-body h1").inner_text() == "코멘트 가이드"
+    assert page.locator("#guide-body strong").inner_text() == "친구에게 말하듯"
+    assert page.locator("#guide-examples .verdict-good").count() == 1
+    page.locator("#guide-examples img").first.evaluate("i => i.decode()")
+    no_horizontal_scroll(page)
+    shot(page, "label-guide-phone")
+
+    # Home now says the goal is reached.
+    page.goto("/label/")
+    assert page.locator(f'[data-project="{project.pk}"].is-finished').count() == 1
+    shot(page, "labeler-home-finished-phone")
+
+
+def test_no_work_page_and_retry(new_page, users, source, login, shot):
+    from datasets import services as datasets
+    from labeling import services
+
+    project = make_project(users, source, photos=1, cap=10, name="사진 한 장", seed=950)
+    page = new_page(viewport=PHONE)
+    login(page, "labeler1")
+    page.goto(f"/label/{project.pk}/")
+    wait_photo(page)
+    page.click("#skip-btn")
+    visible(page, "#state-no_work")
+    assert page.locator("#task").is_hidden()
+    no_horizontal_scroll(page)
+    shot(page, "label-no-work-phone")
+
+    # A planner adds photos; "try again" picks them up.
+    datasets.ingest_one(make_photo(640, 480, seed=960), source=source, category="food")
+    services.sync_project_images(project)
+    page.click("#nowork-retry")
+    wait_photo(page)
+    assert page.locator("#task").is_visible()
+    assert page.locator("#state-no_work").is_hidden()
+    settle(page)
+
+
+def test_desktop_layout_network_failure_and_lost_lease(new_page, users, source, login, shot):
+    from labeling.models import Comment
+
+    project = make_project(users, source, photos=4, cap=10, name="Desktop", seed=970)
+    page = new_page(viewport=(1280, 900))
+    # Submits pass through this route; a step below makes them fail. It is set up before the
+    # page loads, so interception is on before any request is made.
+    submits = {"mode": "pass"}
+
+    def on_submit(route):
+        if submits["mode"] == "abort":
+            route.abort()
+        elif submits["mode"] == "lease_lost":
+            route.fulfill(status=409, content_type="application/json",
+                          body='{"code": "lease_lost", "detail": "Your time for this photo ran out."}')
+        else:
+            route.continue_()
+
+    page.route("**/submit/", on_submit)
+    login(page, "labeler1")
+    page.goto(f"/label/{project.pk}/")
+    wait_photo(page)
+    photo, form = page.locator("#photo-frame").bounding_box(), page.locator("#comment-form").bounding_box()
+    assert form["x"] >= photo["x"] + photo["width"]  # photo left, texts right
+    assert page.locator(".kbd-hint").is_visible()
+    assert page.evaluate("document.activeElement.id") == "ct-reaction"  # ready to type on a keyboard
+    page.keyboard.type("와 이건 진짜 맛있겠다")
+    page.keyboard.press("Enter")  # Enter in the first box moves to the next one
+    assert page.evaluate("document.activeElement.id") == "ct-specific"
+    assert page.locator("#ct-reaction").input_value() == "와 이건 진짜 맛있겠다"
+    page.fill("#ct-specific", "떡볶이 소스가 윤기 나고 어묵이 두툼해 보여요")
+    shot(page, "label-task-desktop")
+
+    # The network fails: the texts stay, a retry button sends the same set once.
+    first = assignment_id(page)
+    submits["mode"] = "abort"
+    page.keyboard.press("Control+Enter")
+    visible(page, "#task-error")
+    assert page.locator("#ct-reaction").input_value() == "와 이건 진짜 맛있겠다"
+    assert assignment_id(page) == first
+    shot(page, "label-network-error-desktop")
+    submits["mode"] = "pass"
+    page.click("#retry-btn")
+    moved_on(page, first)
+    assert Comment.objects.filter(assignment_id=first).count() == 2
+    assert page.locator("#task-error").is_hidden()
+
+    # The lease was lost meanwhile (say, after a long break): the page says so and moves on.
+    second = assignment_id(page)
+    submits["mode"] = "lease_lost"
+    page.fill("#ct-reaction", "순대 색깔 좋다")
+    page.fill("#ct-specific", "순대 옆에 간이랑 허파도 같이 나왔네요")
+    page.click("#submit-btn")
+    moved_on(page, second)
+    assert "Your time for this photo ran out." in page.locator("#toast").inner_text()
+    submits["mode"] = "pass"
+    wait_photo(page)
+
+    # English via the switcher: the live messages follow.
+    page.click("button.lang[value=en]")
+    wait_photo(page)
+    page.fill("#ct-reaction", "ㅋㅋ")
+    assert page.locator("#ct-reaction-count").inner_text() == "2 / min. 3"
+    assert page.locator('#ct-reaction-msgs li[data-code="too_short"]').inner_text() == \
+        "Too short: at least 3 characters (now 2)."
+    page.click("#examples-btn")
+    assert page.locator("#examples-dialog").is_visible()
+    page.locator("#examples-dialog img").first.evaluate("i => i.decode()")
+    shot(page, "label-examples-desktop-en")
+    page.keyboard.press("Escape")
+    page.click("button.lang[value=ko]")
+    wait_photo(page)
+    settle(page)
