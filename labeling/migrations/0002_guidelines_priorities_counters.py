@@ -3,13 +3,27 @@
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+import django.db.models.functions  # noqa: F401  (models.functions.Coalesce)
 
 
 def copy_categories(apps, schema_editor):
+    """Fill the new denormalised columns from the rows already there: each queue row's category,
+    and each member's submitted count and last submission (the engine's cap check reads them)."""
     ProjectImage = apps.get_model("labeling", "ProjectImage")
+    ProjectMember = apps.get_model("labeling", "ProjectMember")
+    Assignment = apps.get_model("labeling", "Assignment")
     Image = apps.get_model("datasets", "Image")
     ProjectImage.objects.update(
         category_id=models.Subquery(Image.objects.filter(pk=models.OuterRef("image_id")).values("category_id")[:1])
+    )
+    submitted = Assignment.objects.filter(
+        project_id=models.OuterRef("project_id"), labeler_id=models.OuterRef("user_id"), status="submitted"
+    ).order_by()
+    ProjectMember.objects.update(
+        submitted_count=models.functions.Coalesce(
+            models.Subquery(submitted.values("labeler_id").annotate(n=models.Count("*")).values("n")[:1]), 0
+        ),
+        last_submitted_at=models.Subquery(submitted.order_by("-submitted_at").values("submitted_at")[:1]),
     )
 
 
