@@ -25,12 +25,13 @@ transactional = pytest.mark.django_db(transaction=True, serialized_rollback=True
 
 
 @contextlib.contextmanager
-def broker(url: str, transport_options: dict | None = None):
+def broker(url: str, transport_options: dict | None = None, transport: str | None = None):
     """Point the Celery app at `url` (and back afterwards), with eager mode off."""
     conf = celery_app.conf
-    keys = ("broker_url", "broker_transport_options", "task_always_eager")
+    keys = ("broker_url", "broker_transport", "broker_transport_options", "task_always_eager")
     saved = {key: conf[key] for key in keys}
     conf.broker_url = url
+    conf.broker_transport = transport
     conf.broker_transport_options = transport_options or {}
     conf.task_always_eager = False
     celery_app._pool = None  # connections are pooled per app: forget the old broker's
@@ -99,8 +100,37 @@ def test_import_runs_on_a_real_worker_over_the_embedded_filesystem_broker(tmp_pa
                "control_folder": str(folder / "control"), "store_processed": False, "polling_interval": 0.1}
     for path in (folder, folder / "done", folder / "control"):
         path.mkdir(parents=True, exist_ok=True)
-    with broker("filesystem://", options):
+    with broker("filesystem://", options, transport="config.broker:Transport"):
         with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
             job = enqueue_and_wait()
     check_report(job)
     assert not [p for p in folder.iterdir() if p.is_file()]  # the message was consumed
+
+
+def test_the_embedded_broker_never_shows_a_half_written_message(tmp_path, monkeypatch):
+    """kombu's own filesystem transport creates the message file before writing it, and a
+    worker that lists the folder then reads an empty file and dies (JSONDecodeError). Ours
+    writes elsewhere and renames: at no moment is a matching file empty."""
+    import os
+
+    from kombu import Connection
+
+    from config import broker as embedded
+
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.extend(p.name for p in folder.iterdir() if p.name.endswith(".q.msg"))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(embedded.os, "replace", spy)
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "store_processed": False}
+    with Connection("filesystem://", transport="config.broker:Transport", transport_options=options) as conn:
+        channel = conn.default_channel
+        channel._put("q", {"body": "hello"})
+        assert seen == []  # nothing matching existed while the message was being written
+        assert [p.name.endswith(".q.msg") for p in folder.iterdir()] == [True]
+        assert channel._get("q") == {"body": "hello"}
