@@ -440,7 +440,8 @@ def test_members_add_cap_and_deactivate_returns_leases(make_project, labelers, p
     assert planner.get(f"{url}?is_active=false").json()["results"][0]["username"] == "lab0"
 
 
-def test_csv_import_all_or_nothing(make_project, planner, users):
+def test_csv_import_all_or_nothing(make_project, planner, users, settings):
+    settings.LANGUAGE_CODE = "en"  # the line errors are asserted in English
     project = make_project(1, members=[])
     url = f"/api/projects/{project.pk}/members/import/"
 

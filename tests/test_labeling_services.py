@@ -21,6 +21,15 @@ from tests.test_assignment import fake_images, texts
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def english():
+    """Messages are asserted in English (the default language is Korean)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
 @pytest.fixture
 def labelers(db):
     return [accounts.create_user(f"lab{i}", "pw-long-enough-1", "labeler") for i in range(3)]

@@ -29,7 +29,8 @@ PLANNERS = {"planner", "admin"}
 
 
 @pytest.fixture(autouse=True)
-def english():
+def english(settings):
+    settings.LANGUAGE_CODE = "en"  # what the test client's requests get, too
     with translation.override("en"):
         yield
 
