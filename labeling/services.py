@@ -25,7 +25,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -52,11 +52,11 @@ from .models import (
 DEFAULT_COMMENT_TYPES = (
     {
         "slug": "reaction", "name": "짧은 반응", "min_length": 3, "max_length": 100, "position": 0,
-        "description": "Short reaction: a natural first reaction to the photo (와.. 족발 폼 미쳤다!).",
+        "description": "사진을 보고 바로 떠오른 짧은 반응 (예: 와.. 족발 폼 미쳤다!)",
     },
     {
         "slug": "specific", "name": "구체적인 코멘트", "min_length": 10, "max_length": 300, "position": 1,
-        "description": "Specific comment: something about what is really in the photo.",
+        "description": "사진에 실제로 보이는 것을 짚는 구체적인 코멘트 (예: 윤기 도는 게 진짜 쫀득해 보여요)",
     },
 )
 
@@ -99,6 +99,11 @@ class LeaseLost(LabelingError):
 class AssignmentClosed(LabelingError):
     code = "closed"
     default_message = _("This photo was already skipped or reported.")
+
+
+class AlreadySubmitted(LabelingError):
+    code = "already_submitted"
+    default_message = _("This photo was already submitted.")
 
 
 class SubmissionRejected(ValidationError):
@@ -155,13 +160,15 @@ def sync_project_images(project: Project, *, batch_size: int = 5000) -> tuple[in
     drop photos that no longer match and that nobody has touched. Returns (added, removed)."""
     matching = _matching_images(project)
     with transaction.atomic():
+        # NOT EXISTS, not NOT IN: PostgreSQL plans it as an anti-join; a NOT IN subquery too big
+        # for work_mem is re-scanned for every row (minutes per save at 500,000 photos).
         stale = (
             ProjectImage.objects.filter(project=project, slots_taken=0, submitted_count=0)
-            .exclude(image_id__in=matching.values("pk"))
-            .exclude(image_id__in=Assignment.objects.filter(project=project).values("image_id"))
+            .exclude(Exists(matching.filter(pk=OuterRef("image_id"))))
+            .exclude(Exists(Assignment.objects.filter(project=project, image_id=OuterRef("image_id"))))
         )
         removed, _ = stale.delete()
-        missing = matching.exclude(pk__in=ProjectImage.objects.filter(project=project).values("image_id"))
+        missing = matching.exclude(Exists(ProjectImage.objects.filter(project=project, image_id=OuterRef("pk"))))
         added = 0
         batch: list[ProjectImage] = []
         for image_id, category_id in missing.order_by().values_list("pk", "category_id").iterator(chunk_size=batch_size):
@@ -236,15 +243,56 @@ def _maybe_refresh_priorities(project: Project) -> None:
 
 def _lock_member(project_id: int, labeler, *, active_only: bool = True) -> ProjectMember:
     """Write the labeler's member row first: their actions run one at a time (see module doc).
+    Returns the row as written, with its project read under the same lock.
 
     This must be the transaction's first statement: on SQLite a transaction that has read cannot
-    wait for the write lock (it fails at once with 'database is locked')."""
+    wait for the write lock (it fails at once with 'database is locked'). On PostgreSQL the write
+    and the read are one round trip: WITH m AS (UPDATE ... RETURNING *) SELECT m, project."""
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        member = _update_member_returning(project_id, getattr(labeler, "pk", labeler), now, active_only)
+        if member is None:
+            raise NotAMember()
+        return member
     rows = ProjectMember.objects.filter(project_id=project_id, user=labeler)
     if active_only:
         rows = rows.filter(is_active=True)
-    if not rows.update(last_active_at=timezone.now()):
+    if not rows.update(last_active_at=now):
         raise NotAMember()
     return rows.select_related("project").get()
+
+
+def _update_member_returning(project_id: int, user_id: int, now, active_only: bool) -> ProjectMember | None:
+    """PostgreSQL: _lock_member's write and read in one statement; None when no row matched."""
+    from django.db.models.expressions import Col
+
+    qn = connection.ops.quote_name
+    parts = [(ProjectMember, "m"), (Project, "p")]
+    columns = ", ".join(f"{alias}.{qn(f.column)}" for model, alias in parts for f in model._meta.concrete_fields)
+    active = f" AND {qn('is_active')}" if active_only else ""
+    sql = (
+        f"WITH m AS (UPDATE {qn(ProjectMember._meta.db_table)} SET {qn('last_active_at')} = %s "
+        f"WHERE {qn('project_id')} = %s AND {qn('user_id')} = %s{active} RETURNING *) "
+        f"SELECT {columns} FROM m INNER JOIN {qn(Project._meta.db_table)} p ON p.{qn('id')} = m.{qn('project_id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, project_id, user_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instances, start = [], 0
+    for model, _alias in parts:
+        fields = model._meta.concrete_fields
+        values = list(row[start:start + len(fields)])
+        start += len(fields)
+        for i, field in enumerate(fields):  # the ORM's own conversions of database values
+            col = Col(model._meta.db_table, field)
+            for convert in connection.ops.get_db_converters(col) + col.get_db_converters(connection):
+                values[i] = convert(values[i], col, connection)
+        instances.append(model.from_db(connection.alias, [f.attname for f in fields], values))
+    member, project = instances
+    member.project = project
+    return member
 
 
 def _lock_assignment(assignment_id: int, labeler) -> Assignment:
@@ -293,7 +341,29 @@ def release_expired_leases(project: Project, *, limit: int = 500) -> int:
     return released
 
 
-def _candidates(project: Project, labeler, *, skip_locked: bool, tried: set):
+# When this process last swept each project's expired leases (time.monotonic(), by project id).
+_swept_at: dict[int, float] = {}
+
+
+def _sweep_expired_leases(project: Project) -> None:
+    """release_expired_leases, at most once every LABELING_RELEASE_SECONDS per process and
+    project: other labelers' expired leases only hold slots a few seconds longer, and `next`
+    saves a query. (A labeler's own expired leases are freed at once by next_assignments, and a
+    labeler about to hear "no work" sweeps first.)"""
+    import time
+
+    every = getattr(settings, "LABELING_RELEASE_SECONDS", 5)
+    now = time.monotonic()
+    last = _swept_at.get(project.pk)
+    if last is not None and now - last < every:
+        return
+    if len(_swept_at) > 10000:
+        _swept_at.clear()
+    _swept_at[project.pk] = now
+    release_expired_leases(project)
+
+
+def _candidates(project: Project, labeler, *, skip_locked: bool, tried: set, lock: bool = True):
     mine = Assignment.objects.filter(project=project, labeler=labeler, status__in=BLOCKING_STATUSES)
     qs = (
         ProjectImage.objects.filter(project=project, slots_taken__lt=project.overlap, excluded=False)
@@ -302,7 +372,7 @@ def _candidates(project: Project, labeler, *, skip_locked: bool, tried: set):
     )
     if tried:
         qs = qs.exclude(image_id__in=tried)
-    if connection.features.has_select_for_update:
+    if lock and connection.features.has_select_for_update:
         qs = qs.select_for_update(skip_locked=skip_locked and connection.features.has_select_for_update_skip_locked)
     return qs
 
@@ -320,28 +390,48 @@ def next_assignments(project: Project, labeler, count: int = 1) -> list[Assignme
     like any lease). New photos: started ones first (finish overlaps before opening new photos),
     then the categories furthest from quota, then random.
 
+    Expired leases are freed: the labeler's own at once; other labelers' by a sweep at most every
+    few seconds per process (`_sweep_expired_leases`), and always before "no work" is said.
+
     Raises NotAMember or ProjectInactive; CapReached or NoWorkLeft when there is nothing at all
     to return.
     """
     if not project.is_active:
         raise ProjectInactive()
     count = max(1, min(int(count), 5))
-    release_expired_leases(project)
+    _sweep_expired_leases(project)
+    leases, project, error = _top_up(project, labeler, count)
+    if not leases and isinstance(error, NoWorkLeft) and release_expired_leases(project):
+        leases, project, error = _top_up(project, labeler, count)
+    if not leases:
+        raise error
+    _maybe_refresh_priorities(project)
+    return leases
+
+
+def _top_up(project: Project, labeler, count: int):
+    """next_assignments in one transaction: (leases, fresh project, error that stopped the top-up)."""
     with transaction.atomic():
         member = _lock_member(project.pk, labeler)
         project = member.project
         if not project.is_active:
             raise ProjectInactive()
         now = timezone.now()
-        leases = list(
-            Assignment.objects.filter(project=project, labeler=labeler, status=AssignmentStatus.LEASED, expires_at__gt=now)
-            .order_by("leased_at", "id")[:count]
-        )
-        if len(leases) >= count:
-            return leases
-        used = Assignment.objects.filter(
-            project=project, labeler=labeler, status__in=(AssignmentStatus.LEASED, AssignmentStatus.SUBMITTED)
-        ).count()
+        leases = []
+        for lease in (
+            Assignment.objects.filter(project=project, labeler=labeler, status=AssignmentStatus.LEASED)
+            .order_by("leased_at", "id")
+        ):
+            if lease.expires_at > now:
+                leases.append(lease)
+            elif Assignment.objects.filter(pk=lease.pk, status=AssignmentStatus.LEASED, expires_at__lte=now).update(
+                status=AssignmentStatus.EXPIRED
+            ):  # the labeler's own lease ran out: its slot is free again (the photo may come back)
+                _free_slot(project, lease.image_id)
+        # The cap counts submissions (the member row's counter, kept by submit under this same
+        # lock) and open leases.
+        used = member.submitted_count + len(leases)
+        leases = leases[:count]
         error: LabelingError | None = None
         while len(leases) < count:
             if used >= member.cap:
@@ -353,30 +443,67 @@ def next_assignments(project: Project, labeler, count: int = 1) -> list[Assignme
                 break
             leases.append(_lease(project, image_id, labeler, now))
             used += 1
-        if not leases:
-            raise error
-    _maybe_refresh_priorities(project)
-    return leases
+    return leases, project, error
+
+
+def _update_returning() -> bool:
+    """Whether one UPDATE can both change rows and return them (PostgreSQL, SQLite 3.35+)."""
+    return connection.vendor in ("postgresql", "sqlite") and connection.features.can_return_columns_from_insert
 
 
 def _pick(project: Project, labeler):
     """Take a slot on the best open photo and return its image id, or None.
 
-    Skip rows other labelers hold locked; only when none is free, wait for the locked ones, so
-    "no work" is never said while a photo is merely busy."""
+    Rows other labelers hold locked are skipped. When every open photo is locked, look again a
+    moment later (for up to LABELING_BUSY_WAIT_SECONDS, default 10), so "no work" is never said
+    while a photo is merely busy. The pick never waits on a row lock: a locking scan that waits
+    keeps the rows it locked and re-checked on the way, and two such scans can deadlock.
+    Where an UPDATE can return rows, finding the photo and taking its slot is one statement:
+    UPDATE ... SET slots_taken = slots_taken + 1 WHERE id = (best candidate, FOR UPDATE SKIP
+    LOCKED) AND slots_taken < overlap RETURNING image_id."""
+    import time
+
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    deadline = time.monotonic() + getattr(settings, "LABELING_BUSY_WAIT_SECONDS", 10)
+    pause = 0.005
     tried: set = set()
-    for skip_locked in (True, False):
-        while True:
-            pick = (
-                _candidates(project, labeler, skip_locked=skip_locked, tried=tried)
-                .values_list("image_id", flat=True).first()
-            )
-            if pick is None:
-                break
-            if _take_slot(project, pick):
-                return pick
-            tried.add(pick)
-    return None
+    while True:
+        if _update_returning():
+            image_id = _take_best(project, _candidates(project, labeler, skip_locked=True, tried=tried))
+            if image_id is not None:
+                return image_id
+        else:
+            while True:
+                pick = (
+                    _candidates(project, labeler, skip_locked=True, tried=tried)
+                    .values_list("image_id", flat=True).first()
+                )
+                if pick is None:
+                    break
+                if _take_slot(project, pick):
+                    return pick
+                tried.add(pick)
+        # Nothing free: are there open photos at all, locked by others for a moment?
+        if not (skip_locked and _candidates(project, labeler, skip_locked=False, tried=tried, lock=False).exists()):
+            return None
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
+def _take_best(project: Project, candidates):
+    """One statement: raise slots_taken on the first of `candidates` and return its image id."""
+    qn = connection.ops.quote_name
+    inner, params = candidates.values("pk")[:1].query.get_compiler(connection=connection).as_sql()
+    sql = (
+        f"UPDATE {qn(ProjectImage._meta.db_table)} SET {qn('slots_taken')} = {qn('slots_taken')} + 1 "
+        f"WHERE {qn('id')} = ({inner}) AND {qn('slots_taken')} < %s RETURNING {qn('image_id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*params, project.overlap))
+        row = cursor.fetchone()
+    return None if row is None else ProjectImage._meta.get_field("image").to_python(row[0])
 
 
 def _lease(project: Project, image_id, labeler, now) -> Assignment:
@@ -384,7 +511,16 @@ def _lease(project: Project, image_id, labeler, now) -> Assignment:
         "status": AssignmentStatus.LEASED, "leased_at": now,
         "expires_at": now + timedelta(minutes=project.lease_minutes), "submitted_at": None, "idempotency_key": "",
     }
-    # An expired or returned lease of this labeler on this photo keeps its row: re-use it.
+    # An expired or returned lease of this labeler on this photo keeps its row: re-use it. Where
+    # the database can, in one INSERT ... ON CONFLICT (project, image, labeler) DO UPDATE.
+    features = connection.features
+    if features.supports_update_conflicts_with_target and features.can_return_rows_from_bulk_insert:
+        assignment = Assignment(project=project, image_id=image_id, labeler=labeler, **fields)
+        Assignment.objects.bulk_create(
+            [assignment], update_conflicts=True, unique_fields=["project", "image", "labeler"], update_fields=list(fields)
+        )
+        if assignment.pk is not None:
+            return assignment
     assignment = Assignment.objects.filter(project=project, image_id=image_id, labeler=labeler).first()
     if assignment is None:
         return Assignment.objects.create(project=project, image_id=image_id, labeler=labeler, **fields)
@@ -400,13 +536,26 @@ def current_guideline(project: Project) -> GuidelineVersion | None:
     return GuidelineVersion.objects.filter(project=project, version=project.guideline_version).first()
 
 
+# Example texts of published guideline versions, by (database, project, created, version): a
+# published version never changes, so each process reads it once.
+_example_texts_cache: dict[tuple, list[str]] = {}
+
+
 def _example_texts(project: Project) -> list[str]:
     if not (project.reject_copied_examples and project.guideline_version):
         return []
-    row = GuidelineVersion.objects.filter(project=project, version=project.guideline_version).values_list(
-        "examples", flat=True
-    ).first()
-    return [c["text"] for ex in row or [] for c in ex.get("comments", [])]
+    key = (connection.settings_dict["NAME"], project.pk, project.created_at, project.guideline_version)
+    texts = _example_texts_cache.get(key)
+    if texts is None:
+        row = GuidelineVersion.objects.filter(project=project, version=project.guideline_version).values_list(
+            "examples", flat=True
+        ).first()
+        texts = [c["text"] for ex in row or [] for c in ex.get("comments", [])]
+        if row is not None:
+            if len(_example_texts_cache) > 256:
+                _example_texts_cache.clear()
+            _example_texts_cache[key] = texts
+    return texts
 
 
 def _validate(project: Project, labeler, texts: dict[str, str]) -> list[tuple[CommentType, str, int]]:
@@ -418,7 +567,7 @@ def _validate(project: Project, labeler, texts: dict[str, str]) -> list[tuple[Co
         # Only this labeler's earlier comments that equal one of these texts: one indexed query.
         own_previous = set(
             Comment.objects.filter(assignment__project=project, assignment__labeler=labeler, key__in=keys)
-            .values_list("key", flat=True)
+            .order_by().values_list("key", flat=True)
         )
     errors: dict[str, list[tuple[str, str]]] = {}
     for slug in sorted(set(texts) - {ct.slug for ct in types}):
@@ -459,8 +608,8 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
                 raise AssignmentClosed()
             accepted = _validate(project, labeler, texts)
             if current.status != AssignmentStatus.LEASED:  # expired or returned: the slot was freed
-                used = Assignment.objects.filter(
-                    project=project, labeler=labeler, status__in=(AssignmentStatus.LEASED, AssignmentStatus.SUBMITTED)
+                used = member.submitted_count + Assignment.objects.filter(
+                    project=project, labeler=labeler, status=AssignmentStatus.LEASED
                 ).count()
                 if used >= member.cap:
                     raise CapReached()
@@ -474,15 +623,7 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
             current.submitted_at = now
             current.idempotency_key = idempotency_key[:100]
             current.work_seconds = max(0.0, (now - started).total_seconds())
-            current.save(update_fields=["status", "submitted_at", "idempotency_key", "work_seconds"])
-            ProjectImage.objects.filter(project=project, image_id=current.image_id).update(
-                submitted_count=F("submitted_count") + 1
-            )
-            ProjectMember.objects.filter(pk=member.pk).update(
-                submitted_count=F("submitted_count") + 1,
-                work_seconds_total=F("work_seconds_total") + current.work_seconds,
-                last_submitted_at=now,
-            )
+            _record_submission(project, member, current)
             comments = Comment.objects.bulk_create(
                 [
                     Comment(assignment=current, comment_type=ct, text=value, length=n,
@@ -499,6 +640,38 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
     return comments
 
 
+def _record_submission(project: Project, member: ProjectMember, current: Assignment) -> None:
+    """Write the submitted assignment and count it on the photo and the labeler (rows this
+    transaction holds locked, apart from the photo's). One statement on PostgreSQL."""
+    fields = ["status", "submitted_at", "idempotency_key", "work_seconds"]
+    if connection.vendor != "postgresql":
+        current.save(update_fields=fields)
+        ProjectImage.objects.filter(project=project, image_id=current.image_id).update(
+            submitted_count=F("submitted_count") + 1
+        )
+        ProjectMember.objects.filter(pk=member.pk).update(
+            submitted_count=F("submitted_count") + 1,
+            work_seconds_total=F("work_seconds_total") + current.work_seconds,
+            last_submitted_at=current.submitted_at,
+        )
+        return
+    qn = connection.ops.quote_name
+    a_fields = [Assignment._meta.get_field(name) for name in fields]
+    sets = ", ".join(f"{qn(f.column)} = %s" for f in a_fields)
+    sql = (
+        f"WITH a AS (UPDATE {qn(Assignment._meta.db_table)} SET {sets} WHERE {qn('id')} = %s RETURNING 1), "
+        f"i AS (UPDATE {qn(ProjectImage._meta.db_table)} SET {qn('submitted_count')} = {qn('submitted_count')} + 1 "
+        f"WHERE {qn('project_id')} = %s AND {qn('image_id')} = %s RETURNING 1) "
+        f"UPDATE {qn(ProjectMember._meta.db_table)} SET {qn('submitted_count')} = {qn('submitted_count')} + 1, "
+        f"{qn('work_seconds_total')} = {qn('work_seconds_total')} + %s, {qn('last_submitted_at')} = %s "
+        f"WHERE {qn('id')} = %s"
+    )
+    params = [f.get_db_prep_save(getattr(current, f.attname), connection) for f in a_fields]
+    params += [current.pk, project.pk, current.image_id, current.work_seconds, current.submitted_at, member.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
 def _copy_state(source: Assignment, target: Assignment) -> None:
     """The caller's instance shows what was stored."""
     for name in ("status", "submitted_at", "idempotency_key", "report_reason", "report_note", "expires_at"):
@@ -510,7 +683,7 @@ def _close(assignment: Assignment, labeler, status: str, **fields) -> Assignment
         _lock_member(assignment.project_id, labeler, active_only=False)
         current = _lock_assignment(assignment.pk, labeler)
         if current.status == AssignmentStatus.SUBMITTED:
-            raise LabelingError(_("This photo was already submitted."))
+            raise AlreadySubmitted()
         if current.status in (AssignmentStatus.SKIPPED, AssignmentStatus.REPORTED):
             return current  # a repeated click
         if current.status == AssignmentStatus.LEASED:
@@ -654,7 +827,11 @@ def save_example(project: Project, image: Image, *, note: str = "", comments: li
             example.note = note[:300]
             if position is not None:
                 example.position = position
-            example.save()
+            try:
+                with transaction.atomic():
+                    example.save()
+            except IntegrityError:
+                raise ValidationError({"image": _("This photo is already an example.")}) from None
             example.comments.all().delete()
         for row in rows:
             row.example = example
