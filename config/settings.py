@@ -266,6 +266,11 @@ INGEST = {
 # --- Labeling -----------------------------------------------------------------------------------
 # How often (seconds) the queue's "furthest from quota" category order is recomputed.
 LABELING_PRIORITY_REFRESH_SECONDS = env_int("LABELING_PRIORITY_REFRESH_SECONDS", 60)
+# How often (seconds, per server process) `next` sweeps other labelers' expired leases back into
+# the queue; a labeler's own expired leases, and any before "no work" is said, are freed at once.
+LABELING_RELEASE_SECONDS = env_int("LABELING_RELEASE_SECONDS", 5)
+# How often the planner's progress dashboard refreshes itself.
+PLANNER_DASHBOARD_REFRESH_SECONDS = env_int("PLANNER_DASHBOARD_REFRESH_SECONDS", 10)
 
 LOGGING = {
     "version": 1,
