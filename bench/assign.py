@@ -17,8 +17,8 @@ is one size, 50,000; `--photos 500000` measures 50,000 and 500,000 and prints th
             process's CPU per pair. No HTTP, no concurrency: what the engine itself costs.
   http      the app served the way the README's Production section says: `gunicorn config.wsgi
             --workers 4` with PLATFORM_ENV=production, DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS,
-            collectstatic for WhiteNoise, DATABASE_CONN_MAX_AGE=60 (a documented setting; 0, the
-            default, opens a database connection per request), on a free port. For each C in
+            collectstatic for WhiteNoise, DATABASE_CONN_MAX_AGE=60 (production's default; 0 opens a
+            database connection per request and halves the throughput), on a free port. For each C in
             --concurrency, C clients (each its own labeler and API token, keep-alive http.client
             connections, threads spread over --client-procs processes) run for --seconds:
               baseline  GET /api/me/, a trivial authenticated request (closed loop)

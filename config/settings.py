@@ -269,6 +269,9 @@ LABELING_PRIORITY_REFRESH_SECONDS = env_int("LABELING_PRIORITY_REFRESH_SECONDS",
 # How often (seconds, per server process) `next` sweeps other labelers' expired leases back into
 # the queue; a labeler's own expired leases, and any before "no work" is said, are freed at once.
 LABELING_RELEASE_SECONDS = env_int("LABELING_RELEASE_SECONDS", 5)
+# When every open photo is locked by other labelers' requests, `next` looks again for up to this
+# many seconds before saying "no work" (it never waits on a row lock itself: no deadlocks).
+LABELING_BUSY_WAIT_SECONDS = env_int("LABELING_BUSY_WAIT_SECONDS", 10)
 # How often the planner's progress dashboard refreshes itself.
 PLANNER_DASHBOARD_REFRESH_SECONDS = env_int("PLANNER_DASHBOARD_REFRESH_SECONDS", 10)
 
