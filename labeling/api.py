@@ -20,7 +20,7 @@ import copy
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.db.models import ProtectedError
+from django.db.models import F, ProtectedError
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -764,7 +764,7 @@ class ReportSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Assignment
-        fields = ["assignment_id", "image", "labeler", "reason", "note", "resolution", "leased_at"]
+        fields = ["assignment_id", "image", "labeler", "reason", "note", "resolution", "reported_at", "leased_at"]
         read_only_fields = fields
 
 
@@ -787,7 +787,7 @@ class ReportList(ProjectChildMixin, generics.ListAPIView):
             return Assignment.objects.none()
         qs = Assignment.objects.filter(project=self.project, status=AssignmentStatus.REPORTED).select_related(
             "image", "labeler"
-        ).order_by("-leased_at", "-id")
+        ).order_by(F("reported_at").desc(nulls_last=True), "-leased_at", "-id")
         resolved = self.request.query_params.get("resolved", "").lower()
         if resolved in {"false", "0", "no"}:
             qs = qs.filter(report_resolution="")

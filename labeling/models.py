@@ -206,6 +206,7 @@ class Assignment(models.Model):
     idempotency_key = models.CharField(max_length=100, blank=True)
     report_reason = models.CharField(max_length=16, choices=ReportReason.choices, blank=True)
     report_note = models.TextField(blank=True)
+    reported_at = models.DateTimeField(null=True, blank=True)
     # Seconds of work on this photo: from the lease, or from the labeler's previous submission if
     # that came later (a photo fetched ahead is not being worked on yet).
     work_seconds = models.FloatField(null=True, blank=True)

@@ -17,6 +17,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import F
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -510,7 +511,7 @@ def project_reports(request, pk: int):
         reports = reports.exclude(report_resolution="")
     else:
         state = "all"
-    reports = reports.select_related("image", "labeler").order_by("-leased_at", "-id")
+    reports = reports.select_related("image", "labeler").order_by(F("reported_at").desc(nulls_last=True), "-leased_at", "-id")
     page = Paginator(reports, REPORTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "labeling/planner/reports.html", _context(
         request, project, "reports", page=page, state=state, counts=counts,

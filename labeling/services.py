@@ -674,7 +674,7 @@ def _record_submission(project: Project, member: ProjectMember, current: Assignm
 
 def _copy_state(source: Assignment, target: Assignment) -> None:
     """The caller's instance shows what was stored."""
-    for name in ("status", "submitted_at", "idempotency_key", "report_reason", "report_note", "expires_at"):
+    for name in ("status", "submitted_at", "idempotency_key", "report_reason", "report_note", "reported_at", "expires_at"):
         setattr(target, name, getattr(source, name))
 
 
@@ -706,7 +706,8 @@ def report(assignment: Assignment, labeler, reason: str, note: str = "") -> Assi
     it frees the slot and never comes back to this labeler."""
     if reason not in ReportReason.values:
         raise ValidationError({"reason": _("Choose one of: %(choices)s.") % {"choices": ", ".join(ReportReason.values)}})
-    return _close(assignment, labeler, AssignmentStatus.REPORTED, report_reason=reason, report_note=note.strip()[:2000])
+    return _close(assignment, labeler, AssignmentStatus.REPORTED, report_reason=reason, report_note=note.strip()[:2000],
+                  reported_at=timezone.now())
 
 
 def deactivate_member(project: Project, user) -> int:

@@ -276,3 +276,16 @@ def test_skipping_a_submitted_photo_says_so(project, labelers):
     services.submit(a, labelers[0], texts(1))
     with pytest.raises(services.AlreadySubmitted):
         services.skip(a, labelers[0])
+
+
+def test_a_report_records_when_it_was_made(project, labelers):
+    a = services.next_assignment(project, labelers[0])
+    Assignment.objects.filter(pk=a.pk).update(leased_at=timezone.now() - timedelta(minutes=20))
+    before = timezone.now()
+    services.report(a, labelers[0], "broken")
+    a.refresh_from_db()
+    assert a.reported_at >= before
+    first = a.reported_at
+    services.report(a, labelers[0], "inappropriate")  # a repeated click changes nothing
+    a.refresh_from_db()
+    assert a.reported_at == first and a.report_reason == "broken"
