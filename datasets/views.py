@@ -19,21 +19,13 @@ from accounts.models import Role
 from accounts.permissions import role_required
 
 from . import selectors, services
-from .forms import CategoryForm, ImportForm, SourceForm, SubcategoryForm
+from .forms import CategoryForm, ImportForm, SourceForm, SubcategoryForm, add_service_errors
 from .models import Category, Image, ImportItem, ImportJob, ImportStatus, Licence, Outcome, Source, Subcategory
 
 READERS = (Role.PLANNER, Role.ENGINEER)
 IMAGES_PER_PAGE = 60
 ITEMS_PER_PAGE = 200
 PROGRESS_ITEMS = 100
-
-
-def _add_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 # ---------------------------------------------------------------- quotas
@@ -58,7 +50,7 @@ def categories(request):
             try:
                 category = services.save_category(**form.cleaned_data)
             except ValidationError as exc:
-                _add_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, _("Category “%(name)s” added.") % {"name": category.name})
                 return redirect("category-edit", category.pk)
@@ -81,7 +73,7 @@ def category_edit(request, pk: int):
                 try:
                     services.save_category(**form.cleaned_data, is_active=category.is_active, instance=category)
                 except ValidationError as exc:
-                    _add_errors(form, exc)
+                    add_service_errors(form, exc)
                 else:
                     messages.success(request, _("Category saved."))
                     return redirect("category-edit", category.pk)
@@ -91,7 +83,7 @@ def category_edit(request, pk: int):
                 try:
                     sub = services.save_subcategory(category=category, **sub_form.cleaned_data)
                 except ValidationError as exc:
-                    _add_errors(sub_form, exc)
+                    add_service_errors(sub_form, exc)
                 else:
                     messages.success(request, _("Subcategory “%(name)s” added.") % {"name": sub.name})
                     return redirect("category-edit", category.pk)
@@ -106,7 +98,7 @@ def category_edit(request, pk: int):
                     services.save_subcategory(category=category, **bound.cleaned_data, is_active=sub.is_active,
                                               instance=sub)
                 except ValidationError as exc:
-                    _add_errors(bound, exc)
+                    add_service_errors(bound, exc)
                 else:
                     messages.success(request, _("Subcategory saved."))
                     return redirect("category-edit", category.pk)
@@ -163,7 +155,7 @@ def sources(request):
             try:
                 source = services.save_source(**form.cleaned_data, user=request.user)
             except ValidationError as exc:
-                _add_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, _("Source “%(name)s” created.") % {"name": source.name})
                 return redirect("sources")

@@ -29,6 +29,7 @@ from django.views.decorators.http import require_POST
 from accounts import services as account_services
 from accounts.models import Role
 from accounts.permissions import role_required
+from datasets.forms import add_service_errors
 from datasets.models import Category, Image
 
 from . import markup, selectors, services
@@ -81,14 +82,6 @@ def _back(request, default: str) -> str:
     return default
 
 
-def _add_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
-
-
 def _page_of(total: int, per_page: int, number):
     """A Paginator page over `total` rows that are fetched separately (offset = start_index - 1)."""
     return Paginator(range(total), per_page).get_page(number)
@@ -129,7 +122,7 @@ def project_new(request):
                                                   **filters, **data)
                 added, removed = services.sync_project_images(project)
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, _("Project “%(name)s” created.") % {"name": project.name})
             _sync_message(request, added, removed)
@@ -152,7 +145,7 @@ def project_edit(request, pk: int):
                 formset.save()
                 added, removed = services.sync_project_images(project)
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, _("Project settings saved."))
             _sync_message(request, added, removed)
@@ -226,7 +219,7 @@ def project_guideline(request, pk: int):
                     services.save_guideline_draft(project, body)
                     version = services.publish_guideline(project, body, published_by=request.user)
             except ValidationError as exc:
-                _add_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, _("Published as version %(n)d. Labelers see it from their next photo.")
                                  % {"n": version.version})
@@ -420,7 +413,7 @@ def project_labelers(request, pk: int):
                                                             first_name=d["name"])
                         services.add_member(project, user, cap_override=d["cap_override"])
                 except ValidationError as exc:
-                    _add_errors(new_form, exc)
+                    add_service_errors(new_form, exc)
                 else:
                     messages.success(request, _("Account %(user)s created and added to the project.")
                                      % {"user": user.username})
