@@ -27,45 +27,18 @@ The issue's target: every planner page under 1 s with 500,000 photos and 1,000 l
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import statistics
-import sys
 import tempfile
 import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import median_time, setup_django
+
 DB_NAME = "bench_planner_pages"
 
 
-def setup_django(tmp: Path):
-    for name in ("S3_BUCKET", "PLATFORM_ENV", "MEDIA_ROOT"):
-        os.environ.pop(name, None)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ["PLATFORM_VAR_DIR"] = str(tmp / "var")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    sys.path.insert(0, str(ROOT))
-    import django
-    from django.db import connection
-
-    django.setup()
-    name = str(tmp / "bench.sqlite3") if connection.vendor == "sqlite" else DB_NAME
-    connection.settings_dict["TEST"]["NAME"] = name
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    return connection, old_name
-
-
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm: first-use costs (imports, template loading) are not what we measure
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 class Writer:
@@ -261,7 +234,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-planner-"))
     connection = old_name = None
     try:
-        connection, old_name = setup_django(tmp)
+        connection, old_name = setup_django(tmp, DB_NAME)
         from django.test import Client
         from django.test.utils import setup_test_environment
         from django.urls import Resolver404, resolve, reverse

@@ -17,44 +17,16 @@ The issue's target: the page under 1 s at 500,000 images.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import median_time, setup_django
 
 
-def setup_django(tmp: Path):
-    for name in ("S3_BUCKET", "PLATFORM_ENV", "MEDIA_ROOT"):
-        os.environ.pop(name, None)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ["PLATFORM_VAR_DIR"] = str(tmp / "var")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    sys.path.insert(0, str(ROOT))
-    import django
-    from django.db import connection
 
-    django.setup()
-    # SQLite: a file (as in the embedded default), not the in-memory test database.
-    name = str(tmp / "bench.sqlite3") if connection.vendor == "sqlite" else "bench_quota_dashboard"
-    connection.settings_dict["TEST"]["NAME"] = name
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    return connection, old_name
-
-
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm: first-use costs (imports, template loading) are not what we measure
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -67,7 +39,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-quota-"))
     connection = old_name = None
     try:
-        connection, old_name = setup_django(tmp)
+        connection, old_name = setup_django(tmp, "bench_quota_dashboard")
         from django.db import transaction
         from django.db.models import Count
         from django.test import Client
