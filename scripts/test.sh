@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Install everything the tests need and run the whole suite twice: on SQLite and on PostgreSQL.
-# Starts PostgreSQL and Redis when they are installed but not answering. Exits non-zero if
-# either run fails. Extra arguments go to both pytest runs (e.g. scripts/test.sh -x -k quota).
+# Install everything the tests need and run the whole suite twice: on SQLite and on PostgreSQL;
+# then check that requirements.txt alone runs a Celery worker on Redis
+# (scripts/check_production_install.sh). Starts PostgreSQL and Redis when they are installed but
+# not answering. Exits non-zero if any of the three fails. Extra arguments go to both pytest runs
+# (e.g. scripts/test.sh -x -k quota).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -70,11 +72,17 @@ else
     if [ -n "${CI:-}" ]; then postgres_rc=1; else echo "(skipped locally; CI=true makes this a failure)"; postgres_rc=0; fi
 fi
 
+# requirements.txt alone (no test packages) must run the production path: a worker on Redis.
+say "Production install check (requirements.txt alone, a Celery worker on Redis)"
+scripts/check_production_install.sh 2>&1 | tee test-artifacts/production-install.log
+production_rc=${PIPESTATUS[0]}
+
 say "Summary"
 printf 'SQLite:     %s  (exit %s)\n' "$(tail -n1 test-artifacts/pytest-sqlite.log)" "$sqlite_rc"
 printf 'PostgreSQL: %s  (exit %s)\n' "$(tail -n1 test-artifacts/pytest-postgres.log)" "$postgres_rc"
-if [ "$sqlite_rc" -ne 0 ] || [ "$postgres_rc" -ne 0 ]; then
-    echo "FAILED (SQLite exit $sqlite_rc, PostgreSQL exit $postgres_rc)"
+printf '%s  (exit %s)\n' "$(tail -n1 test-artifacts/production-install.log)" "$production_rc"
+if [ "$sqlite_rc" -ne 0 ] || [ "$postgres_rc" -ne 0 ] || [ "$production_rc" -ne 0 ]; then
+    echo "FAILED (SQLite exit $sqlite_rc, PostgreSQL exit $postgres_rc, production install exit $production_rc)"
     exit 1
 fi
-echo "OK: both runs passed"
+echo "OK: both runs and the production install check passed"
