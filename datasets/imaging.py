@@ -1,19 +1,36 @@
 """Decode, validate and normalise one image. Pure functions: bytes in, bytes and facts out.
 
-Every refusal raises `ImageRefused` with a message a planner can act on.
+Every refusal raises `ImageRefused` with a message a planner can act on, and a malformed file
+raises nothing else (see `process`).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
+import logging
+import re
+import threading
 import warnings
 from dataclasses import dataclass
 
 import imagehash
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+import pillow_heif
+from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
-ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"}
+log = logging.getLogger(__name__)
+
+# HEIC/HEIF (what phones write) through the pillow-heif plugin; Pillow reads AVIF itself. The
+# plugin opens a file on its primary image, and libheif applies the container's rotation (irot,
+# imir) while decoding and resets the EXIF orientation to 1, so `_orient` turns nothing twice.
+# Pillow's AVIF reader does the opposite (it reports irot/imir as the EXIF orientation and leaves
+# the pixels as coded), so `_orient` turns those once. Embedded thumbnails, depth maps and
+# auxiliary images are never used: not read.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+
+ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "AVIF"}
+SUPPORTED = "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF, AVIF"
 
 
 class ImageRefused(Exception):
@@ -26,6 +43,9 @@ class Limits:
     max_file_bytes: int = 50 * 1024 * 1024
     min_side: int = 64
     max_side: int = 16_000
+    # Longest side over shortest. Phone and camera panoramas are about 4:1 to 8:1; past 10:1 a
+    # file is a strip or a banner, and the stored copy (1280 px long) would be under 128 px high.
+    max_aspect: int = 10
     longest_side: int = 1280
     jpeg_quality: int = 90
     thumb_side: int = 320
@@ -41,6 +61,7 @@ class Limits:
             max_file_bytes=c["MAX_FILE_BYTES"],
             min_side=c["MIN_SIDE"],
             max_side=c["MAX_SIDE"],
+            max_aspect=c["MAX_ASPECT"],
             longest_side=c["STORED_LONGEST_SIDE"],
             jpeg_quality=c["JPEG_QUALITY"],
             thumb_side=c["THUMB_LONGEST_SIDE"],
@@ -71,24 +92,54 @@ def _to_signed64(value: int) -> int:
     return value - (1 << 64) if value >= (1 << 63) else value
 
 
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+# Pillow warns about a size over Image.MAX_IMAGE_PIXELS and raises DecompressionBombError over
+# twice it. Turning the warning into a refusal took warnings.catch_warnings(), which swaps the
+# process-wide filter list and so is not safe while imports judge files in several threads. The
+# limit is `_open`'s own header check instead, and Pillow's error the guard behind it (see
+# _let_pillow_allow): the warning says nothing either does not, so it is silenced, once.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def _let_pillow_allow(max_pixels: int) -> None:
+    """Make `max_pixels` (INGEST_MAX_PIXELS) the pixel limit that applies, even above Pillow's.
+
+    Pillow checks each size it reads (the header, a later GIF frame) against its module-global
+    Image.MAX_IMAGE_PIXELS (~89 MP: a warning above it, an error above twice it), and takes no
+    limit per call. So `_open` checks the header against the caller's limit itself, and Pillow's
+    global is only ever raised until its error level (twice it) reaches that limit, never
+    lowered: a thread with a lower limit is still refused by its own check, and the lock keeps two
+    threads with different limits from undoing each other's raise. Pillow's error thus keeps
+    guarding the sizes `_open` does not see, at the configured limit or Pillow's own, the higher.
+    """
+    needed = (max_pixels + 1) // 2
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < needed:
+        with _PILLOW_LIMIT_LOCK:
+            if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < needed:
+                Image.MAX_IMAGE_PIXELS = needed
+
+
+def _ratio(w: int, h: int) -> str:
+    r = f"{max(w, h) / min(w, h):.3g}"
+    return f"1:{r}" if w < h else f"{r}:1"
+
+
 def _open(data: bytes, limits: Limits) -> Image.Image:
     """Open and check the header only (no pixel decode yet)."""
     if not data:
         raise ImageRefused("Empty file (0 bytes).")
     if len(data) > limits.max_file_bytes:
         raise ImageRefused(f"File is {len(data):,} bytes; the limit is {limits.max_file_bytes:,}.")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(data))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageRefused(f"Decompression bomb: {exc}") from None
-        except UnidentifiedImageError:
-            raise ImageRefused("Not an image, or a format that is not supported (JPEG, PNG, WebP, GIF, BMP, TIFF).") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageRefused(f"Cannot read the image header: {exc}") from None
+    _let_pillow_allow(limits.max_pixels)
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageRefused(f"Not an image, or a format that is not supported ({SUPPORTED}).") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageRefused(f"Cannot read the image header: {exc}") from None
     if img.format not in ALLOWED_FORMATS:
-        raise ImageRefused(f"Format {img.format} is not supported.")
+        raise ImageRefused(f"Format {img.format} is not supported ({SUPPORTED}).")
     w, h = img.size
     if w * h > limits.max_pixels:
         raise ImageRefused(
@@ -96,28 +147,88 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
         )
     if max(w, h) > limits.max_side:
         raise ImageRefused(f"Image is {w}x{h}; the longest side may be at most {limits.max_side} px.")
-    if min(w, h) < limits.min_side:
+    if min(w, h) < max(1, limits.min_side):
         raise ImageRefused(f"Image is {w}x{h}; the shortest side must be at least {limits.min_side} px.")
+    if max(w, h) > limits.max_aspect * min(w, h):
+        raise ImageRefused(f"Image is {w}x{h} ({_ratio(w, h)}); the longest side may be at most "
+                           f"{limits.max_aspect} times the shortest.")
     # MPO (many cameras' and phones' JPEGs) carries extra frames that are previews or a second
-    # eye of a stereo pair: the first frame is the photo. Other formats with frames are animations
-    # or multi-page scans, which are not photos.
-    if img.format != "MPO" and getattr(img, "is_animated", False) and getattr(img, "n_frames", 1) > 1:
+    # eye of a stereo pair: the first frame is the photo. A HEIC with several images (a burst, a
+    # photo and its edit) is opened on its primary image, the one a phone shows. Other formats
+    # with frames are animations or multi-page scans, which are not photos.
+    if img.format not in ("MPO", "HEIF") and getattr(img, "is_animated", False) and getattr(img, "n_frames", 1) > 1:
         kind = "Multi-page" if img.format == "TIFF" else "Animated"
         raise ImageRefused(f"{kind} image ({img.n_frames} frames); only still photos are accepted.")
     return img
+
+
+# Parsing a profile and building its transform costs lcms ~2 ms, more than decoding a 500x375
+# JPEG, and a catalogue's files carry a handful of distinct profiles (each camera's or phone's
+# sRGB, Display P3, Adobe RGB): so transforms are kept per (profile digest, mode), the most
+# recently used last, a few dozen at most. An lcms transform may be shared between threads (its
+# one-pixel cache is copied per call); the lock guards the cache's bookkeeping only, so two
+# threads meeting a new profile at once may both build it (the same transform, one kept).
+_ICC_CACHE: dict[tuple[bytes, str], object] = {}
+_ICC_CACHE_LOCK = threading.Lock()
+_ICC_CACHE_SIZE = 32
+_ICC_SAME = "same"  # the profile is sRGB to within one level: the pixels need no transform
+_ICC_UNUSABLE = "unusable"  # broken, or not a profile for this mode: converted as if it had none
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+# Colours that tell an sRGB profile from any other: every level of each channel alone and of
+# grey (the curves), and a 16-level cube (the primaries and their mixes). 5,120 pixels, so a set
+# whose every file has its own profile pays little for the check.
+_PROBE = np.concatenate([
+    (np.arange(256)[:, None, None] * np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1]])).reshape(-1, 3),
+    np.stack(np.meshgrid(*[np.arange(0, 256, 17)] * 3, indexing="ij"), axis=-1).reshape(-1, 3),
+]).astype(np.uint8).reshape(-1, 1, 3)
+
+
+def _build_icc_transform(icc: bytes, mode: str):
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        transform = ImageCms.buildTransform(src, _SRGB, mode, "RGBA" if mode == "RGBA" else "RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return _ICC_UNUSABLE
+    if mode == "CMYK":
+        return transform
+    # Most camera and phone JPEGs embed an sRGB profile (IEC 61966-2.1, in one vendor's bytes or
+    # another's). Its transform changes no pixel by more than the rounding lcms itself does (one
+    # level) and costs as much as decoding the file, so it is skipped, checked on the probe.
+    probe = Image.fromarray(_PROBE).convert(mode)
+    try:
+        out = ImageCms.applyTransform(probe, transform)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return _ICC_UNUSABLE
+    moved = np.abs(np.asarray(out.convert("RGB"), dtype=np.int16) - _PROBE.astype(np.int16)).max()
+    return _ICC_SAME if moved <= 1 else transform
+
+
+def _icc_transform(icc: bytes, mode: str):
+    """The cached transform from this embedded profile to sRGB, or _ICC_SAME or _ICC_UNUSABLE."""
+    key = (hashlib.sha256(icc).digest(), mode)
+    with _ICC_CACHE_LOCK:
+        found = _ICC_CACHE.pop(key, None)
+        if found is not None:
+            _ICC_CACHE[key] = found  # now the most recently used
+            return found
+    found = _build_icc_transform(icc, mode)
+    with _ICC_CACHE_LOCK:
+        _ICC_CACHE[key] = found
+        for old in list(_ICC_CACHE)[:-_ICC_CACHE_SIZE]:
+            del _ICC_CACHE[old]
+    return found
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Any mode to 8-bit sRGB RGB: ICC profiles applied, 16-bit scaled, transparency on white."""
     icc = img.info.get("icc_profile")
     if icc and img.mode in ("RGB", "CMYK", "RGBA"):
-        try:
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            dst = ImageCms.createProfile("sRGB")
-            out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
-            img = ImageCms.profileToProfile(img, src, dst, outputMode=out_mode)
-        except (ImageCms.PyCMSError, OSError, ValueError):
-            pass  # a broken profile: fall back to the plain conversion below
+        transform = _icc_transform(icc, img.mode)
+        if isinstance(transform, ImageCms.ImageCmsTransform):
+            try:
+                img = ImageCms.applyTransform(img, transform)
+            except (ImageCms.PyCMSError, OSError, ValueError):
+                pass  # a broken profile: fall back to the plain conversion below
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.uint32 if img.mode == "I" else np.uint16)
         if arr.max(initial=0) > 255:
@@ -143,10 +254,12 @@ def _encode_jpeg(img: Image.Image, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def _fit(img: Image.Image, side: int) -> Image.Image:
-    """Shrink so the longest side is `side`: an integer box reduce first, then Pillow's Hamming
-    filter (antialiased, sharper than bilinear at the same cost; bicubic cost 60% more time for
-    no visible gain at these ratios, measured with bench/ingest.py)."""
+def _fit(img: Image.Image, side: int, resample: Image.Resampling = Image.Resampling.HAMMING) -> Image.Image:
+    """Shrink so the longest side is `side`: an integer box reduce first, then the filter. The
+    stored copy uses Hamming (antialiased, sharper than bilinear at the same cost; bicubic cost
+    60% more time for no visible gain at these ratios, measured with bench/ingest.py); the
+    thumbnail the box filter (an area average: a third cheaper, and as clean at 320 px, where
+    Hamming cost as much as decoding a web photo)."""
     w, h = img.size
     if max(w, h) <= side:
         return img
@@ -155,7 +268,99 @@ def _fit(img: Image.Image, side: int) -> Image.Image:
     factor = int(1 / scale / 2)  # keep at least 2x over the target for the filter pass
     if factor >= 2:
         img = img.reduce(factor)
-    return img.resize(size, Image.Resampling.HAMMING)
+    return img.resize(size, resample)
+
+
+# imagehash.phash shrinks its input to 32x32 with Lanczos itself, which from a 320 px thumbnail
+# cost as much as the rest of the hash: a box average to 32x32 first leaves its resize nothing to
+# do, for half the cost. The hash differs from one of the thumbnail itself by 0.3 bits on average
+# (2 at most, over the benchmark's web photos): it only feeds near-duplicate search, by distance.
+def _perceptual_hash(thumb: Image.Image) -> int:
+    small = thumb.convert("L").resize((32, 32), Image.Resampling.BOX)
+    return _to_signed64(int(str(imagehash.phash(small)), 16))
+
+
+# A marker in or after entropy-coded data: 0xFF followed by anything but a stuffed zero or a
+# restart marker (RST0-7), which belong to the data.
+_NEXT_MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7])")
+# The APP0 segment written in place of the file's own: JFIF 1.01, no density, no thumbnail.
+_JFIF = b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+_KEPT_SEGMENTS = {0xC4, 0xDB, 0xDD}  # DHT, DQT, DRI: what decoding needs besides SOF and SOS
+_DROPPED_SEGMENTS = set(range(0xE0, 0xF0)) | {0xFE}  # APP0-15 (JFIF, EXIF, XMP, ICC, IPTC, MPF...), COM
+
+
+@functools.lru_cache(maxsize=8)
+def _luma_table_sum(quality: int) -> int:
+    """Sum of the luminance quantization table Pillow writes at `quality` (larger: coarser)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "JPEG", quality=quality)
+    return sum(Image.open(buf).quantization[0])
+
+
+def _stripped_jpeg(data: bytes, img: Image.Image, quality: int) -> bytes | None:
+    """`data` with every metadata segment dropped, or None where that is not certain to decode to
+    the same pixels or to be a plain, widely readable RGB JPEG, or the file is coded finer than
+    `quality` (then it is re-encoded, so the setting still bounds what is stored).
+
+    An allow-list: the copy is SOI, a fresh JFIF APP0, the file's own DQT, DHT, DRI, SOF and SOS
+    segments and entropy-coded data (the coded pixels, kept as they are, as the pixels would be),
+    and EOI; APPn, COM and anything after EOI are dropped, and a segment of any other kind
+    (arithmetic coding, 12-bit, lossless, hierarchical, DNL) means None. (libjpeg refuses DQT,
+    DHT, SOF, SOS and DRI segments longer than their contents, so nothing hides in them.) An
+    Adobe APP14 can declare that three channels are not YCbCr, and without a JFIF or Adobe segment
+    libjpeg guesses from the component ids: such files are re-encoded rather than given a JFIF
+    segment that could change how they decode.
+    """
+    quant = getattr(img, "quantization", None)
+    if not quant or 0 not in quant or sum(quant[0]) < _luma_table_sum(quality):
+        return None
+    if data[:2] != b"\xff\xd8":
+        return None
+    out = [b"\xff\xd8", _JFIF]
+    jfif, components, pos, size = False, None, 2, len(data)
+    while True:
+        if pos >= size or data[pos] != 0xFF:
+            return None
+        while pos < size and data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        if pos >= size:
+            return None
+        code, start = data[pos], pos + 1
+        if code == 0xD9:  # EOI: what follows (an MPO's other frames, a vendor's trailer) is dropped
+            out.append(b"\xff\xd9")
+            break
+        if start + 2 > size:
+            return None
+        end = start + int.from_bytes(data[start:start + 2], "big")
+        if end > size or end < start + 2:
+            return None
+        body = data[start + 2:end]
+        if code == 0xEE:  # Adobe: may say the channels are RGB, not YCbCr
+            return None
+        if code == 0xE0 and body.startswith(b"JFIF\0"):
+            jfif = True
+        elif code in (0xC0, 0xC1, 0xC2):  # baseline, extended or progressive, Huffman-coded
+            if components is not None or len(body) < 15 or body[0] != 8 or body[5] != 3:
+                return None  # a second frame, not 8-bit, or not three channels
+            components = (body[6], body[9], body[12])
+            out.append(data[pos - 1:end])
+        elif code in _KEPT_SEGMENTS:
+            out.append(data[pos - 1:end])
+        elif code == 0xDA:  # SOS, then its entropy-coded data up to the next marker
+            if components is None:
+                return None
+            found = _NEXT_MARKER.search(data, end)
+            if found is None:
+                return None
+            out.append(data[pos - 1:found.start()])
+            pos = found.start()
+            continue
+        elif code not in _DROPPED_SEGMENTS:
+            return None
+        pos = end
+    if components is None or not (jfif or components == (1, 2, 3)):
+        return None
+    return b"".join(out)
 
 
 def _draft(img: Image.Image, side: int) -> float:
@@ -174,46 +379,99 @@ def _draft(img: Image.Image, side: int) -> float:
     return img.size[0] / before[0]
 
 
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
 def _orient(img: Image.Image) -> Image.Image:
-    """Apply EXIF orientation (a copy only when the tag asks for a turn or flip)."""
-    if img.getexif().get(0x0112, 1) in (None, 1):
+    """Turn the pixels as the EXIF orientation says (a copy only when it asks for a turn or flip).
+
+    Only the tag is read: the EXIF block is dropped, never written back. (Pillow's exif_transpose
+    writes it back, and a damaged block that reads well enough can make that raise: the photo is
+    kept, and turned.) A block so damaged that the tag cannot be read costs the turn, not the
+    photo.
+    """
+    try:
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+    except MemoryError:
+        raise
+    except Exception:
+        log.info("Unreadable EXIF block: the image is kept as coded, not turned.", exc_info=True)
         return img
-    return ImageOps.exif_transpose(img)
+    method = _TRANSPOSE.get(orientation) if type(orientation) is int else None
+    return img if method is None else img.transpose(method)
 
 
 def process(data: bytes, limits: Limits | None = None) -> Processed:
     """Validate and normalise `data`; raise ImageRefused with a reason if it cannot be used.
 
-    The pixel hash is taken over the oriented RGB pixels as decoded for the stored copy. For a
-    large JPEG that decode is at a DCT scale (1/2, 1/4, 1/8), which is part of the hashed data,
-    so two files with the same coded pixels match, whatever their metadata.
+    Bad bytes raise nothing but ImageRefused. Decoders meet a malformed file with any kind of
+    error (struct.error, IndexError, TypeError, RuntimeError, ...), so whatever else judging one
+    file raises becomes a refusal naming the error's class, logged with its traceback. Except
+    MemoryError: the pixel limit, checked from the header before any decode, bounds what one file
+    may need, so running out says this worker is short of memory, not that the file is bad, and
+    must not become a permanent refusal of a good photo. (KeyboardInterrupt and SystemExit are not
+    Exceptions: they pass too.)
+
+    The pixel hash is taken over the oriented RGB pixels as decoded for the stored copy: in full,
+    except a JPEG (or MPO) of twice the stored side or more, which libjpeg decodes at 1/2, 1/4 or 1/8
+    scale (DCT scaling, what keeps ingest fast); the scale is part of the hashed data. So two files
+    with the same coded pixels match whatever their metadata, and a file and a lossless copy of
+    its pixels match, unless it is such a large JPEG: then only their perceptual hashes are close.
+
+    Safe to call from several threads at once (an import judges the next files in worker threads).
     """
     limits = limits or Limits()
+    try:
+        return _judge(data, limits)
+    except ImageRefused:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own check
+        raise ImageRefused(
+            f"Decompression bomb: the image declares more than {limits.max_pixels:,} pixels, the limit."
+        ) from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        log.warning("Refused an image (%s bytes, SHA-256 %s) on which the decoder raised %s.",
+                    f"{len(data):,}", sha256_bytes(data), type(exc).__name__, exc_info=True)
+        raise ImageRefused(f"Cannot decode this image ({type(exc).__name__}); the file is probably damaged.") from None
+
+
+def _judge(data: bytes, limits: Limits) -> Processed:
+    """`process` without its net: the refusals with a reason of their own, then the work."""
     img = _open(data, limits)
     original_format = img.format
     ow, oh = img.size
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            _draft(img, limits.longest_side)
-            img.load()
-            img = _orient(img)
-            rgb = _to_rgb(img)
-        except ImageRefused:
-            raise
-        except Image.DecompressionBombWarning as exc:
-            raise ImageRefused(f"Decompression bomb: {exc}") from None
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            raise ImageRefused(f"Corrupt or truncated image: {exc}") from None
+    try:
+        _draft(img, limits.longest_side)
+        img.load()
+        decoded = img
+        img = _orient(img)
+        rgb = _to_rgb(img)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageRefused(f"Corrupt or truncated image: {exc}") from None
     digest = hashlib.sha256(b"%dx%d:" % rgb.size)
     digest.update(rgb.tobytes())
     pixel_sha = digest.hexdigest()
+    # A JPEG whose pixels nothing changed (no scale, turn or colour transform) and that is no finer
+    # than what would be written is stored as its own coded data, its metadata dropped: no
+    # encode, no second generation loss, the same decoded pixels.
+    unchanged = rgb is decoded and max(ow, oh) <= limits.longest_side
+    kept = _stripped_jpeg(data, decoded, limits.jpeg_quality) if unchanged and original_format == "JPEG" else None
     # Pillow copies `info` (JPEG comment, XMP, EXIF, ICC) through convert/transpose/resize, and
     # its JPEG writer reuses some of it: the stored copy must carry none of it (privacy).
     rgb.info = {}
     stored = _fit(rgb, limits.longest_side)
-    thumb = _fit(stored, limits.thumb_side)
-    phash = _to_signed64(int(str(imagehash.phash(thumb)), 16))
+    thumb = _fit(stored, limits.thumb_side, Image.Resampling.BOX)
+    phash = _perceptual_hash(thumb)
     return Processed(
         sha256=sha256_bytes(data),
         pixel_sha256=pixel_sha,
@@ -224,7 +482,7 @@ def process(data: bytes, limits: Limits | None = None) -> Processed:
         original_bytes=len(data),
         width=stored.width,
         height=stored.height,
-        jpeg=_encode_jpeg(stored, limits.jpeg_quality),
+        jpeg=kept or _encode_jpeg(stored, limits.jpeg_quality),
         thumbnail=_encode_jpeg(thumb, limits.thumb_quality),
     )
 

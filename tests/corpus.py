@@ -136,3 +136,135 @@ def zip_with_lying_size(real_bytes: int, declared: int) -> bytes:
         at = data.find(sig)
         struct.pack_into("<I", data, at + offset, declared)
     return bytes(data)
+
+
+# ---------------------------------------------------------------- inputs that crashed a decoder
+# Found by mutating valid files (tests/test_fuzz_imaging.py): each made Pillow raise something
+# other than the errors imaging used to catch (struct.error, IndexError, TypeError).
+
+
+def gif_with_tail(tail: bytes) -> bytes:
+    """A valid still GIF whose trailer byte is replaced by `tail` (garbage after the last frame)."""
+    gif = make_photo(160, 120, seed=17, fmt="GIF")
+    assert gif.endswith(b";")
+    return gif[:-1] + tail
+
+
+def gif_with_trailing_garbage() -> bytes:
+    """An image separator and two stray bytes where the trailer was: struct.error while Pillow
+    counts the frames."""
+    return gif_with_tail(b",\x00\x00")
+
+
+def gif_with_cut_image_descriptor() -> bytes:
+    """A second image descriptor cut one byte short: IndexError while counting frames."""
+    return gif_with_tail(b"," + b"\x00" * 8)
+
+
+def gif_with_cut_extension() -> bytes:
+    """A graphic control extension whose block is cut short: IndexError while counting frames."""
+    return gif_with_tail(b"!\xf9\x01")
+
+
+def tiff_next_page_without_size() -> bytes:
+    """A one-page TIFF whose next-page pointer leads to a directory with no width or height:
+    TypeError ("Missing dimensions") while Pillow counts the pages."""
+    data = bytearray(make_photo(160, 120, seed=18, fmt="TIFF"))
+    assert data[:4] == b"II*\x00"
+    (first,) = struct.unpack_from("<I", data, 4)
+    (entries,) = struct.unpack_from("<H", data, first)
+    struct.pack_into("<I", data, first + 2 + 12 * entries, len(data))
+    # One entry (Compression = none) and no next page.
+    return bytes(data) + struct.pack("<HHHII", 1, 0x0103, 3, 1, 1) + struct.pack("<I", 0)
+
+
+def jpeg_with_broken_exif() -> bytes:
+    """exif_rotated_with_gps() with the GPS latitude's type changed from RATIONAL to ASCII: the
+    photo and its orientation tag are fine, but Pillow's exif_transpose cannot write the block
+    back (TypeError)."""
+    data = exif_rotated_with_gps()
+    latitude = struct.pack(">HHI", 2, 5, 3)  # tag GPSLatitude, type RATIONAL, 3 values (big-endian)
+    assert data.count(latitude) == 1
+    return data.replace(latitude, struct.pack(">HHI", 2, 2, 3))
+
+
+def avif_with_missing_primary_item() -> bytes:
+    """An AVIF whose primary-item box names an item that is not there: libavif fails and Pillow
+    raises RuntimeError from Image.open (whatever formats imaging accepts)."""
+    data = phone_photo("AVIF")
+    primary = b"pitm\x00\x00\x00\x00\x00\x01"  # version and flags 0, item 1
+    assert data.count(primary) == 1
+    return data.replace(primary, primary[:-1] + b"\x09")
+
+
+# ---------------------------------------------------------------- phone photos
+
+
+def _phone_exif(img: Image.Image) -> Image.Exif:
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 on display, as a phone held upright writes it
+    exif[0x0110] = "Secret Phone 15"
+    exif[0x8825] = {1: "N", 2: (37.0, 33.0, 59.0), 3: "E", 4: (126.0, 58.0, 40.0)}
+    return exif
+
+
+PHONE_XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:creator="Secret Person"/>'
+    b"</rdf:RDF></x:xmpmeta>"
+)
+
+
+def phone_photo(fmt: str, seed: int = 19) -> bytes:
+    """A 600x400 HEIC ("HEIF") or AVIF as a phone writes it: EXIF Orientation=6, camera model
+    and GPS, an XMP packet naming the author, and an ICC profile. Both writers turn the EXIF
+    orientation into the container's own rotation (irot), as phones do."""
+    import pillow_heif
+    from PIL import ImageCms
+
+    pillow_heif.register_heif_opener()  # imaging does it too; here so a generator works alone
+    img = Image.open(io.BytesIO(make_photo(600, 400, seed=seed)))
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buf = io.BytesIO()
+    # pillow-heif reads the orientation for its irot box only from EXIF given as bytes.
+    img.save(buf, fmt, exif=_phone_exif(img).tobytes(), xmp=PHONE_XMP, icc_profile=icc, quality=90)
+    return buf.getvalue()
+
+
+def heic_burst(primary_index: int = 1) -> bytes:
+    """A HEIC holding two photos of different sizes (a burst or an edit), the second primary."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    first = Image.open(io.BytesIO(make_photo(320, 240, seed=20)))
+    second = Image.open(io.BytesIO(make_photo(640, 480, seed=21)))
+    buf = io.BytesIO()
+    first.save(buf, "HEIF", save_all=True, append_images=[second], primary_index=primary_index, quality=85)
+    return buf.getvalue()
+
+
+def animated_avif() -> bytes:
+    frames = [Image.new("RGB", (120, 120), colour) for colour in ("red", "green", "blue")]
+    buf = io.BytesIO()
+    frames[0].save(buf, "AVIF", save_all=True, append_images=frames[1:], duration=100, quality=60)
+    return buf.getvalue()
+
+
+def mpo(seed: int = 25) -> bytes:
+    """A camera's multi-picture JPEG: the photo and a small preview frame."""
+    first = Image.open(io.BytesIO(make_photo(320, 240, seed=seed)))
+    buf = io.BytesIO()
+    first.save(buf, "MPO", save_all=True, append_images=[first.resize((80, 60))])
+    return buf.getvalue()
+
+
+def zip_with_raw_names(members: dict[bytes, bytes]) -> bytes:
+    """A zip whose member names are these raw bytes without the UTF-8 flag, as zip tools on Korean
+    Windows write CP949 names. zipfile writes any non-ASCII name as UTF-8 with the flag set, so
+    each name is written as an ASCII stand-in of the same length and the bytes put in its place."""
+    stand_ins = {(b"%d" % n).rjust(len(raw), b"~"): raw for n, raw in enumerate(members)}
+    data = zip_of({s.decode(): content for s, content in zip(stand_ins, members.values())}, compression=zipfile.ZIP_STORED)
+    for stand_in, raw in stand_ins.items():
+        assert data.count(stand_in) == 2, "a stand-in name must occur only in its two headers"
+        data = data.replace(stand_in, raw)
+    return data

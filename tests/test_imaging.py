@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import io
+import logging
+import struct
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageCms, ImageFile
 
 from datasets import imaging
 from tests import corpus
@@ -51,6 +54,28 @@ def check_webp(p, img):
     assert p.original_format == "WEBP" and img.size == (320, 240)
 
 
+def check_phone_photo(p, img):
+    """Turned right once (the container's irot, or the EXIF orientation, not both) and stripped."""
+    assert p.original_format in ("HEIF", "AVIF")
+    assert img.size == (400, 600)
+    source = Image.open(io.BytesIO(make_photo(600, 400, seed=19))).convert("RGB")
+    got = np.asarray(img, dtype=float)
+    right = np.abs(got - np.asarray(source.transpose(Image.Transpose.ROTATE_270), dtype=float)).mean()
+    left = np.abs(got - np.asarray(source.transpose(Image.Transpose.ROTATE_90), dtype=float)).mean()
+    assert right < 6 < left, (right, left)
+    assert not img.getexif()
+    assert not {"exif", "xmp", "icc_profile", "comment"} & set(img.info)
+    for secret in (b"Secret", b"Phone", corpus.PHONE_XMP[:20]):
+        assert secret not in p.jpeg and secret not in p.thumbnail
+
+
+def check_primary_of_burst(p, img):
+    """Like MPO, a HEIC with several images is its primary one (here the second, 640x480)."""
+    assert p.original_format == "HEIF" and img.size == (640, 480)
+    primary = np.asarray(Image.open(io.BytesIO(make_photo(640, 480, seed=21))).convert("RGB"), dtype=float)
+    assert np.abs(np.asarray(img, dtype=float) - primary).mean() < 6
+
+
 # (case, bytes, limits, expected: a refusal reason fragment, or a check of the stored copy)
 CORPUS = [
     ("truncated-jpeg", corpus.truncated_jpeg, LIMITS, "Corrupt or truncated"),
@@ -69,6 +94,23 @@ CORPUS = [
     ("palette-png-transparency", corpus.palette_png_transparent, LIMITS, check_palette),
     ("exif-rotated-with-gps", corpus.exif_rotated_with_gps, LIMITS, check_exif),
     ("webp", corpus.webp, LIMITS, check_webp),
+    # Found by fuzzing (tests/test_fuzz_imaging.py): each made process() raise something else
+    # than ImageRefused (struct.error, IndexError, TypeError, RuntimeError), which stopped the
+    # whole batch.
+    ("gif-trailing-garbage", corpus.gif_with_trailing_garbage, LIMITS, "Cannot decode this image"),
+    ("gif-cut-image-descriptor", corpus.gif_with_cut_image_descriptor, LIMITS, "Cannot decode this image"),
+    ("gif-cut-extension", corpus.gif_with_cut_extension, LIMITS, "Cannot decode this image"),
+    ("tiff-next-page-without-size", corpus.tiff_next_page_without_size, LIMITS, "Cannot decode this image"),
+    ("avif-missing-primary-item", corpus.avif_with_missing_primary_item, LIMITS, "Cannot decode this image"),
+    # Only Pillow's rewrite of the EXIF block failed: the photo itself is good, and kept, turned.
+    ("jpeg-broken-exif", corpus.jpeg_with_broken_exif, LIMITS, check_exif),
+    ("heic-phone-photo", lambda: corpus.phone_photo("HEIF"), LIMITS, check_phone_photo),
+    ("avif-phone-photo", lambda: corpus.phone_photo("AVIF"), LIMITS, check_phone_photo),
+    ("heic-burst", corpus.heic_burst, LIMITS, check_primary_of_burst),
+    ("animated-avif", corpus.animated_avif, LIMITS, "Animated image (3 frames)"),
+    ("64x16000-strip", lambda: corpus.png_with_header(64, 16000), LIMITS,
+     "Image is 64x16000 (1:250); the longest side may be at most 10 times the shortest."),
+    ("16000x1200-strip", lambda: corpus.png_with_header(16000, 1200), LIMITS, "(13.3:1)"),
 ]
 
 
@@ -159,3 +201,271 @@ def test_multi_picture_jpeg_from_a_camera_is_accepted():
     assert Image.open(io.BytesIO(buf.getvalue())).n_frames == 2
     p = imaging.process(buf.getvalue(), LIMITS)
     assert (p.width, p.height) == (640, 480)
+
+
+def test_a_decoder_crash_is_refused_with_its_class_and_logged_with_the_traceback(caplog):
+    with caplog.at_level(logging.WARNING, logger="datasets.imaging"):
+        reason = r"^Cannot decode this image \(error\); the file is probably damaged\.$"
+        with pytest.raises(imaging.ImageRefused, match=reason):
+            imaging.process(corpus.gif_with_trailing_garbage(), LIMITS)
+    [record] = [r for r in caplog.records if r.name == "datasets.imaging"]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info and record.exc_info[0] is struct.error
+
+
+@pytest.mark.parametrize("exc", [MemoryError, KeyboardInterrupt, SystemExit])
+def test_running_out_of_memory_or_being_stopped_is_not_blamed_on_the_file(monkeypatch, exc):
+    """The pixel limit bounds what one good file needs, so a MemoryError says the worker is short
+    of memory, not that the file is bad: it is not turned into a permanent refusal."""
+
+    def fail(*args, **kwargs):
+        raise exc()
+
+    monkeypatch.setattr(imaging, "_fit", fail)
+    with pytest.raises(exc):
+        imaging.process(make_photo(200, 150, seed=31), LIMITS)
+
+
+def test_unreadable_orientation_keeps_the_photo_as_coded(monkeypatch):
+    """Any failure to read the EXIF block costs only the turn, not the photo."""
+
+    def broken(self):
+        raise struct.error("unpack requires a buffer of 12 bytes")
+
+    data = corpus.exif_rotated_with_gps()
+    monkeypatch.setattr(Image.Image, "getexif", broken)
+    p = imaging.process(data, LIMITS)
+    img = stored(p)
+    assert img.size == (600, 400)  # as coded, not turned
+    assert b"Secret" not in p.jpeg
+
+
+def test_refusal_of_an_unknown_file_lists_the_phone_formats():
+    with pytest.raises(imaging.ImageRefused) as refused:
+        imaging.process(corpus.text_as_jpg(), LIMITS)
+    assert "HEIC" in str(refused.value) and "AVIF" in str(refused.value)
+
+
+def test_a_panorama_at_the_aspect_limit_keeps_usable_sides():
+    p = imaging.process(make_photo(2000, 200, seed=32, fmt="PNG"), LIMITS)
+    assert (p.width, p.height) == (1280, 128)
+    assert Image.open(io.BytesIO(p.thumbnail)).size == (320, 32)
+
+
+def test_aspect_limit_comes_from_settings(settings):
+    settings.INGEST = {**settings.INGEST, "MAX_ASPECT": 4}
+    limits = imaging.Limits.from_settings()
+    with pytest.raises(imaging.ImageRefused, match=r"1000x200 \(5:1\); .* at most 4 times the shortest"):
+        imaging.process(corpus.png_with_header(1000, 200), limits)
+
+
+def test_a_lower_pixel_setting_refuses_from_the_header(settings, monkeypatch):
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("pixels were decoded"))
+    settings.INGEST = {**settings.INGEST, "MAX_PIXELS": 10_000_000}
+    reason = "4000x3000 = 12,000,000 pixels; the decompression-bomb limit is 10,000,000"
+    with pytest.raises(imaging.ImageRefused, match=reason):
+        imaging.process(corpus.png_with_header(4000, 3000), imaging.Limits.from_settings())
+
+
+# 100 MP is over Pillow's warning limit (~89 MP), 225 MP over its error limit (~179 MP).
+@pytest.mark.parametrize("side", [10_000, 15_000])
+def test_a_higher_pixel_setting_than_pillows_own_applies(settings, monkeypatch, side):
+    """INGEST_MAX_PIXELS is the limit, even above Pillow's MAX_IMAGE_PIXELS: the header passes
+    and decoding starts (stopped here: no test decodes 100+ MP)."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored afterwards
+    data = corpus.png_with_header(side, side)
+    with pytest.raises(imaging.ImageRefused, match="decompression-bomb limit is 50,000,000|Decompression bomb"):
+        imaging.process(data, imaging.Limits.from_settings())  # the default: refused
+
+    reached = []
+
+    def stop(self, *args, **kwargs):
+        reached.append(self.size)
+        raise OSError("stopped before decoding")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", stop)
+    settings.INGEST = {**settings.INGEST, "MAX_PIXELS": 300_000_000}
+    with pytest.raises(imaging.ImageRefused, match="stopped before decoding"):
+        imaging.process(data, imaging.Limits.from_settings())
+    assert reached == [(side, side)]
+
+
+def lossless_copy(jpeg: bytes) -> bytes:
+    """A PNG of exactly the pixels a full decode of `jpeg` gives."""
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(jpeg)).convert("RGB").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_jpeg_up_to_twice_the_stored_side_and_its_lossless_copy_share_the_pixel_hash():
+    jpeg = make_photo(2559, 600, seed=33)  # under 2 x 1280: decoded at full scale
+    a, b = imaging.process(jpeg, LIMITS), imaging.process(lossless_copy(jpeg), LIMITS)
+    assert a.sha256 != b.sha256 and a.pixel_sha256 == b.pixel_sha256
+
+
+def test_a_large_jpeg_matches_the_same_jpeg_with_other_metadata_but_not_its_lossless_copy():
+    """What the README says: from twice the stored side a JPEG is hashed as decoded at a DCT
+    scale, so the same coded pixels match whatever the metadata, but a lossless copy (decoded in
+    full) is only a near duplicate: close perceptual hashes."""
+    jpeg = make_photo(2560, 600, seed=34)
+    img = Image.open(io.BytesIO(jpeg))
+    exif = img.getexif()
+    exif[0x010F] = "Another camera"
+    tagged = jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif.tobytes()) + 2) + exif.tobytes() + jpeg[2:]
+    a, b, c = (imaging.process(d, LIMITS) for d in (jpeg, tagged, lossless_copy(jpeg)))
+    assert a.sha256 != b.sha256 and a.pixel_sha256 == b.pixel_sha256
+    assert a.pixel_sha256 != c.pixel_sha256
+    assert imaging.hamming(a.phash, c.phash) <= 4
+
+
+# ---------------------------------------------------------------- a JPEG stored as its own coded data
+
+
+def _segment(marker: int, body: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(body) + 2) + body
+
+
+def _insert_after_soi(jpeg: bytes, *segments: bytes) -> bytes:
+    return jpeg[:2] + b"".join(segments) + jpeg[2:]
+
+
+def _without_app0(jpeg: bytes) -> bytes:
+    assert jpeg[2:4] == b"\xff\xe0"
+    return jpeg[:2] + jpeg[4 + struct.unpack(">H", jpeg[4:6])[0]:]
+
+
+def pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def luma_table(data: bytes) -> list[int]:
+    return list(Image.open(io.BytesIO(data)).quantization[0])
+
+
+def tagged_web_photo(quality: int = 85, **save_kwargs) -> bytes:
+    """A web-sized JPEG carrying every kind of metadata a photo can: EXIF (camera, GPS; no turn),
+    XMP, an sRGB ICC profile, IPTC, a comment, a JFXX thumbnail, and a vendor trailer after EOI."""
+    img = Image.open(io.BytesIO(make_photo(500, 375, seed=40)))
+    exif = img.getexif()
+    exif[0x0110] = "Secret Camera 3000"
+    exif[0x0112] = 1
+    exif[0x8825] = {1: "N", 2: (37.0, 33.0, 59.0), 3: "E", 4: (126.0, 58.0, 40.0)}
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality, exif=exif, icc_profile=srgb, comment=b"Secret comment",
+             xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>Secret Person</x:xmpmeta>", **save_kwargs)
+    iptc = _segment(0xED, b"Photoshop 3.0\0" + b"8BIM\x04\x04\0\0\0\0\0\x10\x1c\x02\x50\0\x0cSecret Owner")
+    jfxx = _segment(0xE0, b"JFXX\0\x13\x02\x02" + b"\x80" * 12)  # a 2x2 RGB thumbnail
+    return _insert_after_soi(buf.getvalue(), jfxx, iptc) + b"Secret trailer"
+
+
+METADATA = [b"Secret", b"Exif", b"ICC_PROFILE", b"adobe:ns:meta", b"Photoshop", b"JFXX", b"trailer"]
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_jpeg_nothing_changes_is_stored_as_its_own_pixels_without_its_metadata(progressive):
+    """No re-encode: the stored copy decodes to exactly the original's pixels (no second
+    generation loss), and carries none of its metadata."""
+    data = tagged_web_photo(progressive=progressive)
+    p = imaging.process(data, LIMITS)
+    assert np.array_equal(pixels(p.jpeg), pixels(data))
+    assert luma_table(p.jpeg) == luma_table(data)  # its own coded data
+    assert [m for m in METADATA if m in p.jpeg] == []
+    img = stored(p)
+    assert img.mode == "RGB" and not img.getexif()
+    assert not {"exif", "xmp", "icc_profile", "comment", "photoshop"} & set(img.info)
+    assert p.jpeg.endswith(b"\xff\xd9")
+    # The pixel hash is that of the decoded pixels, as for any file.
+    assert p.pixel_sha256 == imaging.process(lossless_copy(data), LIMITS).pixel_sha256
+
+
+def test_a_jpeg_without_a_jfif_segment_is_stored_as_its_own_pixels_too():
+    data = _without_app0(make_photo(400, 300, seed=41, quality=80))
+    p = imaging.process(data, LIMITS)
+    assert np.array_equal(pixels(p.jpeg), pixels(data)) and luma_table(p.jpeg) == luma_table(data)
+
+
+def grey_jpeg(width: int, height: int, seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(make_photo(width, height, seed=seed))).convert("L").save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+def _reencoded(data: bytes, p: imaging.Processed) -> bool:
+    return luma_table(p.jpeg) == luma_table(make_photo(64, 64, quality=LIMITS.jpeg_quality))
+
+
+@pytest.mark.parametrize("case,make", [
+    ("finer than the stored quality", lambda: make_photo(400, 300, seed=42, quality=95)),
+    ("an Adobe segment", lambda: _insert_after_soi(make_photo(400, 300, seed=43, quality=80),
+                                                  _segment(0xEE, b"Adobe\0\x64\0\0\0\0\x01"))),
+    ("greyscale", lambda: grey_jpeg(400, 300, seed=44)),
+    ("turned by EXIF", corpus.jpeg_with_broken_exif),
+    ("larger than the stored side", lambda: make_photo(1600, 1200, seed=45, quality=80)),
+])
+def test_a_jpeg_that_cannot_be_kept_as_it_is_is_re_encoded_as_before(case, make):
+    data = make()
+    p = imaging.process(data, LIMITS)
+    assert _reencoded(data, p)
+    img = stored(p)
+    assert img.mode == "RGB" and [m for m in METADATA if m in p.jpeg] == []
+
+
+def test_a_jpeg_with_a_wide_gamut_profile_is_transformed_and_re_encoded():
+    img = Image.open(io.BytesIO(make_photo(400, 300, seed=46, quality=80)))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=80, icc_profile=wide_gamut_profile())
+    data = buf.getvalue()
+    p = imaging.process(data, LIMITS)
+    assert _reencoded(data, p) and b"ICC_PROFILE" not in p.jpeg
+    # Wide-gamut colours become more saturated in sRGB: the transform was applied.
+    assert not np.array_equal(pixels(p.jpeg), pixels(data))
+
+
+def wide_gamut_profile() -> bytes:
+    """lcms's sRGB profile with Display P3's (D50-adapted) colorants: a profile that moves colours."""
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    colorants = {b"rXYZ": (0.5151, 0.2412, -0.0011), b"gXYZ": (0.2920, 0.6922, 0.0419),
+                 b"bXYZ": (0.1571, 0.0666, 0.7841)}
+    (count,) = struct.unpack(">I", data[128:132])
+    for i in range(count):
+        sig, offset, _ = struct.unpack(">4sII", data[132 + 12 * i:144 + 12 * i])
+        if sig in colorants:
+            data[offset + 8:offset + 20] = b"".join(struct.pack(">i", round(v * 65536)) for v in colorants[sig])
+    return bytes(data)
+
+
+# ---------------------------------------------------------------- several threads at once
+
+
+def test_process_gives_the_same_results_in_many_threads_at_once(monkeypatch):
+    """An import judges files in worker threads: bombs, broken files, photos with and without
+    profiles (the transform cache, here small enough to evict all the time) and turned photos,
+    all at once, each as when judged alone."""
+    monkeypatch.setattr(imaging, "_ICC_CACHE_SIZE", 1)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    wide = wide_gamut_profile()
+
+    def with_profile(seed, icc):
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(make_photo(320, 240, seed=seed))).save(buf, "JPEG", quality=80, icc_profile=icc)
+        return buf.getvalue()
+
+    files = [
+        corpus.png_bomb(8000, 8000), corpus.huge_header(), corpus.truncated_jpeg(), corpus.gif_with_trailing_garbage(),
+        corpus.exif_rotated_with_gps(), corpus.cmyk_jpeg(), tagged_web_photo(),
+        *(with_profile(50 + n, [wide, srgb, None][n % 3]) for n in range(9)),
+    ]
+
+    def outcome(data):
+        try:
+            p = imaging.process(data, LIMITS)
+        except imaging.ImageRefused as exc:
+            return str(exc)
+        return (p.sha256, p.pixel_sha256, p.phash, p.jpeg, p.thumbnail)
+
+    alone = [outcome(d) for d in files]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(3):
+            assert list(pool.map(outcome, files * 2)) == alone * 2
+    assert sum(isinstance(o, str) and "ecompression" in o for o in alone) == 2
