@@ -8,11 +8,14 @@ reported as refused without loading.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import ipaddress
 import json
 import os
 import socket
+import stat
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -22,7 +25,7 @@ from urllib.parse import urlparse
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo", ".heic", ".heif", ".avif"}
 JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 ZIP_READ_CHUNK = 1024 * 1024
 
@@ -44,12 +47,56 @@ class ReaderError(Exception):
     """The whole import cannot be read (missing folder, bucket, unreadable manifest)."""
 
 
+class RefusedFile(OSError):
+    """A file that is there but will not be read: not a regular file, or outside the allowed
+    roots. An OSError, so that every caller that copes with an unreadable file copes with it."""
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Control and format characters (newlines, bidi overrides, zero-width ones), line and paragraph
+# separators, and lone surrogates (bytes that were not UTF-8 in a file system name).
+_HIDDEN = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
+def _visible(ch: str) -> str:
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    if unicodedata.category(ch) not in _HIDDEN:
+        return ch
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte kept by os.fsdecode: show the byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def display_name(name: str) -> str:
+    """A file name as reports, pages and the database show it: NFC (macOS writes NFD, and an NFD
+    사진 is not found by searching for 사진), CP949 where a Linux file name's bytes are not UTF-8
+    (folders copied from Korean Windows), and every control, bidi or line-separator character
+    written as a visible escape so that a name can neither forge a report line nor reorder one.
+    Only for showing: files are opened by the name as it is on disk."""
+    if name.isascii() and name.isprintable():
+        return name
+    if any("\udc80" <= ch <= "\udcff" for ch in name):
+        try:
+            name = name.encode("utf-8", "surrogateescape").decode("cp949")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
+    return "".join(map(_visible, unicodedata.normalize("NFC", name)))
+
+
 @dataclass
 class Entry:
     name: str
     load: Callable[[], bytes] | None = None
     meta: dict = field(default_factory=dict)
     error: str | None = None
+
+    def __post_init__(self):
+        # Here, so that no reader (today's or a later one) can hand on a name unfit to show.
+        self.name = display_name(self.name)
+        if self.meta.get("original_name"):
+            self.meta["original_name"] = display_name(self.meta["original_name"])
 
 
 def _cfg(key):
@@ -65,6 +112,23 @@ def _read_storage(key: str) -> Callable[[], bytes]:
             return fh.read(_cfg("MAX_FILE_BYTES") + 1)
 
     return load
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    """A member's name as its maker meant it. Without the UTF-8 flag (bit 11) zipfile reads the
+    name as CP437, but zips made on Korean Windows write CP949 there and many tools write UTF-8
+    without setting the flag: the CP437 text is turned back into the original bytes, read as
+    UTF-8 first (a CP949 name is rarely valid UTF-8), then as CP949, and kept as CP437 if neither
+    fits."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    raw = info.filename.encode("cp437")
+    for encoding in ("utf-8", "cp949"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return info.filename
 
 
 def zip_entries(opener: Callable[[], io.IOBase], archive_name: str) -> list[Entry]:
@@ -89,7 +153,7 @@ def zip_entries(opener: Callable[[], io.IOBase], archive_name: str) -> list[Entr
     for info in infos:
         if info.is_dir():
             continue
-        raw = info.filename
+        raw = _member_name(info)
         display = f"{archive_name}/{raw}"
         parts = PurePosixPath(raw.replace("\\", "/")).parts
         base = parts[-1] if parts else raw
@@ -139,41 +203,141 @@ def upload_entries(staged: list[dict]) -> list[Entry]:
 # ---------------------------------------------------------------- server folders
 
 
+def _allowed_roots() -> list[str]:
+    return [os.path.realpath(r) for r in _cfg("ALLOWED_ROOTS")]
+
+
+def _root_of(real: str, roots: list[str]) -> str | None:
+    for root in roots:
+        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            return root
+    return None
+
+
+def _outside(path: str, roots: list[str]) -> str:
+    return (f"{display_name(path)} is not under an allowed ingest root "
+            f"(INGEST_ALLOWED_ROOTS: {', '.join(roots) or 'none set'}).")
+
+
 def check_allowed_path(path: str) -> Path:
-    """A path named from the web must lie under INGEST_ALLOWED_ROOTS."""
-    resolved = Path(path).resolve()
-    roots = [Path(r).resolve() for r in _cfg("ALLOWED_ROOTS")]
-    if not any(resolved == r or r in resolved.parents for r in roots):
-        raise ReaderError(
-            f"{path} is not under an allowed ingest root (INGEST_ALLOWED_ROOTS: {', '.join(map(str, roots)) or 'none set'})."
-        )
-    return resolved
+    """A path named from the web must lie under INGEST_ALLOWED_ROOTS once every link in it is
+    followed. The refusal is the same sentence whether the path exists or not (realpath fails
+    neither on a missing part nor on a link loop), so it cannot be used to probe the server."""
+    roots = _allowed_roots()
+    try:
+        real = os.path.realpath(path)
+    except ValueError:  # a NUL character or a lone surrogate: no file has such a name
+        raise ReaderError(_outside(path, roots)) from None
+    if _root_of(real, roots) is None:
+        raise ReaderError(_outside(path, roots))
+    return Path(real)
 
 
-def _read_file(path: Path) -> Callable[[], bytes]:
+_FILE_KINDS = {
+    stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder",
+}
+
+
+def _not_regular(mode: int) -> str:
+    return f"Not a regular file ({_FILE_KINDS.get(stat.S_IFMT(mode), 'of an unknown kind')}); not read."
+
+
+def _open_beneath(real: str, root: str) -> int:
+    """Open `real` (a path with no link in it when it was checked) from its root down, one folder
+    at a time, never following a link: a folder or the file swapped for a link since the check
+    makes the open fail here instead of leading out of the root."""
+    parts = Path(real).relative_to(root).parts
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            fd, parent = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd), fd
+            os.close(parent)
+        return os.open(parts[-1] if parts else ".", os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _local_opener(path: str, roots: list[str] | None, shown: str) -> Callable[[], io.BufferedReader]:
+    """Open a local file only if it is a regular file (opening a named pipe blocks for ever, a
+    device never ends) and, unless trusted (`roots` is None), only if its real path lies under
+    the allowed roots when it is read, not only when it was listed. O_NONBLOCK makes the open of
+    a pipe return at once; fstat on what was opened leaves no gap between the check and the read."""
+
+    def open_file() -> io.BufferedReader:
+        if roots is None:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        else:
+            real = os.path.realpath(path)
+            root = _root_of(real, roots)
+            if root is None:
+                raise RefusedFile(_outside(shown, roots))
+            try:
+                fd = _open_beneath(real, root)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise RefusedFile("Its path changed to a symbolic link while the import ran; not read.") from None
+                raise
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise RefusedFile(_not_regular(mode))
+        except BaseException:
+            os.close(fd)
+            raise
+        return os.fdopen(fd, "rb")
+
+    return open_file
+
+
+def _listed_error(path: str, roots: list[str] | None, outside: str) -> str | None:
+    """What is wrong with a local file already when it is listed (reading it checks again)."""
+    real = path if roots is None else os.path.realpath(path)
+    if roots is not None and _root_of(real, roots) is None:
+        return outside
+    try:
+        mode = os.stat(real).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "A loop of symbolic links; not read."
+        return None  # missing or unreadable: the read says why
+    return None if stat.S_ISREG(mode) else _not_regular(mode)
+
+
+def _read_file(opener: Callable[[], io.BufferedReader]) -> Callable[[], bytes]:
     def load() -> bytes:
-        with open(path, "rb") as fh:
+        with opener() as fh:
             return fh.read(_cfg("MAX_FILE_BYTES") + 1)
 
     return load
 
 
-def folder_entries(path: str) -> list[Entry]:
-    root = Path(path)
-    if not root.is_dir():
-        raise ReaderError(f"Folder not found: {path}")
+def folder_entries(path: str, *, trusted: bool = False) -> list[Entry]:
+    """Every file under a server folder. Links to folders are not followed. Unless `trusted` (a
+    folder named on the command line by the machine's operator), the folder and each file in it
+    must lie under INGEST_ALLOWED_ROOTS once links are followed: a link to a file elsewhere is
+    refused, and checked again when the file is read."""
+    roots = None if trusted else _allowed_roots()
+    top = path if roots is None else str(check_allowed_path(path))
+    if not os.path.isdir(top):
+        raise ReaderError(f"Folder not found: {display_name(path)}")
+    link_outside = "A symbolic link to a file outside the allowed ingest roots; not read."
     entries = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for fname in sorted(filenames):
             if fname.startswith(".") or fname in JUNK_NAMES:
                 continue
-            full = Path(dirpath) / fname
-            rel = str(full.relative_to(root))
+            full = os.path.join(dirpath, fname)
+            rel = os.path.relpath(full, top)
+            if error := _listed_error(full, roots, link_outside):
+                entries.append(Entry(name=rel, error=error))
+                continue
+            opener = _local_opener(full, roots, rel)
             if fname.lower().endswith(".zip"):
-                entries.extend(zip_entries(lambda full=full: open(full, "rb"), rel))
+                entries.extend(zip_entries(opener, rel))
             else:
-                entries.append(Entry(name=rel, load=_read_file(full), meta={"original_name": fname}))
+                entries.append(Entry(name=rel, load=_read_file(opener), meta={"original_name": fname}))
     return entries
 
 
@@ -285,10 +449,56 @@ def _pick(row: dict, key: str) -> str:
     return ""
 
 
+# A manifest field longer than this is refused (an Open Images row is a few hundred characters).
+# The csv module's own limit (csv.field_size_limit, 131,072 by default) is left alone: it is one
+# setting for the whole process, so raising it here would raise it for every other CSV reader.
+MANIFEST_FIELD_MAX = 64 * 1024
+
+
+class _Lines:
+    """A manifest's lines as csv reads them, counted, with the double quotes seen since the
+    current row began: csv's own line_num is past the row when it stops with an error."""
+
+    def __init__(self, text: str):
+        self._lines = iter(io.StringIO(text))
+        self.read = 0
+        self.quotes = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.read += 1
+        self.quotes += line.count('"')
+        return line
+
+
+def _field_problem(values, limit: int) -> str | None:
+    """Why a row's fields cannot be taken. A NUL character or a lone surrogate (JSON lets
+    "\\ud800" through) cannot be stored by PostgreSQL or put in a file name: one such field
+    would otherwise stop the whole import."""
+    for value in values:
+        if not isinstance(value, str):
+            continue
+        if len(value) > limit:
+            return f"a field is longer than {limit:,} characters"
+        if "\0" in value:
+            return "a field holds a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a field holds a lone surrogate escape (\\ud800 to \\udfff), which is not text"
+    return None
+
+
 def parse_manifest(text: str, fmt: str) -> Iterator[tuple[int, dict | None, str | None]]:
-    """Yield (row number, row dict, error) for each data row of a CSV or JSON Lines manifest."""
+    """Yield (line number, row dict, error) for each data row of a CSV or JSON Lines manifest. A
+    row's number is the line it starts on, also for a row whose quoted field spans lines."""
     if fmt == "jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
+        # JSON Lines are split at "\n" only: str.splitlines would also split inside a JSON
+        # string at U+2028, U+0085 and other characters that JSON allows there unescaped.
+        for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
             try:
@@ -299,37 +509,56 @@ def parse_manifest(text: str, fmt: str) -> Iterator[tuple[int, dict | None, str 
             if not isinstance(row, dict):
                 yield number, None, f"line {number}: expected a JSON object"
                 continue
+            if problem := _field_problem(row.values(), MANIFEST_FIELD_MAX):
+                yield number, None, f"line {number}: {problem}"
+                continue
             yield number, row, None
         return
+    lines = _Lines(text)
+    reader = csv.reader(lines, strict=True)
     try:
-        reader = csv.DictReader(io.StringIO(text), strict=True)
-        header = reader.fieldnames or []
+        header = next(reader, None) or []
     except csv.Error as exc:
         raise ReaderError(f"Manifest is not valid CSV: {exc}") from None
     if not header or not ({"path", "file", "filename"} | set(COLUMN_ALIASES["url"])) & set(header):
         raise ReaderError(
             f"Manifest header must have a 'path' or 'url' column (Open Images: 'OriginalURL'); got {header or 'nothing'}."
         )
+    limit = min(MANIFEST_FIELD_MAX, csv.field_size_limit())
     # Other columns (Open Images' OriginalSize, Rotation, ...) are allowed and ignored.
     while True:
+        number, lines.quotes = lines.read + 1, 0
         try:
-            row = next(reader)
+            fields = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            yield reader.line_num, None, f"line {reader.line_num}: malformed CSV ({exc})"
+            # csv drops the rest of the line it stopped on. If that line left a quoted field
+            # open, the row goes on to the line that closes it: skip those lines too, or they
+            # would be read as rows of their own.
+            while lines.quotes % 2 and next(lines, None) is not None:
+                pass
+            if "field larger than field limit" in str(exc):
+                yield number, None, f"line {number}: a field is longer than {limit:,} characters"
+            else:
+                yield number, None, f"line {number}: malformed CSV ({exc})"
             continue
-        number = reader.line_num
-        if None in row:  # more fields than the header
-            yield number, None, f"line {number}: {len(header) + len(row[None])} fields, the header has {len(header)}"
+        if not fields:  # a blank line
             continue
-        if any(v is None for v in row.values()):
+        if problem := _field_problem(fields, limit):
+            yield number, None, f"line {number}: {problem}"
+            continue
+        if len(fields) > len(header):
+            yield number, None, f"line {number}: {len(fields)} fields, the header has {len(header)}"
+            continue
+        if len(fields) < len(header):
             yield number, None, f"line {number}: fewer fields than the header ({len(header)})"
             continue
-        yield number, row, None
+        yield number, dict(zip(header, fields)), None
 
 
 def manifest_entries(text: str, fmt: str, base: str | None = None, trusted: bool = False) -> list[Entry]:
+    roots = None if trusted else _allowed_roots()
     entries = []
     for number, row, error in parse_manifest(text, fmt):
         if error:
@@ -342,14 +571,13 @@ def manifest_entries(text: str, fmt: str, base: str | None = None, trusted: bool
             meta["original_name"] = urlparse(url).path.rsplit("/", 1)[-1]
             entries.append(Entry(name=f"row {number}: {url}", load=lambda url=url: fetch_url(url), meta=meta))
         elif path:
-            full = Path(base, path) if base and not os.path.isabs(path) else Path(path)
-            try:
-                resolved = full.resolve() if trusted else check_allowed_path(str(full))
-            except ReaderError as exc:
-                entries.append(Entry(name=f"row {number}: {path}", error=str(exc)))
+            full = str(Path(base, path) if base and not os.path.isabs(path) else Path(path))
+            if error := _listed_error(full, roots, _outside(full, roots or [])):
+                entries.append(Entry(name=f"row {number}: {path}", error=error))
                 continue
-            meta["original_name"] = resolved.name
-            entries.append(Entry(name=f"row {number}: {path}", load=_read_file(resolved), meta=meta))
+            meta["original_name"] = os.path.basename(os.path.realpath(full))
+            load = _read_file(_local_opener(full, roots, full))
+            entries.append(Entry(name=f"row {number}: {path}", load=load, meta=meta))
         else:
             entries.append(Entry(name=f"row {number}", error=f"line {number}: neither a path nor a url"))
     return entries
