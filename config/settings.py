@@ -247,6 +247,9 @@ INGEST = {
     "MAX_FILE_BYTES": env_int("INGEST_MAX_FILE_BYTES", 50 * 1024 * 1024),
     "MIN_SIDE": env_int("INGEST_MIN_SIDE", 64),
     "MAX_SIDE": env_int("INGEST_MAX_SIDE", 16_000),
+    # Longest side over shortest: phone panoramas are about 4:1 to 8:1; past this a file is a
+    # strip or a banner, whose stored copy and thumbnail would be a few pixels high.
+    "MAX_ASPECT": env_int("INGEST_MAX_ASPECT", 10),
     # The stored copy: RGB JPEG, longest side and quality; the thumbnail likewise.
     "STORED_LONGEST_SIDE": env_int("INGEST_LONGEST_SIDE", 1280),
     "JPEG_QUALITY": env_int("INGEST_JPEG_QUALITY", 90),
@@ -261,6 +264,24 @@ INGEST = {
     "URL_ALLOW_PRIVATE": env_bool("INGEST_URL_ALLOW_PRIVATE", not PRODUCTION),
     # Server folders and manifest paths must lie under one of these roots (comma-separated).
     "ALLOWED_ROOTS": [p for p in (env("INGEST_ALLOWED_ROOTS") or "").split(",") if p],
+    # One import task runs at most this long (seconds): near the soft limit it stops starting new
+    # files and hands the rest to a new task, so a big folder still finishes; a file still being
+    # read at the soft limit is refused on its own line (prefork pool, the production default,
+    # raises the soft limit inside the task); at the hard limit the worker kills the task, and the
+    # stalled-import sweep below marks the import interrupted.
+    "TASK_SOFT_TIME_LIMIT": env_int("INGEST_TASK_SOFT_TIME_LIMIT", 30 * 60),
+    "TASK_HARD_TIME_LIMIT": env_int("INGEST_TASK_HARD_TIME_LIMIT", 32 * 60),
+    # A running import that shows no sign of life for this long (seconds) is marked interrupted:
+    # its worker or command died. No single file can take this long (file size, pixel and
+    # URL time limits).
+    "STALE_SECONDS": env_int("INGEST_STALE_SECONDS", 10 * 60),
+    # Staged uploads of an interrupted import are kept this many days for a resume, then the
+    # orphan sweep removes them and the import becomes failed.
+    "INTERRUPTED_KEEP_DAYS": env_int("INGEST_INTERRUPTED_KEEP_DAYS", 7),
+    # Files an import reads, judges and writes at once in worker threads, ahead of the one whose
+    # row it stores (decoding, resizing, hashing and writing release the GIL). Each may hold a
+    # decoded image (up to MAX_PIXELS x 4 bytes, a few copies); 1: one file at a time, no thread.
+    "WORKER_THREADS": env_int("INGEST_WORKER_THREADS", min(4, os.cpu_count() or 1)),
 }
 
 # --- Labeling -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import exceptions, generics, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -343,7 +344,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
         fields = [
             "id", "source", "source_name", "kind", "input", "category", "subcategory", "licence", "author",
             "status", "error", "total", "processed", "accepted", "duplicates", "refused", "warnings", "percent",
-            "created_by", "created_at", "started_at", "finished_at", "links",
+            "created_by", "created_at", "started_at", "finished_at", "heartbeat_at", "links",
         ]
         read_only_fields = fields
 
@@ -481,6 +482,29 @@ class ImportJobViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Re
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         data = self.get_serializer(job).data
         return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["links"]["self"]})
+
+    def list(self, request, *args, **kwargs):
+        services.sweep_stalled_imports_now_and_then()
+        return super().list(request, *args, **kwargs)
+
+    def retrieve(self, request, *args, **kwargs):
+        services.sweep_stalled_imports_now_and_then()
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(request=None, responses={
+        200: ImportJobSerializer,
+        409: OpenApiResponse(description="The import is not interrupted; nothing changed."),
+    })
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Queue an interrupted import again (its worker died, it hit a time limit or an error that
+        was not one file's fault); the new run reads only the entries not yet reported."""
+        job = self.get_object()
+        try:
+            job = services.resume_import(job)
+        except services.NotResumable as exc:
+            return Response({"detail": str(exc), "code": "not_interrupted"}, status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(job).data)
 
 
 class ImportItemList(generics.ListAPIView):

@@ -59,10 +59,13 @@ class MultipleFileInput(forms.ClearableFileInput):
 
 
 class MultipleFileField(forms.FileField):
-    """Many files in one field (Django's documented pattern)."""
+    """Many files in one field (Django's documented pattern). An empty file is let through: the
+    import reports it on its own line ("Empty file") like any other bad file, and the rest of the
+    selection is imported."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*,.zip,application/zip"}))
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*,.zip,application/zip,.heic,.heif,.avif"}))
+        kwargs.setdefault("allow_empty_file", True)
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):

@@ -171,6 +171,13 @@ class ImportStatus(models.TextChoices):
     RUNNING = "running", _("Running")
     DONE = "done", _("Done")
     FAILED = "failed", _("Failed")
+    # The worker or command running it stopped (killed, crashed, timed out, Ctrl-C) before the
+    # end: its staged files are kept, and resuming it reads only the entries not yet reported.
+    INTERRUPTED = "interrupted", _("Interrupted")
+
+
+# An import in one of these states runs no more (until an interrupted one is resumed).
+FINISHED_STATUSES = (ImportStatus.DONE, ImportStatus.FAILED, ImportStatus.INTERRUPTED)
 
 
 class ImportJob(models.Model):
@@ -199,12 +206,20 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Last sign of life from the worker running it (each file it reports).")
+    )
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="importjob_status_heartbeat")]
 
     def __str__(self) -> str:
         return f"Import {self.pk} ({self.kind}, {self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
 
     @property
     def percent(self) -> int:
@@ -233,6 +248,8 @@ class ImportItem(models.Model):
     class Meta:
         ordering = ["job", "position"]
         indexes = [models.Index(fields=["job", "outcome"], name="importitem_job_outcome")]
+        # One report line per entry, even if two workers ever run the same import.
+        constraints = [models.UniqueConstraint(fields=["job", "position"], name="importitem_one_line_per_entry")]
 
     def __str__(self) -> str:
         return f"{self.name}: {self.outcome}"

@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, ProtectedError, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -40,6 +45,10 @@ log = logging.getLogger(__name__)
 
 class IngestError(Exception):
     """An import cannot be created as asked; the message says why."""
+
+
+class StorageUnavailable(Exception):
+    """The media storage refused a write (disk full, S3 unreachable): not the file's fault."""
 
 
 # ---------------------------------------------------------------- categories and quotas
@@ -186,14 +195,79 @@ class Result:
     reason: str = ""
 
 
+SAME_BYTES = "Same bytes as an image already stored."
+SAME_PIXELS = "Same pixels as an image already stored."
+
+
 def _existing(sha: str | None = None, pixel_sha: str | None = None) -> Image | None:
+    """The stored image with these original bytes or, failing that, these pixels."""
+    match = Q()
     if sha:
-        found = Image.objects.filter(sha256=sha).first()
-        if found:
-            return found
+        match |= Q(sha256=sha)
     if pixel_sha:
-        return Image.objects.filter(pixel_sha256=pixel_sha).first()
-    return None
+        match |= Q(pixel_sha256=pixel_sha)
+    if not match:
+        return None
+    # Most files are new: the pks first (half the cost of whole rows), the whole row on a match.
+    # Both hashes are unique, so two rows at most; one with the same bytes comes first.
+    found = sorted(Image.objects.filter(match).order_by().values_list("sha256", "pk")[:2], key=lambda r: r[0] != sha)
+    return Image.objects.filter(pk=found[0][1]).first() if found else None
+
+
+@dataclass
+class Prepared:
+    """One file's database-free work, done ahead in an import's worker thread: its bytes (or what
+    reading them raised), what imaging.process made of them (or what it raised), and the stored
+    copy and thumbnail it wrote (or why the storage refused them). Files no committed row ends up
+    pointing to are removed by whoever handed the work out (see _ReadAhead)."""
+
+    data: bytes = b""
+    read_error: Exception | None = None
+    sha256: str = ""
+    processed: imaging.Processed | None = None
+    error: BaseException | None = None
+    image_id: uuid.UUID | None = None
+    files: tuple[str, str] | None = None  # the stored copy's and the thumbnail's names
+    store_error: StorageUnavailable | None = None
+    kept: bool = False  # set once the Image row pointing to `files` is committed
+
+    def result(self) -> imaging.Processed:
+        """imaging.process's result, or its exception raised here, where the caller would have
+        called it: so a refusal for the licence or a duplicate still comes first, as without."""
+        if self.error is not None:
+            raise self.error
+        return self.processed
+
+    def discard(self) -> None:
+        """Remove the files written for this image unless its row was committed."""
+        if self.files and not self.kept:
+            _delete_files(list(self.files))
+        self.files = None
+
+
+def prepare(entry: readers.Entry, limits: imaging.Limits, store: bool = False) -> Prepared:
+    """Read and judge one entry without touching the database (safe in a worker thread); with
+    `store`, also write its stored copy and thumbnail under a new image id."""
+    try:
+        data = entry.load()
+    except Exception as exc:  # noqa: BLE001 - reported as this entry's read failure
+        return Prepared(read_error=exc)
+    try:
+        processed = imaging.process(data, limits)
+    except Exception as exc:  # noqa: BLE001 - raised again on the main thread, see Prepared.result
+        return Prepared(data=data, sha256=imaging.sha256_bytes(data), error=exc)
+    prepared = Prepared(data=data, sha256=processed.sha256, processed=processed)
+    if store:
+        image, written = Image(id=uuid.uuid4(), sha256=processed.sha256), []
+        try:
+            _store(image.file, "image.jpg", processed.jpeg, written)
+            _store(image.thumbnail, "thumb.jpg", processed.thumbnail, written)
+        except StorageUnavailable as exc:
+            _delete_files(written)
+            prepared.store_error = exc
+        else:
+            prepared.image_id, prepared.files = image.id, (image.file.name, image.thumbnail.name)
+    return prepared
 
 
 def ingest_one(
@@ -211,29 +285,42 @@ def ingest_one(
     job: ImportJob | None = None,
     limits: imaging.Limits | None = None,
     on_accept: Callable[[Result], None] | None = None,
+    prepared: Prepared | None = None,
 ) -> Result:
     """Validate, normalise, hash and store one image. Never leaves a file without its row.
 
     `on_accept(result)` runs inside the transaction that inserts the Image row (an import writes
     its report line there), so the row and its report line are committed together or not at all.
+    `prepared` (from `prepare(...)` on `data`, in a worker thread) stands for hashing and
+    processing `data` here, and for storing its files if it wrote them; the outcome is the same.
+    Files it wrote are the caller's to remove (`prepared.discard()`) unless the row was stored.
     """
     try:
         licence = licence or source.default_licence
         check_licence(licence)
         category, subcategory = resolve_target(category, subcategory)
-        existing = _existing(sha=imaging.sha256_bytes(data))
+        existing = _existing(sha=prepared.sha256 if prepared is not None else imaging.sha256_bytes(data))
         if existing:
-            return Result(Outcome.DUPLICATE, duplicate_of=existing, reason="Same bytes as an image already stored.")
-        processed = imaging.process(data, limits or imaging.Limits.from_settings())
-        existing = _existing(pixel_sha=processed.pixel_sha256)
-        if existing:
-            return Result(Outcome.DUPLICATE, duplicate_of=existing, reason="Same pixels as an image already stored.")
-        warning = quota_warning(category, subcategory)
+            return Result(Outcome.DUPLICATE, duplicate_of=existing, reason=SAME_BYTES)
+        if prepared is not None:
+            processed = prepared.result()
+        else:
+            processed = imaging.process(data, limits or imaging.Limits.from_settings())
+        # Same pixels as a stored image: the insert below finds it, as the pixel hash is unique
+        # (asking first would cost every new image a query, for the few files that are copies).
+        # Except where the target refuses images past its quota: a copy is a duplicate there too.
+        try:
+            warning = quota_warning(category, subcategory)
+        except imaging.ImageRefused:
+            existing = _existing(pixel_sha=processed.pixel_sha256)
+            if existing:
+                return Result(Outcome.DUPLICATE, duplicate_of=existing, reason=SAME_PIXELS)
+            raise
     except imaging.ImageRefused as exc:
         return Result(Outcome.REFUSED, reason=str(exc))
 
     image = Image(
-        id=uuid.uuid4(),
+        id=prepared.image_id if prepared is not None and prepared.files else uuid.uuid4(),
         sha256=processed.sha256,
         pixel_sha256=processed.pixel_sha256,
         phash=processed.phash,
@@ -256,26 +343,43 @@ def ingest_one(
     )
     written: list[str] = []
     try:
-        image.file.save("image.jpg", ContentFile(processed.jpeg), save=False)
-        written.append(image.file.name)
-        image.thumbnail.save("thumb.jpg", ContentFile(processed.thumbnail), save=False)
-        written.append(image.thumbnail.name)
+        if prepared is not None and prepared.store_error:
+            raise prepared.store_error
+        if prepared is not None and prepared.files:
+            image.file, image.thumbnail = prepared.files
+        else:
+            _store(image.file, "image.jpg", processed.jpeg, written)
+            _store(image.thumbnail, "thumb.jpg", processed.thumbnail, written)
         result = Result(Outcome.ACCEPTED, image=image, reason=warning)
         with transaction.atomic():
             image.save(force_insert=True)
             if on_accept is not None:
                 on_accept(result)
     except IntegrityError:
-        # Another worker stored the same image between our check and our insert.
+        # The same pixels are stored already, or another worker stored the same bytes between
+        # our check and our insert.
         _delete_files(written)
         existing = _existing(sha=processed.sha256, pixel_sha=processed.pixel_sha256)
         if existing is None:
             raise
-        return Result(Outcome.DUPLICATE, duplicate_of=existing, reason="Stored by a concurrent import.")
+        reason = "Stored by a concurrent import." if existing.sha256 == processed.sha256 else SAME_PIXELS
+        return Result(Outcome.DUPLICATE, duplicate_of=existing, reason=reason)
     except BaseException:
         _delete_files(written)
         raise
+    if prepared is not None:
+        prepared.kept = True
     return result
+
+
+def _store(field, name: str, data: bytes, written: list[str]) -> None:
+    """Save one file of an image; a storage that refuses it (disk full, S3 down) is not the
+    image's fault, so it stops the import (resumable) instead of refusing the file."""
+    try:
+        field.save(name, ContentFile(data), save=False)
+    except Exception as exc:  # noqa: BLE001 - every storage backend raises its own kind
+        raise StorageUnavailable(f"The media storage refused a write ({exc.__class__.__name__}: {exc})") from exc
+    written.append(field.name)
 
 
 def _delete_files(names: list[str]) -> None:
@@ -292,9 +396,22 @@ def remove_orphan_files(dry_run: bool = False, min_age: timedelta = timedelta(ho
     recorded. Files younger than `min_age` are left alone: an import that is running writes its
     files a moment before it inserts their row. Returns the names removed (or, dry, to remove)."""
     known = set(Image.objects.values_list("file", flat=True)) | set(Image.objects.values_list("thumbnail", flat=True))
+    # An interrupted import keeps its staged files for INGEST_INTERRUPTED_KEEP_DAYS, then is given up.
+    given_up = ImportJob.objects.filter(
+        status=ImportStatus.INTERRUPTED,
+        finished_at__lt=timezone.now() - timedelta(days=settings.INGEST["INTERRUPTED_KEEP_DAYS"]),
+    )
+    if not dry_run:
+        days = settings.INGEST["INTERRUPTED_KEEP_DAYS"]
+        for job in given_up:  # their staged files are removed by the walk below, and listed
+            ImportJob.objects.filter(pk=job.pk).update(
+                status=ImportStatus.FAILED,
+                error=f"{job.error} Not resumed within {days} days: its staged files were removed."[:5000],
+            )
+    keep = [ImportStatus.QUEUED, ImportStatus.RUNNING, ImportStatus.INTERRUPTED]
     active_staging = {
         (params or {}).get("staging_prefix", "")
-        for params in ImportJob.objects.filter(status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]).values_list(
+        for params in ImportJob.objects.filter(status__in=keep).exclude(pk__in=given_up.values("pk")).values_list(
             "params", flat=True
         )
     }
@@ -430,7 +547,7 @@ def list_entries(job: ImportJob) -> list[readers.Entry]:
     if job.kind == SourceKind.UPLOAD:
         return readers.upload_entries(p["staged"])
     if job.kind == SourceKind.FOLDER:
-        return readers.folder_entries(p["path"])
+        return readers.folder_entries(p["path"], trusted=p.get("trusted", False))
     if job.kind == SourceKind.S3:
         return readers.s3_entries(p["bucket"], p.get("prefix", ""), p.get("endpoint_url") or None)
     if job.kind == SourceKind.MANIFEST:
@@ -441,13 +558,20 @@ def list_entries(job: ImportJob) -> list[readers.Entry]:
 
 
 def _ingest_entry(job: ImportJob, entry: readers.Entry, limits: imaging.Limits,
-                  on_accept: Callable[[Result], None] | None = None) -> Result:
+                  on_accept: Callable[[Result], None] | None = None, ahead: Future | None = None) -> Result:
+    """One entry of an import; `ahead` is its `prepare` running or done in a worker thread."""
     if entry.error:
         return Result(Outcome.REFUSED, reason=entry.error)
-    try:
-        data = entry.load()
-    except Exception as exc:  # noqa: BLE001 - any read failure is this entry's, not the batch's
-        return Result(Outcome.REFUSED, reason=f"Cannot read: {exc}")
+    prepared = ahead.result() if ahead is not None else None
+    if prepared is None:
+        try:
+            data = entry.load()
+        except Exception as exc:  # noqa: BLE001 - any read failure is this entry's, not the batch's
+            return Result(Outcome.REFUSED, reason=f"Cannot read: {exc}")
+    elif prepared.read_error is not None:
+        return Result(Outcome.REFUSED, reason=f"Cannot read: {prepared.read_error}")
+    else:
+        data = prepared.data
     meta = entry.meta
     try:
         licence = resolve_licence(meta.get("licence"), job.licence or job.source.default_licence)
@@ -469,64 +593,202 @@ def _ingest_entry(job: ImportJob, entry: readers.Entry, limits: imaging.Limits,
         job=job,
         limits=limits,
         on_accept=on_accept,
+        prepared=prepared,
     )
 
 
+def _worker_threads() -> int:
+    """INGEST_WORKER_THREADS: how many files an import reads, judges and writes at once, in worker
+    threads, beside the thread that stores their rows and report lines."""
+    return max(1, int(settings.INGEST["WORKER_THREADS"]))
+
+
+class _ReadAhead:
+    """An import's entries in order, each with its `prepare` (read, judge, write its two files)
+    started in one of `threads` worker threads, a bounded window (twice the threads) ahead of the
+    caller, which does everything that touches the database. Reading, decoding, resizing,
+    encoding, hashing and writing release the GIL, so they run beside the caller's queries.
+
+    Files a worker wrote are removed unless the caller stored their row: when the caller is done
+    with the entry (`finished`), and for entries it never got to, at `close`. Closing does not
+    wait for files not yet started (they are never read), only for the few being judged, each
+    bounded by the file, pixel and URL limits. A process killed meanwhile leaves at most the
+    window's files without a row, which `remove_orphan_files` finds.
+    """
+
+    def __init__(self, pending: Iterable[tuple[int, readers.Entry]], limits: imaging.Limits, threads: int):
+        self._todo = iter(pending)
+        self._limits = limits
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ingest")
+        self._window: deque[tuple[int, readers.Entry, Future | None]] = deque()
+        self._unfinished: set[Future] = set()
+        for _ in range(2 * threads):
+            self._start_next()
+
+    def _start_next(self) -> None:
+        for position, entry in self._todo:
+            future = None
+            if not entry.error:
+                future = self._pool.submit(prepare, entry, self._limits, True)
+                self._unfinished.add(future)
+            self._window.append((position, entry, future))
+            return
+
+    def __iter__(self) -> Iterator[tuple[int, readers.Entry, Future | None]]:
+        while self._window:
+            item = self._window.popleft()
+            self._start_next()
+            yield item
+
+    def finished(self, future: Future | None) -> None:
+        if future is not None and future.done():
+            self._unfinished.discard(future)
+            _discard(future)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for future in self._unfinished:
+            _discard(future)
+        self._unfinished.clear()
+
+
+def _discard(future: Future) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().discard()
+
+
+@contextmanager
+def _read_ahead(pending: list[tuple[int, readers.Entry]], limits: imaging.Limits,
+                threads: int) -> Iterator[_ReadAhead | None]:
+    """A _ReadAhead over `pending`, closed however the caller stops; None with one thread: then
+    the caller does everything itself, one file at a time, as before worker threads existed."""
+    if threads <= 1:
+        yield None
+        return
+    ahead = _ReadAhead(pending, limits, threads)
+    try:
+        yield ahead
+    finally:
+        ahead.close()
+
+
 COUNTER = {Outcome.ACCEPTED: "accepted", Outcome.DUPLICATE: "duplicates", Outcome.REFUSED: "refused"}
+# Exceptions that are not one file's fault: the database or the media storage is failing. They stop
+# the batch (the task retries it, then marks it interrupted, resumable); anything else raised while
+# one file is judged becomes that file's refusal and the batch goes on.
+INFRASTRUCTURE_ERRORS = (DatabaseError, StorageUnavailable)
 
 
-def run_import(job_id: int, progress: Callable[[ImportJob], None] | None = None) -> ImportJob:
+class ImportStopped(Exception):
+    """run_import reached its deadline between two files; the rest is left for a new run."""
+
+
+def run_import(job_id: int, progress: Callable[[ImportJob], None] | None = None,
+               deadline: float | None = None) -> ImportJob:
     """Run (or resume) an import: each entry gets exactly one report line.
 
-    A retried task skips the entries it already reported, so a worker that died mid-way
-    finishes the batch without storing or reporting anything twice.
+    A retried or resumed run skips the entries already reported, so a worker that died mid-way
+    finishes the batch without storing or reporting anything twice. One file can never stop the
+    batch: whatever goes wrong while it is read or judged becomes its own refusal. `deadline`
+    (time.monotonic()) makes the run stop between two files once it has passed and raise
+    ImportStopped, the job still running, so that a new run takes over (the Celery task does).
     """
     job = ImportJob.objects.select_related("source__default_licence", "licence", "category", "subcategory").get(pk=job_id)
     if job.status in (ImportStatus.DONE, ImportStatus.FAILED):
         return job
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING, started_at=job.started_at or timezone.now())
+    now = timezone.now()
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportStatus.RUNNING, started_at=job.started_at or now, heartbeat_at=now, error="", finished_at=None,
+    )
     job.refresh_from_db()
     try:
         entries = list_entries(job)
     except (readers.ReaderError, OSError) as exc:
         return _finish(job, ImportStatus.FAILED, error=str(exc))
     job.total = len(entries)
-    job.save(update_fields=["total"])
+    job.heartbeat_at = timezone.now()
+    job.save(update_fields=["total", "heartbeat_at"])
     done = set(job.items.values_list("position", flat=True))
     limits = imaging.Limits.from_settings()
-    for position, entry in enumerate(entries):
-        if position in done:
-            continue
-
-        def record(result: Result, position=position, entry=entry) -> None:
-            _record_item(job, position, entry, result)
-
-        # An accepted image's report line is written in the transaction that inserts its row
-        # (a crash between the two would otherwise report it as a duplicate of itself on resume).
-        result = _ingest_entry(job, entry, limits, on_accept=record)
-        if result.outcome != Outcome.ACCEPTED:
-            with transaction.atomic():
-                record(result)
-        if progress:
-            job.refresh_from_db()
-            progress(job)
+    pending = [(position, entry) for position, entry in enumerate(entries) if position not in done]
+    with _read_ahead(pending, limits, _worker_threads()) as ahead:
+        items = ahead if ahead is not None else ((position, entry, None) for position, entry in pending)
+        judged = 0
+        for position, entry, future in items:
+            # At least one entry per run, so that a chain of runs always gets to the end.
+            if deadline is not None and judged and time.monotonic() > deadline:
+                raise ImportStopped(f"import {job.pk} reached its deadline; the rest is left for a new run")
+            try:
+                if not _judge_one(job, position, entry, future, limits):
+                    continue
+            finally:
+                if ahead is not None:
+                    ahead.finished(future)
+            judged += 1
+            if progress:
+                job.refresh_from_db()
+                progress(job)
     return _finish(job, ImportStatus.DONE)
 
 
+def _judge_one(job: ImportJob, position: int, entry: readers.Entry, future: Future | None,
+               limits: imaging.Limits) -> bool:
+    """One entry's report line (and image): whatever goes wrong with the file becomes its refusal.
+    False if another run of the import reported it meanwhile."""
+
+    def record(result: Result) -> None:
+        _record_item(job, position, entry, result)
+
+    # An accepted image's report line is written in the transaction that inserts its row
+    # (a crash between the two would otherwise report it as a duplicate of itself on resume).
+    # What the entry's worker thread raised is raised here, and handled as if raised here.
+    try:
+        result = _ingest_entry(job, entry, limits, on_accept=record, ahead=future)
+    except MemoryError:
+        raise  # the process itself is in trouble: stop; the task retries, or a resume goes on
+    except INFRASTRUCTURE_ERRORS:
+        if ImportItem.objects.filter(job=job, position=position).exists():
+            return False  # another run of this import reported it first
+        raise
+    except SoftTimeLimitExceeded:
+        result = Result(Outcome.REFUSED, reason=(
+            "Reading or judging this file went past the import task's time limit; it was skipped "
+            "and the rest of the import went on."
+        ))
+    except Exception as exc:  # noqa: BLE001 - one file's failure is that file's, never the batch's
+        log.exception("import %s: unexpected error while judging %r", job.pk, entry.name)
+        result = Result(Outcome.REFUSED, reason=(
+            f"Could not be judged: an unexpected error ({exc.__class__.__name__}); it was logged. "
+            "The rest of the import went on."
+        ))
+    if result.outcome != Outcome.ACCEPTED:
+        record(result)
+    return True
+
+
 def _record_item(job: ImportJob, position: int, entry: readers.Entry, result: Result) -> None:
-    ImportItem.objects.create(
-        job=job, position=position, name=entry.name[:1000], outcome=result.outcome,
-        reason=result.reason[:1000], image=result.image, duplicate_of=result.duplicate_of,
-    )
-    counters = {COUNTER[result.outcome]: F(COUNTER[result.outcome]) + 1, "processed": F("processed") + 1}
+    """The entry's report line and the job's counters, together; a line another run of the same
+    import already wrote is left as it is (and counted once)."""
+    counters = {COUNTER[result.outcome]: F(COUNTER[result.outcome]) + 1, "processed": F("processed") + 1,
+                "heartbeat_at": timezone.now()}
     if result.outcome == Outcome.ACCEPTED and result.reason:
         counters["warnings"] = F("warnings") + 1
-    ImportJob.objects.filter(pk=job.pk).update(**counters)
+    try:
+        with transaction.atomic():
+            ImportItem.objects.create(
+                job=job, position=position, name=entry.name[:1000], outcome=result.outcome,
+                reason=result.reason[:1000], image=result.image, duplicate_of=result.duplicate_of,
+            )
+            ImportJob.objects.filter(pk=job.pk).update(**counters)
+    except IntegrityError:
+        if result.outcome == Outcome.ACCEPTED:
+            raise  # rolls the image row back with it; ingest_one removes its files
 
 
 def _finish(job: ImportJob, status: str, error: str = "") -> ImportJob:
     ImportJob.objects.filter(pk=job.pk).update(status=status, error=error[:5000], finished_at=timezone.now())
-    _remove_staging(job)
+    if status != ImportStatus.INTERRUPTED:  # an interrupted import keeps its staged files for a resume
+        _remove_staging(job)
     job.refresh_from_db()
     return job
 
@@ -545,9 +807,67 @@ def _remove_staging(job: ImportJob) -> None:
 
 
 def fail_import(job_id: int, error: str) -> None:
+    """The import cannot go on at all (its files are gone, or it was given up): staged files removed."""
     job = ImportJob.objects.get(pk=job_id)
     if job.status not in (ImportStatus.DONE, ImportStatus.FAILED):
         _finish(job, ImportStatus.FAILED, error=error)
+
+
+def interrupt_import(job_id: int, error: str) -> ImportJob:
+    """The run stopped before the end (worker lost, time limit, Ctrl-C, storage or database down):
+    the import keeps its report and staged files, and `resume_import` finishes it."""
+    job = ImportJob.objects.get(pk=job_id)
+    if job.status in (ImportStatus.QUEUED, ImportStatus.RUNNING):
+        job = _finish(job, ImportStatus.INTERRUPTED, error=error)
+    return job
+
+
+class NotResumable(Exception):
+    """Only an interrupted import can be resumed."""
+
+
+def resume_import(job: ImportJob, *, enqueue: bool = True) -> ImportJob:
+    """Queue an interrupted import again; the new run reads only the entries not yet reported."""
+    updated = ImportJob.objects.filter(pk=job.pk, status=ImportStatus.INTERRUPTED).update(
+        status=ImportStatus.QUEUED, error="", finished_at=None,
+    )
+    job.refresh_from_db()
+    if not updated:
+        raise NotResumable(f"Import {job.pk} is {job.get_status_display().lower()}; only an interrupted import can be resumed.")
+    if enqueue:
+        from .tasks import run_import_task
+
+        transaction.on_commit(lambda: run_import_task.delay(job.pk))
+    return job
+
+
+def sweep_stalled_imports() -> int:
+    """Mark running imports that show no sign of life for INGEST_STALE_SECONDS as interrupted
+    (the worker or command running them was killed). Returns how many."""
+    stale = settings.INGEST["STALE_SECONDS"]
+    cutoff = timezone.now() - timedelta(seconds=stale)
+    stalled = ImportJob.objects.filter(status=ImportStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+    message = (
+        f"No progress for {stale // 60} minutes: the worker or command running this import stopped "
+        "(killed, crashed or restarted). Resume it to read the files not yet reported."
+    )
+    return stalled.update(status=ImportStatus.INTERRUPTED, error=message, finished_at=timezone.now())
+
+
+_last_stall_sweep: float | None = None
+
+
+def sweep_stalled_imports_now_and_then() -> None:
+    """sweep_stalled_imports at most once a minute per process: the pages and the API that show
+    imports call it, so a dead worker's import is marked without a scheduler."""
+    global _last_stall_sweep
+    now = time.monotonic()
+    if _last_stall_sweep is not None and now - _last_stall_sweep < 60:
+        return
+    _last_stall_sweep = now
+    sweep_stalled_imports()
 
 
 def save_source(*, name: str, kind: str, default_licence: Licence, description: str = "", location: dict | None = None,

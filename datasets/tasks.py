@@ -1,15 +1,35 @@
 """Thin Celery wrappers around datasets.services."""
+import time
+
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 
 from . import services
 
+# Stop starting new files at this share of the soft time limit; the rest goes to a new task.
+DEADLINE_SHARE = 0.9
 
-@shared_task(bind=True, acks_late=True, max_retries=2)
+
+@shared_task(bind=True, acks_late=True, max_retries=2,
+             soft_time_limit=settings.INGEST["TASK_SOFT_TIME_LIMIT"],
+             time_limit=settings.INGEST["TASK_HARD_TIME_LIMIT"])
 def run_import_task(self, job_id: int) -> None:
+    """One run of an import, under the task time limits. A big import goes on in a new task when
+    this one nears its soft limit (a file that is slow past it is refused on its own line); an
+    error that is not one file's fault is retried, then leaves the import interrupted (staged files
+    kept; a planner resumes it). A worker killed outright is found by the stalled-import sweep."""
+    deadline = time.monotonic() + DEADLINE_SHARE * settings.INGEST["TASK_SOFT_TIME_LIMIT"]
     try:
-        services.run_import(job_id)
+        services.run_import(job_id, deadline=deadline)
+    except (services.ImportStopped, SoftTimeLimitExceeded):
+        run_import_task.delay(job_id)
     except Exception as exc:
         if self.request.retries >= self.max_retries:
-            services.fail_import(job_id, f"{exc.__class__.__name__}: {exc}")
+            services.interrupt_import(
+                job_id,
+                f"Stopped by an error that is not one file's fault ({exc.__class__.__name__}: {exc}). "
+                "The files not yet reported are kept: resume the import once the cause is fixed.",
+            )
             raise
         raise self.retry(exc=exc, countdown=5) from exc

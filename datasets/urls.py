@@ -13,6 +13,7 @@ urlpatterns = [
     path("imports/new/", views.import_new, name="import-new"),
     path("imports/<int:pk>/", views.import_detail, name="import-detail"),
     path("imports/<int:pk>/progress.json", views.import_progress, name="import-progress"),
+    path("imports/<int:pk>/resume/", views.import_resume, name="import-resume"),
     path("images/", views.images, name="images"),
     path("images/<uuid:pk>/", views.image_detail, name="image-detail"),
 ]

@@ -173,6 +173,7 @@ def sources(request):
 
 @role_required(*READERS)
 def imports(request):
+    services.sweep_stalled_imports_now_and_then()
     jobs = ImportJob.objects.select_related("source", "category", "subcategory", "created_by")
     page = Paginator(jobs, 50).get_page(request.GET.get("page"))
     return render(request, "datasets/imports.html", {"page": page})
@@ -223,6 +224,7 @@ def _item_json(item: ImportItem) -> dict:
 @role_required(*READERS)
 def import_progress(request, pk: int):
     """Progress as JSON for the detail page to poll: counts and report lines after `after`."""
+    services.sweep_stalled_imports_now_and_then()
     job = get_object_or_404(ImportJob, pk=pk)
     try:
         after = int(request.GET.get("after", -1))
@@ -234,7 +236,7 @@ def import_progress(request, pk: int):
         "id": job.pk,
         "status": job.status,
         "status_display": job.get_status_display(),
-        "finished": job.status in (ImportStatus.DONE, ImportStatus.FAILED),
+        "finished": job.finished,
         "error": job.error,
         "total": job.total,
         "processed": job.processed,
@@ -247,6 +249,7 @@ def import_progress(request, pk: int):
 
 @role_required(*READERS)
 def import_detail(request, pk: int):
+    services.sweep_stalled_imports_now_and_then()
     job = get_object_or_404(ImportJob.objects.select_related("source", "category", "subcategory", "licence"), pk=pk)
     outcome = request.GET.get("outcome", "")
     items = job.items.select_related("image", "duplicate_of").order_by("position")
@@ -259,12 +262,26 @@ def import_detail(request, pk: int):
     page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "datasets/import_detail.html", {
         "job": job, "page": page, "outcome": outcome, "query": urlencode({"outcome": outcome}) if outcome else "",
-        "finished": job.status in (ImportStatus.DONE, ImportStatus.FAILED),
+        "finished": job.finished,
+        "can_resume": job.status == ImportStatus.INTERRUPTED and request.user.has_role(Role.PLANNER),
         "last_position": max((i.position for i in page.object_list), default=-1),
         "outcomes": [("", _("All"), job.processed), (Outcome.ACCEPTED, _("Accepted"), job.accepted),
                      (Outcome.DUPLICATE, _("Duplicate"), job.duplicates), (Outcome.REFUSED, _("Refused"), job.refused),
                      ("warning", _("Warnings"), job.warnings)],
     })
+
+
+@require_POST
+@role_required(Role.PLANNER)
+def import_resume(request, pk: int):
+    job = get_object_or_404(ImportJob, pk=pk)
+    try:
+        services.resume_import(job)
+    except services.NotResumable:
+        messages.error(request, _("Only an interrupted import can be resumed."))
+    else:
+        messages.success(request, _("Import %(n)s resumed: it reads only the files not yet reported.") % {"n": job.pk})
+    return redirect("import-detail", job.pk)
 
 
 # ---------------------------------------------------------------- images

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError
+from kombu import pools as kombu_pools
 
 from config.celery import app as celery_app
 from datasets import services
@@ -45,6 +47,9 @@ def broker(url: str, transport_options: dict | None = None, transport: str | Non
             conf[key] = value
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
+        # kombu keeps its pools in a registry keyed by broker URL: the next test on the same URL
+        # would get the pool closed above ("Acquire on closed pool").
+        kombu_pools.reset()
 
 
 def wait_until_finished(job_id: int) -> ImportJob:
@@ -134,3 +139,33 @@ def test_the_embedded_broker_never_shows_a_half_written_message(tmp_path, monkey
         assert seen == []  # nothing matching existed while the message was being written
         assert [p.name.endswith(".q.msg") for p in folder.iterdir()] == [True]
         assert channel._get("q") == {"body": "hello"}
+
+
+@pytest.mark.redis
+@transactional
+def test_poisoned_phone_and_korean_named_uploads_on_a_real_worker_over_redis(settings):
+    """The upload path of issue 7 on a real worker: a decoder-crashing GIF, an empty file, a HEIC
+    from a phone and a zip named on Korean Windows; each bad file refused on its own line."""
+    require_service("127.0.0.1", 6379, "Redis")
+    source = Source.objects.create(kind="upload", name="Phones", default_licence=Licence.objects.get(code="cc0-1.0"))
+    zipped = corpus.zip_with_raw_names({"사진.jpg".encode("cp949"): make_photo(seed=40)})
+    files = [
+        SimpleUploadedFile("crash.gif", corpus.gif_with_trailing_garbage()),
+        SimpleUploadedFile("empty.jpg", b""),
+        SimpleUploadedFile("IMG_0001.HEIC", corpus.phone_photo("HEIF", seed=41)),
+        SimpleUploadedFile("windows.zip", zipped),
+        SimpleUploadedFile("good.jpg", make_photo(seed=42)),
+    ]
+    with broker(REDIS_URL):
+        celery_app.control.purge()
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            job = services.create_import(source=source, files=files, category="food", enqueue=True)
+            job = wait_until_finished(job.pk)
+    assert job.status == ImportStatus.DONE, job.error
+    outcomes = {name: (outcome, reason) for name, outcome, reason in job.items.values_list("name", "outcome", "reason")}
+    assert outcomes["crash.gif"][0] == "refused" and "Cannot decode this image" in outcomes["crash.gif"][1]
+    assert outcomes["empty.jpg"][0] == "refused" and "Empty file" in outcomes["empty.jpg"][1]
+    assert {outcomes[n][0] for n in ("IMG_0001.HEIC", "windows.zip/사진.jpg", "good.jpg")} == {"accepted"}
+    assert (job.total, job.accepted, job.refused) == (5, 3, 2)
+    staged = Path(settings.MEDIA_ROOT) / job.params["staging_prefix"]
+    assert not staged.exists()  # staging removed when the import ended

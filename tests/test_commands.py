@@ -129,15 +129,56 @@ def test_ingest_folder_queue_without_a_worker_times_out_clearly(folder, monkeypa
     assert sent == [ImportJob.objects.get().pk]
 
 
-def test_in_process_crash_marks_the_job_failed_and_exits_non_zero(folder, monkeypatch):
-    def boom(*args, **kwargs):
-        raise RuntimeError("disk full")
+def test_storage_failure_interrupts_the_import_and_resume_finishes_it(folder, monkeypatch, settings):
+    """A disk that refuses writes is nobody's file's fault: the import stops, exits non-zero, keeps
+    its report, and resume_import finishes it once the disk is back."""
+    from django.core.files.storage import FileSystemStorage
 
-    monkeypatch.setattr("datasets.services.ingest_one", boom)
-    with pytest.raises(CommandError, match="failed: RuntimeError: disk full"):
+    real_save = FileSystemStorage._save
+
+    def disk_full(self, name, content):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(FileSystemStorage, "_save", disk_full)
+    with pytest.raises(CommandError, match=r"interrupted by StorageUnavailable: .*No space left on device.*resume_import"):
         run("ingest_folder", str(folder), "--source", "C", "--licence", "cc0-1.0", "--category", "food")
     job = ImportJob.objects.get()
-    assert (job.status, job.error) == (ImportStatus.FAILED, "RuntimeError: disk full")
+    assert job.status == ImportStatus.INTERRUPTED and "No space left on device" in job.error
+    assert (job.processed, Image.objects.count()) == (0, 0)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", real_save)
+    out, _ = run("resume_import", str(job.pk))
+    job.refresh_from_db()
+    assert job.status == ImportStatus.DONE and job.items.count() == job.total
+    assert f"Import {job.pk} done:" in out
+
+
+def test_an_unexpected_error_judging_one_file_refuses_that_file_only(folder, monkeypatch):
+    from datasets import services
+
+    real = services.ingest_one
+
+    def boom_on_png(data, **kwargs):
+        if kwargs.get("original_name", "").endswith(".png"):
+            raise RuntimeError("a bug in a decoder")
+        return real(data, **kwargs)
+
+    monkeypatch.setattr("datasets.services.ingest_one", boom_on_png)
+    out, _ = run("ingest_folder", str(folder), "--source", "C", "--licence", "cc0-1.0", "--category", "food")
+    job = ImportJob.objects.get()
+    assert job.status == ImportStatus.DONE
+    refused = job.items.get(name="sub/b.png")
+    assert refused.outcome == "refused" and "unexpected error (RuntimeError)" in refused.reason
+    assert (job.accepted, job.duplicates, job.refused) == (1, 1, 2)  # a.jpg, its copy, b.png and broken.jpg
+
+
+def test_resume_import_refuses_what_is_not_interrupted(folder):
+    run("ingest_folder", str(folder), "--source", "C", "--licence", "cc0-1.0", "--category", "food")
+    job = ImportJob.objects.get()
+    with pytest.raises(CommandError, match="only an interrupted import can be resumed"):
+        run("resume_import", str(job.pk))
+    with pytest.raises(CommandError, match="There is no import 999"):
+        run("resume_import", "999")
 
 
 def test_ingest_manifest_csv_paths_relative_to_the_manifest(folder, tmp_path):

@@ -6,14 +6,16 @@ import http.server
 import io
 import json
 import os
+import shutil
 import socket
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 
@@ -461,11 +463,10 @@ def test_crashed_run_resumes_and_reports_each_entry_exactly_once(source, setting
     files = [(f"p{n}.jpg", make_photo(320, 240, seed=90 + n)) for n in range(5)] + [("p0-again.jpg", make_photo(320, 240, seed=90))]
     job = services.create_import(source=source, files=[SimpleUploadedFile(n, d) for n, d in files], enqueue=False)
     real_process = imaging.process
-    calls = []
 
     def crash_on_third(data, limits=None):
-        calls.append(1)
-        if len(calls) == 3:
+        # Keyed by the bytes, not by the call count: worker threads may judge files out of order.
+        if data == files[2][1]:
             raise MemoryError("worker killed")
         return real_process(data, limits)
 
@@ -526,3 +527,172 @@ def test_remove_orphan_files_removes_only_unreferenced_files(source, settings):
     with kept.file.open("rb") as fh:
         assert PILImage.open(fh).size == (640, 480)
     assert os.path.exists(Path(settings.MEDIA_ROOT) / running.params["staged"][0]["key"])
+
+
+# ---------------------------------------------------------------- worker threads (INGEST_WORKER_THREADS)
+
+
+def _threads_used(monkeypatch) -> set[str]:
+    """The names of the threads imaging.process runs on from now on."""
+    names: set[str] = set()
+    real = imaging.process
+
+    def spy(data, limits=None):
+        names.add(threading.current_thread().name)
+        return real(data, limits)
+
+    monkeypatch.setattr(imaging, "process", spy)
+    return names
+
+
+def _report_rows(job: ImportJob) -> list[tuple]:
+    """The report as a planner reads it, with what each accepted line stored (its pixels) and what
+    each duplicate points to (by name): image ids differ from one import to another."""
+    rows = []
+    for item in job.items.select_related("image", "duplicate_of").order_by("position"):
+        reason = "Cannot read" if item.reason.startswith("Cannot read") else item.reason  # names a temp path
+        rows.append((item.position, item.name, item.outcome, reason,
+                     item.image.pixel_sha256 if item.image else None,
+                     item.duplicate_of.original_name if item.duplicate_of else None))
+    return rows
+
+
+def _threaded_corpus_import(source, settings, threads: int) -> ImportJob:
+    """The corpus batch plus a staged file that is gone when it is read, from a clean catalogue."""
+    ImportJob.objects.all().delete()
+    Image.objects.all().delete()
+    shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
+    settings.INGEST = {**settings.INGEST, "WORKER_THREADS": threads}
+    files = [(name, data) for name, data, _, _ in BATCH if data is not None]
+    files += [("photos.zip", _traversal_zip()), ("bomb.zip", corpus.zip_bomb()), ("gone.jpg", make_photo(seed=120))]
+    job = services.create_import(source=source, files=[SimpleUploadedFile(n, d) for n, d in files], enqueue=False,
+                                 category="food", subcategory="korean")
+    default_storage.delete(job.params["staged"][-1]["key"])
+    return services.run_import(job.pk)
+
+
+def test_worker_threads_give_exactly_the_report_of_one_thread(source, settings, monkeypatch):
+    threads_used = _threads_used(monkeypatch)
+    one = _report_rows(_threaded_corpus_import(source, settings, 1))
+    assert threads_used == {threading.main_thread().name}  # 1: no pool, all on the calling thread
+
+    threads_used.clear()
+    four = _threaded_corpus_import(source, settings, 4)
+    assert threading.main_thread().name not in threads_used and len(threads_used) > 1
+    assert _report_rows(four) == one
+    items = report(four)
+    assert items["first-again.jpg"].duplicate_of == items["first.jpg"].image  # a copy later in the same batch
+    assert items["pixels-retagged.png"].duplicate_of == items["pixels.png"].image
+    assert items["gone.jpg"].outcome == "refused" and items["gone.jpg"].reason.startswith("Cannot read")
+    accepted = [i.image for i in items.values() if i.outcome == "accepted"]
+    assert sorted(f for f in stored_files(settings) if not f.startswith("staging/")) == sorted(
+        [img.file.name for img in accepted] + [img.thumbnail.name for img in accepted])
+
+
+def test_an_unexpected_error_in_a_worker_thread_refuses_that_file_only(source, settings, monkeypatch):
+    settings.INGEST = {**settings.INGEST, "WORKER_THREADS": 4}
+    bad = make_photo(320, 240, seed=130)
+    real = imaging.process
+
+    def process(data, limits=None):
+        if data == bad:
+            raise RuntimeError("a bug in a decoder")
+        return real(data, limits)
+
+    monkeypatch.setattr(imaging, "process", process)
+    job = upload(source, [("a.jpg", make_photo(320, 240, seed=131)), ("bad.jpg", bad),
+                          ("c.jpg", make_photo(320, 240, seed=132))])
+    items = report(job)
+    assert (job.status, job.accepted, job.refused) == (ImportStatus.DONE, 2, 1)
+    assert "unexpected error (RuntimeError)" in items["bad.jpg"].reason
+
+
+def test_a_threaded_import_that_crashes_stores_nothing_past_its_report_and_resumes(source, settings, monkeypatch):
+    """Files judged ahead in worker threads but not yet reported leave no row and no file."""
+    settings.INGEST = {**settings.INGEST, "WORKER_THREADS": 4}
+    files = [(f"p{n}.jpg", make_photo(320, 240, seed=140 + n)) for n in range(10)]
+    files.append(("p1-again.jpg", files[1][1]))
+    job = services.create_import(source=source, files=[SimpleUploadedFile(n, d) for n, d in files], enqueue=False)
+    real = imaging.process
+    seventh_judged = threading.Event()
+
+    def crash_on_sixth(data, limits=None):
+        if data == files[6][1]:
+            seventh_judged.set()
+        if data == files[5][1]:
+            seventh_judged.wait(10)  # a file after the crash is being judged ahead meanwhile
+            raise MemoryError("worker killed")
+        return real(data, limits)
+
+    monkeypatch.setattr(imaging, "process", crash_on_sixth)
+    with pytest.raises(MemoryError):
+        services.run_import(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.processed, Image.objects.count()) == (ImportStatus.RUNNING, 5, 5)
+    assert len([f for f in stored_files(settings) if not f.startswith("staging/")]) == 10  # 5 images, 5 thumbnails
+    assert seventh_judged.is_set()  # judged ahead in a worker thread, and dropped
+
+    monkeypatch.setattr(imaging, "process", real)
+    job = services.run_import(job.pk)
+    assert list(job.items.order_by("position").values_list("position", flat=True)) == list(range(11))
+    assert (job.status, job.accepted, job.duplicates, job.refused) == (ImportStatus.DONE, 10, 1, 0)
+    items = report(job)
+    assert items["p1-again.jpg"].duplicate_of == items["p1.jpg"].image
+    assert len(stored_files(settings)) == 20
+
+
+def test_a_threaded_import_past_its_deadline_stops_after_one_file_and_the_next_run_finishes(source, settings):
+    settings.INGEST = {**settings.INGEST, "WORKER_THREADS": 4}
+    files = [(f"p{n}.jpg", make_photo(320, 240, seed=150 + n)) for n in range(6)]
+    job = services.create_import(source=source, files=[SimpleUploadedFile(n, d) for n, d in files], enqueue=False)
+    with pytest.raises(services.ImportStopped):
+        services.run_import(job.pk, deadline=time.monotonic() - 1)
+    job.refresh_from_db()
+    assert (job.processed, Image.objects.count()) == (1, 1)
+    assert len([f for f in stored_files(settings) if not f.startswith("staging/")]) == 2
+    job = services.run_import(job.pk)
+    assert (job.status, job.accepted) == (ImportStatus.DONE, 6)
+
+
+def test_files_written_ahead_for_duplicates_and_refusals_are_removed(source, settings, photo_dir):
+    """Worker threads write each photo's files before the calling thread judges it a duplicate or
+    refuses its licence: only the accepted images' files remain."""
+    settings.INGEST = {**settings.INGEST, "WORKER_THREADS": 4}
+    first = services.run_import(services.create_import(source=source, folder=str(photo_dir), trusted=True,
+                                                       enqueue=False).pk)
+    kept = stored_files(settings)
+    assert (first.accepted, len(kept)) == (4, 8)
+    again = services.run_import(services.create_import(source=source, folder=str(photo_dir), trusted=True,
+                                                       enqueue=False).pk)
+    assert again.duplicates == 4 and stored_files(settings) == kept
+
+    text = "path,licence\np0.jpg,made-up-licence\np1.jpg,cc-by-nc-4.0\n"
+    (photo_dir / "new.jpg").write_bytes(make_photo(320, 240, seed=160))
+    text += "new.jpg,cc-by-nc-4.0\nnew.jpg,made-up-licence\n"
+    job = manifest_import(source, text, manifest_base=str(photo_dir))
+    assert [i.outcome for i in job.items.order_by("position")] == ["refused"] * 4
+    assert stored_files(settings) == kept
+
+
+def test_storage_refusing_a_worker_threads_write_interrupts_the_import_and_leaves_no_file(source, settings,
+                                                                                          monkeypatch):
+    settings.INGEST = {**settings.INGEST, "WORKER_THREADS": 4}
+    job = services.create_import(source=source, enqueue=False, files=[
+        SimpleUploadedFile(f"p{n}.jpg", make_photo(320, 240, seed=170 + n)) for n in range(6)])
+    real_save = FileSystemStorage._save
+
+    def thumbnails_refused(self, name, content):
+        if name.startswith("thumbs/"):
+            raise OSError(28, "No space left on device")
+        return real_save(self, name, content)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", thumbnails_refused)
+    with pytest.raises(services.StorageUnavailable, match="No space left on device"):
+        services.run_import(job.pk)
+    job.refresh_from_db()
+    assert (job.processed, Image.objects.count()) == (0, 0)
+    assert [f for f in stored_files(settings) if not f.startswith("staging/")] == []
+
+    monkeypatch.setattr(FileSystemStorage, "_save", real_save)
+    job = services.run_import(job.pk)
+    assert (job.status, job.accepted) == (ImportStatus.DONE, 6) and len(stored_files(settings)) == 12

@@ -59,6 +59,8 @@ EXPECTED = {
     "api:import-list": ("none", ("get", READ), ("post", CREATE_EMPTY)),
     "api:import-detail": ("import", ("get", READ), ("patch", WRITE_NOT_ALLOWED)),
     "api:import-items": ("import_items", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    # Resume: planners only; the matrix's import is not interrupted, so past the role check it is 409.
+    "api:import-resume": ("import", ("get", POST_ONLY_READ), ("post", row(401, 403, 409, 403, 409))),
     # Tokens: planners and engineers manage their own; labelers 403.
     "api:token-list": ("none", ("get", row(401, 403, 200, 200, 200)), ("post", row(401, 403, 400, 400, 400))),
     "api:token-detail": ("own_token", ("get", row(401, 403, 200, 200, 200)), ("delete", row(401, 403, 204, 204, 204))),

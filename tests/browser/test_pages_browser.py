@@ -223,3 +223,46 @@ def test_import_page_follows_a_running_import(page, users, source, login, shot):
     page.wait_for_selector("#report-rows tr.item-refused")
     assert page.locator('[data-count="refused"]').inner_text() == "1"
     assert page.locator("#report-rows tr").count() == 2
+
+
+def test_an_empty_file_in_the_upload_selection_is_refused_on_its_own_line(page, users, source, login, shot, tmp_path):
+    login(page, "planner1")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "good.jpg").write_bytes(make_photo(seed=400))
+    page.goto("/datasets/imports/new/")
+    page.select_option("#id_source", label=source.name)
+    page.set_input_files("#id_files", [str(tmp_path / "empty.jpg"), str(tmp_path / "good.jpg")])
+    page.click("#import-submit")
+    page.wait_for_url(re.compile(r"/datasets/imports/\d+/$"))
+    page.wait_for_selector(".status-done")
+    assert page.locator('[data-count="accepted"]').inner_text() == "1"
+    refused = page.locator("#report-rows tr.item-refused")
+    assert refused.count() == 1 and "empty.jpg" in refused.inner_text()
+    shot(page, "import-empty-file")
+
+
+def test_a_planner_resumes_an_interrupted_import_from_its_page(page, users, source, login, shot):
+    from datetime import timedelta
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.utils import timezone
+
+    from datasets import services
+    from datasets.models import ImportJob
+
+    services._last_stall_sweep = None  # the pages sweep at most once a minute per process
+    job = services.create_import(source=source, enqueue=False, files=[
+        SimpleUploadedFile("a.jpg", make_photo(seed=401)), SimpleUploadedFile("b.jpg", make_photo(seed=402))])
+    # Its worker was killed an hour ago: running, with no sign of life since.
+    ImportJob.objects.filter(pk=job.pk).update(status="running", started_at=timezone.now() - timedelta(hours=1),
+                                               heartbeat_at=timezone.now() - timedelta(hours=1))
+    login(page, "planner1")
+    page.goto(f"/datasets/imports/{job.pk}/")
+    assert page.locator("#job-status.status-interrupted").inner_text() == "중단됨"
+    assert page.locator("#job-error").is_visible()
+    shot(page, "import-interrupted")
+    page.click("#resume-import")
+    page.wait_for_selector("#job-status.status-done")
+    assert page.locator('[data-count="accepted"]').inner_text() == "2"
+    assert page.locator("#resume-import").count() == 0
+    shot(page, "import-resumed")

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from datasets import imaging, services
+from datasets.readers import display_name
 from datasets.models import ImportJob, ImportStatus, Outcome, Source
 
 POLL_SECONDS = 0.5
@@ -70,7 +71,12 @@ class IngestCommand(BaseCommand):
     # ------------------------------------------------------------ running
 
     def run(self, options, **inputs) -> ImportJob:
-        job = self.create(options, **inputs)
+        return self.run_job(self.create(options, **inputs), options)
+
+    def run_job(self, job: ImportJob, options) -> ImportJob:
+        """Run a queued import here with a progress bar (or follow it on the workers), then print
+        its report. Ctrl-C or an error that is not one file's fault leaves it interrupted, so
+        `manage.py resume_import` finishes it."""
         # The raw stream: Django's OutputWrapper would end every redraw with a newline.
         stream = getattr(self.stderr, "_out", self.stderr)
         bar = tqdm(desc=f"Import {job.pk}", unit="file", file=stream, disable=options["verbosity"] == 0,
@@ -82,9 +88,17 @@ class IngestCommand(BaseCommand):
             else:
                 try:
                     job = services.run_import(job.pk, progress=lambda j: self.update(bar, j))
+                except KeyboardInterrupt:
+                    services.interrupt_import(job.pk, "Stopped by Ctrl-C.")
+                    raise CommandError(
+                        f"Import {job.pk} interrupted; `manage.py resume_import {job.pk}` reads the files not yet reported."
+                    ) from None
                 except Exception as exc:
-                    services.fail_import(job.pk, f"{exc.__class__.__name__}: {exc}")
-                    raise CommandError(f"Import {job.pk} failed: {exc.__class__.__name__}: {exc}") from exc
+                    services.interrupt_import(job.pk, f"Stopped by {exc.__class__.__name__}: {exc}")
+                    raise CommandError(
+                        f"Import {job.pk} interrupted by {exc.__class__.__name__}: {exc}. Once the cause is fixed, "
+                        f"`manage.py resume_import {job.pk}` reads the files not yet reported."
+                    ) from exc
             self.update(bar, job)
         finally:
             bar.close()
@@ -96,7 +110,7 @@ class IngestCommand(BaseCommand):
         while True:
             job.refresh_from_db()
             self.update(bar, job)
-            if job.status in (ImportStatus.DONE, ImportStatus.FAILED):
+            if job.finished:
                 return job
             if deadline is not None and time.monotonic() > deadline:
                 raise CommandError(
@@ -114,16 +128,25 @@ class IngestCommand(BaseCommand):
         bar.refresh()
 
     def summary(self, job: ImportJob) -> None:
+        # One line per file, and per error, whatever its name or reason holds (readers already
+        # escape names; this also covers reports written before they did, and texts quoting a name).
+        error = display_name(job.error)
         if job.status == ImportStatus.FAILED:
-            raise CommandError(f"Import {job.pk} failed: {job.error}")
+            raise CommandError(f"Import {job.pk} failed: {error}")
+        if job.status == ImportStatus.INTERRUPTED:
+            raise CommandError(
+                f"Import {job.pk} interrupted after {job.processed} of {job.total} files: {error} "
+                f"`manage.py resume_import {job.pk}` reads the files not yet reported."
+            )
         warned = f" ({job.warnings} with warnings)" if job.warnings else ""
         self.stdout.write(self.style.SUCCESS(
             f"Import {job.pk} done: {job.accepted} accepted{warned}, {job.duplicates} duplicates, {job.refused} refused."
         ))
         for item in job.items.exclude(outcome=Outcome.ACCEPTED, reason="").order_by("position"):
+            name, reason = display_name(item.name), display_name(item.reason)
             if item.outcome == Outcome.REFUSED:
-                self.stdout.write(f"  refused    {item.name}: {item.reason}")
+                self.stdout.write(f"  refused    {name}: {reason}")
             elif item.outcome == Outcome.DUPLICATE:
-                self.stdout.write(f"  duplicate  {item.name}: of image {item.duplicate_of_id}")
+                self.stdout.write(f"  duplicate  {name}: of image {item.duplicate_of_id}")
             else:
-                self.stdout.write(f"  warning    {item.name}: {item.reason}")
+                self.stdout.write(f"  warning    {name}: {reason}")
