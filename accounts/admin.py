@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
+from .forms import AdminLoginForm
 from .models import ApiToken, User
+
+# The admin's login counts failures with the other logins and says when an account is locked.
+admin.site.login_form = AdminLoginForm
 
 
 @admin.register(User)
@@ -14,5 +18,5 @@ class PlatformUserAdmin(UserAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_display = ("name", "user", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
     readonly_fields = ("key_hash", "prefix")

@@ -15,11 +15,10 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, IsAuthenticated
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services
+from . import lockout, services
 from .models import ApiToken, Role
 from .permissions import HasRole
 
@@ -56,10 +55,28 @@ class MeView(APIView):
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
+    expires_in_days = serializers.IntegerField(
+        write_only=True, required=False, allow_null=True, min_value=1, max_value=services.MAX_TOKEN_DAYS,
+        help_text="Instead of expires_at: the token expires this many days from now.",
+    )
+
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at", "is_active"]
+        fields = ["id", "name", "prefix", "created_at", "expires_at", "expires_in_days", "last_used_at",
+                  "revoked_at", "is_active"]
         read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at", "is_active"]
+        extra_kwargs = {
+            "expires_at": {"help_text": "When the token stops working; null: until revoked (the default)."},
+            "last_used_at": {"help_text": "Last request made with the token (kept to the minute)."},
+        }
+
+    def validate(self, attrs):
+        days = attrs.pop("expires_in_days", None)
+        if days is not None:
+            if attrs.get("expires_at") is not None:
+                raise serializers.ValidationError({"expires_in_days": ["Give expires_at or expires_in_days, not both."]})
+            attrs["expires_at"] = services.token_expiry(days)
+        return attrs
 
 
 class NewApiTokenSerializer(ApiTokenSerializer):
@@ -93,9 +110,11 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer = ApiTokenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            token, key = services.create_token(request.user, serializer.validated_data["name"])
+            token, key = services.create_token(request.user, serializer.validated_data["name"],
+                                               expires_at=serializer.validated_data.get("expires_at"))
         except services.TokenError as exc:
-            raise serializers.ValidationError({"name": [str(exc)]}) from None
+            field = "expires_at" if exc.field == "expires_at" else "name"
+            raise serializers.ValidationError({field: [str(exc)]}) from None
         token.key = key
         return Response(NewApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)
 
@@ -126,24 +145,34 @@ class LoginResponseSerializer(serializers.Serializer):
     user = MeSerializer()
 
 
+class LockedOutSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="locked_out")
+    detail = serializers.CharField()
+    retry_after = serializers.IntegerField(help_text="Seconds until a sign-in may be tried again (also the Retry-After header).")
+
+
 class LoginView(APIView):
     """Sign in from a custom client: a new named token for this device, for any role.
-    Wrong credentials give 400 with one message that does not say which part was wrong.
-    Throttled per client address (DRF's `login` scope)."""
+    Wrong credentials give 400 with one message that does not say which part was wrong. Too
+    many wrong passwords lock the account, as on the login page (429 `locked_out`, even with the
+    right password, until Retry-After seconds have passed or an admin unlocks it)."""
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "login"
 
-    @extend_schema(request=LoginSerializer, responses={201: LoginResponseSerializer}, auth=[])
+    @extend_schema(request=LoginSerializer, responses={201: LoginResponseSerializer, 429: LockedOutSerializer}, auth=[])
     def post(self, request):
         data = LoginSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request, username=data.validated_data["username"], password=data.validated_data["password"])
+        username = data.validated_data["username"]
+        user = authenticate(request, username=username, password=data.validated_data["password"])
+        if getattr(request, "axes_locked_out", False):
+            seconds = lockout.retry_after(request, username)
+            return Response({"code": "locked_out", "detail": lockout.lockout_message(seconds), "retry_after": seconds},
+                            status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(seconds)})
         if user is None or not user.is_active:
             raise serializers.ValidationError({"detail": ["The username or password is not right."]})
-        token, key = services.create_token(user, data.validated_data["device"])
+        token, key = services.create_device_token(user, data.validated_data["device"])
         return Response(
             {"key": key, "token": ApiTokenSerializer(token).data, "user": MeSerializer(user).data},
             status=status.HTTP_201_CREATED,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from rest_framework import authentication, exceptions
 
 from .models import ApiToken, hash_token
@@ -18,7 +19,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower().decode() not in self.keywords:
+        # Compared as bytes: the header is Latin-1 and need not decode as UTF-8 (that was a 500).
+        if not header or header[0].lower() not in {k.encode() for k in self.keywords}:
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Invalid token header: give 'Token <key>'.")
@@ -32,6 +34,11 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.") from None
         if token.revoked_at is not None:
             raise exceptions.AuthenticationFailed("This token has been revoked.")
+        if token.is_expired:
+            raise exceptions.AuthenticationFailed(
+                _("This token expired at %(when)s: sign in again or create a new token.")
+                % {"when": token.expires_at.isoformat(timespec="seconds")}
+            )
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         now = timezone.now()

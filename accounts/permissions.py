@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from rest_framework import permissions
@@ -46,3 +47,24 @@ def role_required(*roles: str):
         return wrapped
 
     return decorator
+
+
+class DocsAccess(permissions.BasePermission):
+    """The OpenAPI schema: anyone while settings.API_DOCS_PUBLIC, else anyone signed in (any role,
+    session or token). The schema maps every endpoint and field of a platform that holds
+    unpublished data: useful to custom-client authors, and to an attacker."""
+
+    def has_permission(self, request, view):
+        return settings.API_DOCS_PUBLIC or bool(request.user and request.user.is_authenticated)
+
+
+def docs_page(view):
+    """The docs pages (Swagger UI, ReDoc) under the same rule, by the sign-in page."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not (settings.API_DOCS_PUBLIC or request.user.is_authenticated):
+            return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    return wrapped

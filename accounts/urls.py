@@ -6,5 +6,5 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("tokens/", views.tokens, name="tokens"),
-    path("tokens/<int:token_id>/revoke/", views.revoke, name="token-revoke"),
+    path("tokens/<id:token_id>/revoke/", views.revoke, name="token-revoke"),
 ]

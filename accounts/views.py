@@ -31,9 +31,12 @@ def tokens(request):
         form = TokenForm(request.POST)
         if form.is_valid():
             try:
-                token, new_key = services.create_token(request.user, form.cleaned_data["name"])
+                token, new_key = services.create_token(
+                    request.user, form.cleaned_data["name"],
+                    expires_at=services.token_expiry(form.cleaned_data["expires_in_days"]),
+                )
             except services.TokenError as exc:
-                form.add_error("name", str(exc))
+                form.add_error("expires_in_days" if exc.field == "expires_at" else "name", str(exc))
             else:
                 messages.success(request, _("Token “%(name)s” created. Copy the key now: it is shown only once.") % {"name": token.name})
                 request.session["new_token_key"] = new_key

@@ -34,23 +34,23 @@ router.register("projects", labeling.ProjectViewSet, basename="project")
 project_urls = [
     path("comment-types/", labeling.CommentTypeViewSet.as_view({"get": "list", "post": "create"}),
          name="project-comment-type-list"),
-    path("comment-types/<int:pk>/", labeling.CommentTypeViewSet.as_view(
+    path("comment-types/<id:pk>/", labeling.CommentTypeViewSet.as_view(
         {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}),
         name="project-comment-type-detail"),
     path("members/", labeling.MemberList.as_view(), name="project-member-list"),
     path("members/import/", labeling.MemberImport.as_view(), name="project-member-import"),
-    path("members/<int:user_id>/", labeling.MemberDetail.as_view(), name="project-member-detail"),
+    path("members/<id:user_id>/", labeling.MemberDetail.as_view(), name="project-member-detail"),
     path("guideline/", labeling.CurrentGuideline.as_view(), name="project-guideline"),
     path("guideline/draft/", labeling.GuidelineDraft.as_view(), name="project-guideline-draft"),
     path("guideline/publish/", labeling.GuidelinePublish.as_view(), name="project-guideline-publish"),
     path("guideline/versions/", labeling.GuidelineVersions.as_view(), name="project-guideline-versions"),
     path("examples/", labeling.ExampleViewSet.as_view({"get": "list", "post": "create"}),
          name="project-example-list"),
-    path("examples/<int:pk>/", labeling.ExampleViewSet.as_view(
+    path("examples/<id:pk>/", labeling.ExampleViewSet.as_view(
         {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}),
         name="project-example-detail"),
     path("reports/", labeling.ReportList.as_view(), name="project-report-list"),
-    path("reports/<int:assignment_id>/resolve/", labeling.ReportResolve.as_view(), name="project-report-resolve"),
+    path("reports/<id:assignment_id>/resolve/", labeling.ReportResolve.as_view(), name="project-report-resolve"),
     path("progress/", labeling.ProgressView.as_view(), name="project-progress"),
     path("next/", labeling.NextView.as_view(), name="project-next"),
     path("history/", labeling.HistoryView.as_view(), name="project-history"),
@@ -68,8 +68,8 @@ urlpatterns = [
     path("auth/login/", LoginView.as_view(), name="auth-login"),
     path("auth/logout/", LogoutView.as_view(), name="auth-logout"),
     path("quotas/", QuotaView.as_view(), name="quotas"),
-    path("imports/<int:job_pk>/items/", ImportItemList.as_view(), name="import-items"),
-    path("projects/<int:project_pk>/", include(project_urls)),
-    path("assignments/<int:pk>/", include(assignment_urls)),
+    path("imports/<id:job_pk>/items/", ImportItemList.as_view(), name="import-items"),
+    path("projects/<id:project_pk>/", include(project_urls)),
+    path("assignments/<id:pk>/", include(assignment_urls)),
     *router.urls,
 ]

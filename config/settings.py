@@ -16,6 +16,9 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from config.csp import media_origins
+from config.csp import policy as csp_policy
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PLATFORM_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite file, local media and the broker folder
@@ -70,6 +73,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "accounts",
     "datasets",
     "labeling",
@@ -80,11 +84,17 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "config.middleware.RefuseNulMiddleware",  # a 400, before a NUL in the URL reaches a query
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # 413 for bodies over the limits, before the CSRF check or a parser reads them.
+    "config.middleware.RequestSizeLimitMiddleware",
+    # Turns a locked-out sign-in's page into a 429 with Retry-After (accounts/lockout.py).
+    "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 if PRODUCTION:
@@ -95,6 +105,11 @@ if PRODUCTION:
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
+# The first refuses any sign-in (page, admin or API) while the account is locked; it logs no one in.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -140,6 +155,34 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+# --- Sign-in lockout (django-axes; accounts/lockout.py) ----------------------------------------
+# Failed sign-ins are counted in the database, shared by every server process. An account is
+# locked for one client address after LOGIN_FAILURE_LIMIT failures from it, and for every address
+# after LOGIN_ACCOUNT_FAILURE_LIMIT failures in all; the lock lifts LOGIN_COOLOFF_MINUTES later
+# (or when an admin resets it). Successful sign-ins are never limited, and reset the count.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+LOGIN_ACCOUNT_FAILURE_LIMIT = env_int("LOGIN_ACCOUNT_FAILURE_LIMIT", 50)
+LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15)
+# Reverse proxies in front of the app that append the client's address to X-Forwarded-For.
+# 0: the client is REMOTE_ADDR and the header is ignored (a client can write anything in it);
+# 1: the header's last entry, the one our proxy wrote; N: the N-th entry from the right.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_HANDLER = "accounts.lockout.LoginLockoutHandler"
+# Which rows a reset matches (a successful sign-in, `axes_reset_username`): the handler itself
+# counts per (account, address) and per account.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
+AXES_FAILURE_LIMIT = "accounts.lockout.failure_limit"
+AXES_COOLOFF_TIME = "accounts.lockout.cool_off"
+AXES_RESET_ON_SUCCESS = True
+# Refused tries while locked do not restart the cool-off: the wait the message gives holds, and
+# the real owner is not kept out for as long as a guesser keeps trying.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_address"
+AXES_USERNAME_CALLABLE = "accounts.lockout.username_of"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# No row per successful sign-in (User.last_login has the time): fewer writes, no address kept.
+AXES_DISABLE_ACCESS_LOG = True
+
 # --- Language: Korean first, English available -----------------------------------------------
 LANGUAGE_CODE = env("DJANGO_LANGUAGE_CODE", "ko")
 LANGUAGES = [("ko", _("Korean")), ("en", _("English"))]
@@ -166,12 +209,24 @@ if S3_BUCKET:
             "access_key": env("AWS_ACCESS_KEY_ID"),
             "secret_key": env("AWS_SECRET_ACCESS_KEY"),
             "querystring_auth": env_bool("S3_SIGNED_URLS", True),
+            # Signed URLs are made only for people allowed to see the photo (pages and API check
+            # first); short, so a removed labeler's copied links die soon. Pages and the labeling
+            # API load their photos at once, so minutes are plenty.
+            "querystring_expire": env_int("S3_SIGNED_URL_SECONDS", 600),
             "file_overwrite": False,
             "default_acl": None,
         },
     }
 else:
     default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+# Local media is answered by datasets.media.serve_media, which checks who may see the photo.
+# Then the web server sends the bytes from an `internal` location (nginx: this URL prefix goes
+# into X-Accel-Redirect) or by file path (Apache/lighttpd: the header named here, e.g.
+# X-Sendfile); with neither, Django streams the file (fine for the embedded default).
+MEDIA_ACCEL_REDIRECT_PREFIX = env("MEDIA_ACCEL_REDIRECT_PREFIX", "")
+MEDIA_SENDFILE_HEADER = env("MEDIA_SENDFILE_HEADER", "")
+# How long a browser may keep a photo it was allowed to fetch (privately; never shared caches).
+MEDIA_CACHE_SECONDS = env_int("MEDIA_CACHE_SECONDS", 3600)
 STORAGES = {
     "default": default_storage,
     "staticfiles": {
@@ -182,10 +237,20 @@ STORAGES = {
         )
     },
 }
-# Uploads larger than this go to a temporary file instead of memory.
-FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Request sizes (config.middleware.RequestSizeLimitMiddleware; keep the proxy's body limit, e.g.
+# nginx's client_max_body_size, at UPLOAD_MAX_BYTES). A request body larger than
+# FILE_UPLOAD_MAX_MEMORY_SIZE spools its files to temporary files instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_FILE_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("UPLOAD_MAX_FILES", 1000)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Any body but a signed-in user's multipart upload: forms and JSON, the API's included.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
+# The largest request body at all: one import's files (photos and .zip archives) and the form.
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 2 * 1024**3)
+
+# --- Content-Security-Policy (config/csp.py): scripts and styles from this site only -----------
+CONTENT_SECURITY_POLICY = csp_policy(
+    media_origins(S3_BUCKET, env("AWS_S3_ENDPOINT_URL"), env("AWS_S3_REGION_NAME") or env("AWS_DEFAULT_REGION"))
+)
 
 # --- Celery: a filesystem broker needs no server; Redis or RabbitMQ in production --------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
@@ -221,12 +286,23 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # config.api: parsers that refuse NUL characters and too deeply nested JSON with a 400, and
+    # the pagination that refuses absurd page numbers.
+    "DEFAULT_PARSER_CLASSES": ["config.api.JSONParser", "config.api.FormParser", "config.api.MultiPartParser"],
+    "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # Sign-ins from custom clients (POST /api/auth/login/), per client address.
-    "DEFAULT_THROTTLE_RATES": {"login": env("API_LOGIN_RATE", "20/minute")},
+    # Any throttle keys on the client address the trusted proxies give (sign-ins are guarded by
+    # the lockout above, not by a throttle).
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
+# Days a device token from POST /api/auth/login/ lasts (0: until revoked). Tokens made on the
+# tokens page or POST /api/tokens/ last until revoked unless their maker sets an expiry.
+API_TOKEN_DEVICE_DAYS = env_int("API_TOKEN_DEVICE_DAYS", 30)
+# Whether the OpenAPI schema and its docs (/api/schema/, /api/docs/, /api/redoc/) are open to anyone;
+# otherwise a sign-in of any role (session or token) is needed. They show every endpoint and field
+# of a platform holding unpublished data, so production keeps them behind the sign-in.
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", not PRODUCTION)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Image-comment dataset platform API",
     "DESCRIPTION": "Categories and quotas, sources and licences, image ingest and the catalogue.",
@@ -236,6 +312,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation lists the errors it can answer (400/401/403/404/429) with shared components.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api.add_error_responses"],
+    # `<id:...>` URL parameters (config.api.IdConverter): ids that fit a bigint.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
 }
 
 # --- Ingest -------------------------------------------------------------------------------------
@@ -282,6 +362,11 @@ INGEST = {
     # row it stores (decoding, resizing, hashing and writing release the GIL). Each may hold a
     # decoded image (up to MAX_PIXELS x 4 bytes, a few copies); 1: one file at a time, no thread.
     "WORKER_THREADS": env_int("INGEST_WORKER_THREADS", min(4, os.cpu_count() or 1)),
+    # S3-compatible endpoints a planner may choose for an S3 import (comma-separated), besides the
+    # default (AWS_S3_ENDPOINT_URL, else AWS). The worker signs its requests with the server's
+    # credentials, so no other address is accepted from the web; ingest_s3 (run by the operator)
+    # may name any endpoint.
+    "S3_ENDPOINT_URLS": [u.strip() for u in (env("INGEST_S3_ENDPOINT_URLS") or "").split(",") if u.strip()],
 }
 
 # --- Labeling -----------------------------------------------------------------------------------
@@ -295,6 +380,11 @@ LABELING_RELEASE_SECONDS = env_int("LABELING_RELEASE_SECONDS", 5)
 LABELING_BUSY_WAIT_SECONDS = env_int("LABELING_BUSY_WAIT_SECONDS", 10)
 # How often the planner's progress dashboard refreshes itself.
 PLANNER_DASHBOARD_REFRESH_SECONDS = env_int("PLANNER_DASHBOARD_REFRESH_SECONDS", 10)
+# Far above what a real project needs (the known build had 2 comment types and a guideline of a few
+# KB): each type is a text box on a labeler's phone and rules checked on every submit, and the
+# guideline is rendered for every labeler, so thousands of types or megabytes of Markdown only hurt.
+LABELING_MAX_COMMENT_TYPES = env_int("LABELING_MAX_COMMENT_TYPES", 20)
+LABELING_MAX_GUIDELINE_CHARS = env_int("LABELING_MAX_GUIDELINE_CHARS", 200_000)
 
 LOGGING = {
     "version": 1,
@@ -308,3 +398,14 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # HTTPS only: plain-http requests are redirected (DJANGO_SSL_REDIRECT=0 for a check over plain
+    # http on the server itself, or where the proxy redirects), and browsers are told to use https
+    # for a year (start lower with DJANGO_HSTS_SECONDS on a first rollout: browsers keep it that long).
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+    # Preloading is for a whole domain and hard to undo: an operator's deliberate choice, so off
+    # by default, and then Django's reminder (security.W021) is not shown.
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]

@@ -1,15 +1,26 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
-from django.views.static import serve
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from django.urls import include, path, register_converter
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+
+from accounts.permissions import DocsAccess, docs_page
+from config.api import IdConverter
+from config.csp import redoc_policy
+from datasets.media import serve_media
+
+# `<id:...>`: ids that fit a bigint (config.api.IdConverter); registered before the includes use it.
+register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    # Public in the embedded default, behind a sign-in in production (API_DOCS_PUBLIC).
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[DocsAccess]), name="schema"),
+    # Under the CSP (config/csp.py): Swagger UI's init script comes as a file (?script), not inline;
+    # Redoc needs a little more (redoc_policy). Both pages' templates are in templates/drf_spectacular/.
+    path("api/docs/", docs_page(SpectacularSwaggerSplitView.as_view(url_name="schema")), name="api-docs"),
+    path("api/redoc/", docs_page(redoc_policy(SpectacularRedocView.as_view(url_name="schema"))),
+         name="api-redoc"),
     path("api/", include("config.api_urls")),
     path("accounts/", include("accounts.urls")),
     path("datasets/", include("datasets.urls")),
@@ -18,5 +29,9 @@ urlpatterns = [
 ]
 
 if not settings.S3_BUCKET:
-    # Media on local disk (the embedded default). Behind a real web server, let it serve /media/.
-    urlpatterns.append(path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}))
+    # Media on local disk: only to people allowed to see the photo (never a public folder; in
+    # production the web server sends the bytes after this check, see datasets.media).
+    urlpatterns.append(path("media/<path:path>", serve_media, name="media"))
+
+# Unknown URLs under /api/ answer JSON like the rest of the API (config.api).
+handler404 = "config.api.page_not_found"

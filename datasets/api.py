@@ -17,24 +17,16 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import exceptions, generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.validators import UniqueValidator
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from accounts.permissions import HasRole
+from config.api import FormParser, JSONParser, MultiPartParser, Pagination
 
 from . import filters, selectors, services
 from .models import Category, Image, ImportItem, ImportJob, Licence, Source, SourceKind, Subcategory
-
-
-class Pagination(PageNumberPagination):
-    """The page size of settings.REST_FRAMEWORK, and `?page_size=` up to 500 for scripts."""
-
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 class Conflict(exceptions.APIException):
@@ -113,6 +105,8 @@ class CategorySerializer(serializers.ModelSerializer):
         model = Category
         fields = ["id", "slug", "name", "quota", "full_policy", "is_active", "position", "subcategories"]
         read_only_fields = ["position"]
+        # The model's default (0) would make a category nobody plans for: a planner names it.
+        extra_kwargs = {"quota": {"required": True}}
 
     def create(self, validated_data):
         return _call(services.save_category, **validated_data)
@@ -129,6 +123,7 @@ class SubcategorySerializer(serializers.ModelSerializer):
         model = Subcategory
         fields = ["id", "category", "slug", "name", "quota", "is_active", "position"]
         read_only_fields = ["position"]
+        extra_kwargs = {"quota": {"required": True}}
 
     def validate_category(self, value):
         if self.instance is not None and value.pk != self.instance.category_id:
@@ -212,7 +207,8 @@ class SourceSerializer(serializers.ModelSerializer):
     default_licence = serializers.SlugRelatedField(
         slug_field="code", queryset=Licence.objects.all(), help_text="Licence code."
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # Null where the user was deleted (SET_NULL): the schema says so (allow_null).
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Source
@@ -249,11 +245,13 @@ class SourceViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
 class ImageSerializer(serializers.ModelSerializer):
     file_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    subcategory = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    subcategory = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     licence = serializers.SlugRelatedField(slug_field="code", read_only=True)
     source_name = serializers.CharField(source="source.name", read_only=True)
     attribution = serializers.CharField(read_only=True)
+    # Read-only model fields lose allow_blank, and the schema then called "" a bad URI.
+    original_url = serializers.URLField(read_only=True, allow_blank=True)
 
     class Meta:
         model = Image
@@ -331,10 +329,10 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upda
 
 class ImportJobSerializer(serializers.ModelSerializer):
     source_name = serializers.CharField(source="source.name", read_only=True)
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    subcategory = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    licence = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    subcategory = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    licence = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     percent = serializers.IntegerField(read_only=True)
     input = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
@@ -401,7 +399,11 @@ class ImportCreateSerializer(serializers.Serializer):
     )
     s3_bucket = serializers.CharField(required=False, allow_blank=True, max_length=255)
     s3_prefix = serializers.CharField(required=False, allow_blank=True, max_length=1024)
-    s3_endpoint_url = serializers.URLField(required=False, allow_blank=True)
+    s3_endpoint_url = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000,
+        help_text="Blank: the server's default S3 endpoint (AWS_S3_ENDPOINT_URL, else AWS). Otherwise one of the "
+        "endpoints the operator allows (INGEST_S3_ENDPOINT_URLS); any other address is refused with a 400.",
+    )
     folder = serializers.CharField(
         required=False, allow_blank=True, help_text="A server folder under INGEST_ALLOWED_ROOTS."
     )

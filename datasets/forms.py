@@ -3,6 +3,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from . import readers
 from .models import Category, Licence, Source, Subcategory
 
 
@@ -97,7 +98,11 @@ class ImportForm(forms.Form):
     manifest_base = forms.CharField(required=False, label=_("Base folder for relative paths in the manifest"))
     s3_bucket = forms.CharField(required=False, max_length=255, label=_("Bucket"))
     s3_prefix = forms.CharField(required=False, max_length=1024, label=_("Prefix"))
-    s3_endpoint_url = forms.URLField(required=False, assume_scheme="https", label=_("Endpoint URL (blank for AWS)"))
+    s3_endpoint_url = forms.ChoiceField(
+        required=False, label=_("S3 endpoint"),
+        help_text=_("The server's operator sets which endpoints can be used (INGEST_S3_ENDPOINT_URLS)."),
+        error_messages={"invalid_choice": _("This S3 endpoint is not allowed: choose one from the list.")},
+    )
     folder = forms.CharField(required=False, max_length=1024, label=_("Folder path on the server"))
 
     def __init__(self, *args, **kwargs):
@@ -114,6 +119,15 @@ class ImportForm(forms.Form):
         self.subcategory_choices = [
             (s.pk, s.name, s.category_id) for s in self.fields["subcategory"].queryset
         ]
+        # S3 endpoints are the operator's configuration, never an address typed here (the worker
+        # signs its requests with the server's credentials): a choice when there is one to make.
+        default = readers.default_s3_endpoint()
+        endpoints = readers.s3_endpoint_choices()
+        field = self.fields["s3_endpoint_url"]
+        blank = _("Default: %(endpoint)s") % {"endpoint": default} if default else _("AWS (the default)")
+        field.choices = [("", blank)] + [(url, url) for url in endpoints]
+        if not endpoints:
+            field.widget = forms.HiddenInput()
 
     def clean(self):
         data = super().clean()

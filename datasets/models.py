@@ -8,6 +8,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .weblinks import validate_web_link
+
 
 class FullPolicy(models.TextChoices):
     WARN = "warn", _("Warn and accept")
@@ -65,7 +67,7 @@ class Licence(models.Model):
         validators=[RegexValidator(r"^[a-z0-9][a-z0-9.+-]*$", _("Lower-case letters, digits, '.', '+' and '-' (e.g. cc-by-4.0)."))],
     )
     name = models.CharField(max_length=100)
-    url = models.URLField(blank=True)
+    url = models.URLField(blank=True, validators=[validate_web_link])
     commercial_use = models.BooleanField(help_text=_("Commercial use is allowed."))
     attribution_required = models.BooleanField()
     share_alike = models.BooleanField(default=False)
@@ -137,7 +139,7 @@ class Image(models.Model):
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="images")
     licence = models.ForeignKey(Licence, on_delete=models.PROTECT, related_name="images")
     author = models.CharField(max_length=300, blank=True)
-    original_url = models.URLField(max_length=1000, blank=True)
+    original_url = models.URLField(max_length=1000, blank=True, validators=[validate_web_link])
     title = models.CharField(max_length=500, blank=True)
     external_id = models.CharField(max_length=200, blank=True, help_text=_("The source's own id (e.g. Open Images ImageID)."))
 

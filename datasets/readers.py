@@ -12,6 +12,7 @@ import errno
 import io
 import ipaddress
 import json
+import logging
 import os
 import socket
 import stat
@@ -20,10 +21,14 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse, urlsplit, urlunsplit
 
+import requests
 from django.conf import settings
 from django.core.files.storage import default_storage
+from requests.adapters import HTTPAdapter
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo", ".heic", ".heif", ".avif"}
 JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
@@ -344,19 +349,113 @@ def folder_entries(path: str, *, trusted: bool = False) -> list[Entry]:
 # ---------------------------------------------------------------- S3
 
 
+def default_s3_endpoint() -> str | None:
+    return os.environ.get("AWS_S3_ENDPOINT_URL") or None
+
+
+def _endpoint_key(url: str) -> tuple | None:
+    """What makes two spellings of one endpoint equal: scheme, host (any case), port and path."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme, port = parts.scheme.lower(), parts.port
+    except ValueError:
+        return None
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return scheme, parts.hostname, port or (443 if scheme == "https" else 80), parts.path.rstrip("/")
+
+
+def s3_endpoint_choices() -> list[str]:
+    """The endpoints a planner may choose besides the default (AWS_S3_ENDPOINT_URL, else AWS):
+    INGEST_S3_ENDPOINT_URLS, as the operator spelled them."""
+    seen, choices = {_endpoint_key(default_s3_endpoint() or "")}, []
+    for url in _cfg("S3_ENDPOINT_URLS"):
+        key = _endpoint_key(url)
+        if key is not None and key not in seen:
+            seen.add(key)
+            choices.append(url.strip())
+    return choices
+
+
+def allowed_s3_endpoint(url: str) -> str | None:
+    """The operator's spelling of `url` when it is an allowed endpoint, else None. The worker signs
+    its S3 requests with the server's credentials, so the endpoint is operator configuration:
+    an address typed in the browser or the API could be any server on the worker's network."""
+    key = _endpoint_key(url)
+    if key is None:
+        return None
+    for allowed in filter(None, [default_s3_endpoint(), *_cfg("S3_ENDPOINT_URLS")]):
+        if _endpoint_key(allowed) == key:
+            return allowed.strip()
+    return None
+
+
 def s3_client(endpoint_url: str | None = None):
     import boto3
 
     return boto3.client(
         "s3",
-        endpoint_url=endpoint_url or os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+        endpoint_url=endpoint_url or default_s3_endpoint(),
         region_name=os.environ.get("AWS_S3_REGION_NAME") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
 
 
-def s3_entries(bucket: str, prefix: str = "", endpoint_url: str | None = None) -> list[Entry]:
-    from botocore.exceptions import BotoCoreError, ClientError
+S3_DENIED_CODES = {
+    "AccessDenied", "AllAccessDisabled", "AccountProblem", "ExpiredToken", "InvalidAccessKeyId", "InvalidToken",
+    "SignatureDoesNotMatch", "TokenRefreshRequired",
+}
 
+
+def _s3_failure(exc: Exception, where: str, what: str) -> str:
+    """A fixed description of a failed S3 call, by class of failure. Nothing the remote sent is
+    repeated (an error message, a body it could not parse): the job's error and report lines are
+    shown in the browser and an endpoint is not necessarily S3. The details go to the log."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError as BotoConnectionError,
+        HTTPClientError,
+        NoCredentialsError,
+        ParamValidationError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
+
+    log.warning("S3 %s at %s failed: %r", what, where, exc)
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code == "NoSuchBucket":
+            return "the bucket does not exist (NoSuchBucket)"
+        if code == "NoSuchKey":
+            return "the object does not exist (NoSuchKey)"
+        if code in S3_DENIED_CODES or status in (401, 403):
+            return "access denied (check the credentials and the bucket policy; details are in the server log)"
+        if isinstance(status, int):
+            return f"{where} answered with an error (HTTP {status}; details are in the server log)"
+        return f"{where} answered with an error (details are in the server log)"
+    if isinstance(exc, ReadTimeoutError):
+        return f"{where} did not answer in time"
+    # Refused, unresolvable, unreachable, a connect timeout, a dropped connection: one message, so
+    # that an endpoint's answers cannot tell an open port from a closed or filtered one.
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+        return f"{where} could not be reached"
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return "no S3 credentials are configured on the server"
+    if isinstance(exc, ParamValidationError):
+        return "the bucket name or prefix is not valid"
+    return f"{where} gave an answer that is not S3's (details are in the server log)"
+
+
+def s3_entries(bucket: str, prefix: str = "", endpoint_url: str | None = None, trusted: bool = False) -> list[Entry]:
+    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
+
+    errors = (ClientError, BotoCoreError, ResponseParserError)
+    location = f"s3://{bucket}/{prefix or ''}"
+    if endpoint_url and not trusted and allowed_s3_endpoint(endpoint_url) is None:
+        # Checked again here: the job may have been queued before the operator's list changed.
+        raise ReaderError(f"Cannot list {location}: the S3 endpoint {endpoint_url} is not allowed (INGEST_S3_ENDPOINT_URLS).")
+    where = endpoint_url or default_s3_endpoint() or "AWS S3"
     client = s3_client(endpoint_url)
     entries = []
     max_bytes = _cfg("MAX_FILE_BYTES")
@@ -372,35 +471,118 @@ def s3_entries(bucket: str, prefix: str = "", endpoint_url: str | None = None) -
                     entries.append(Entry(name=name, error=f"Object is {obj['Size']:,} bytes; the limit is {max_bytes:,}."))
                     continue
 
-                def load(key=key) -> bytes:
-                    return client.get_object(Bucket=bucket, Key=key)["Body"].read(max_bytes + 1)
+                def load(key=key, name=name) -> bytes:
+                    try:
+                        return client.get_object(Bucket=bucket, Key=key)["Body"].read(max_bytes + 1)
+                    except errors as exc:
+                        raise ReaderError(_s3_failure(exc, where, f"read of {name}")) from None
 
                 entries.append(Entry(name=name, load=load, meta={"original_name": base}))
-    except (ClientError, BotoCoreError) as exc:
-        raise ReaderError(f"Cannot list s3://{bucket}/{prefix}: {exc}") from None
+    except errors as exc:
+        raise ReaderError(f"Cannot list {location}: {_s3_failure(exc, where, f'listing of {location}')}.") from None
     return entries
 
 
 # ---------------------------------------------------------------- URLs
 
 
-def _check_url(url: str) -> None:
+def _check_url(url: str) -> list[str] | None:
+    """Refuse a URL that is not http(s) or whose host resolves to a private address.
+
+    Returns the addresses that were checked; the fetch connects to one of them rather than asking
+    DNS again, which could answer a public address here and 127.0.0.1 a moment later (DNS
+    rebinding). None when private addresses are allowed, so that any answer will do."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValueError(f"only http(s) URLs can be fetched, not {url!r}")
     if _cfg("URL_ALLOW_PRIVATE"):
-        return
+        return None
     try:
-        infos = socket.getaddrinfo(parsed.hostname, parsed.port or 443, proto=socket.IPPROTO_TCP)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parsed.hostname, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise ValueError(f"cannot resolve {parsed.hostname}: {exc.strerror}") from None
+    addresses: list[str] = []
     for info in infos:
         addr = ipaddress.ip_address(info[4][0].split("%", 1)[0])
         if addr.version == 6 and addr.ipv4_mapped:
             addr = addr.ipv4_mapped
         if (addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_reserved
                 or addr.is_multicast or addr.is_unspecified):
-            raise ValueError(f"{parsed.hostname} resolves to a private address ({addr}); not fetched")
+            # The address goes to the log only: the message would tell a planner what the
+            # server's internal names resolve to.
+            log.info("not fetching %s: %s resolves to %s", url, parsed.hostname, addr)
+            raise ValueError(f"{parsed.hostname} resolves to a private address; not fetched")
+        if str(addr) not in addresses:
+            addresses.append(str(addr))
+    if not addresses:
+        raise ValueError(f"cannot resolve {parsed.hostname}")
+    return addresses
+
+
+class PinnedAddressAdapter(HTTPAdapter):
+    """Sends each request to `address` (one that `_check_url` approved) instead of looking the
+    host name up again. The name stays where the server expects it: in the Host header and, for
+    https, in SNI and in the certificate check. With `address` None it is an ordinary adapter."""
+
+    address: str | None = None
+
+    def send(self, request, *args, **kwargs):
+        if self.address is not None:
+            parts = urlsplit(request.url)
+            host = f"[{self.address}]" if ":" in self.address else self.address
+            request.headers["Host"] = parts.netloc.rsplit("@", 1)[-1]
+            request.url = urlunsplit(parts._replace(netloc=host if parts.port is None else f"{host}:{parts.port}"))
+        return super().send(request, *args, **kwargs)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        if self.address is not None and host_params["scheme"] == "https":
+            # The URL now holds the address: without these, SNI would be empty and urllib3 would
+            # match the certificate against the address. They are part of urllib3's pool key,
+            # so two names on one address never share a connection.
+            hostname = urlsplit("//" + request.headers["Host"]).hostname
+            pool_kwargs["server_hostname"] = pool_kwargs["assert_hostname"] = hostname
+        return host_params, pool_kwargs
+
+
+def _check_hop(url: str, current: str, hop: int) -> list[str] | None:
+    if hop == 0:
+        return _check_url(url)
+    try:
+        return _check_url(current)
+    except ValueError as exc:
+        # Where a server redirects to is its text, not the planner's: it goes to the log only.
+        log.info("not following a redirect from %s to %s: %s", url, current, exc)
+        raise ValueError(
+            f"{url} redirects to a URL that is not fetched (not http(s), unresolvable, or a private address)"
+        ) from None
+
+
+def _get_checked(session: requests.Session, adapter: PinnedAddressAdapter, url: str,
+                 addresses: list[str] | None) -> requests.Response:
+    """GET `url` from the first of the checked addresses that connects (as a client that
+    resolved the name itself would try each)."""
+    candidates = addresses if addresses is not None else [None]
+    for n, address in enumerate(candidates, start=1):
+        adapter.address = address
+        try:
+            return session.get(url, stream=True, timeout=_cfg("URL_TIMEOUT"), allow_redirects=False)
+        except requests.ConnectionError:
+            if n == len(candidates):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _fetch_failure(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake or certificate check failed (SSLError)"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "no answer in time (ReadTimeout)"
+    # A connect timeout (a filtered port) reads like a refused one (a closed port).
+    if isinstance(exc, requests.ConnectionError):
+        return "could not connect (ConnectionError)"
+    return exc.__class__.__name__
 
 
 MAX_REDIRECTS = 5
@@ -408,33 +590,38 @@ MAX_REDIRECTS = 5
 
 def fetch_url(url: str) -> bytes:
     """GET one image URL with a size cap. Redirects are followed by hand so that every hop is
-    checked (a public URL must not redirect the fetcher to a private address)."""
-    import requests
-    from urllib.parse import urljoin
-
+    checked (a public URL must not redirect the fetcher to a private address), and each hop
+    connects to an address its check approved. Errors name the manifest's URL and the kind of
+    failure, never what a server sent (a redirect's target, a body)."""
     max_bytes = _cfg("MAX_FILE_BYTES")
     current = url
-    try:
-        for _hop in range(MAX_REDIRECTS + 1):
-            _check_url(current)
-            with requests.get(current, stream=True, timeout=_cfg("URL_TIMEOUT"), allow_redirects=False) as resp:
-                if resp.is_redirect:
-                    current = urljoin(current, resp.headers["Location"])
-                    continue
-                if resp.status_code != 200:
-                    raise ValueError(f"HTTP {resp.status_code} from {current}")
-                length = resp.headers.get("Content-Length")
-                if length and length.isdigit() and int(length) > max_bytes:
-                    raise ValueError(f"{current} is {int(length):,} bytes; the limit is {max_bytes:,}")
-                chunks, size = [], 0
-                for chunk in resp.iter_content(64 * 1024):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise ValueError(f"{current} is larger than {max_bytes:,} bytes")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-    except requests.RequestException as exc:
-        raise ValueError(f"cannot fetch {current}: {exc.__class__.__name__}") from None
+    with requests.Session() as session:
+        adapter = PinnedAddressAdapter()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        for hop in range(MAX_REDIRECTS + 1):
+            addresses = _check_hop(url, current, hop)
+            after = f" (after {hop} redirect{'s' if hop > 1 else ''})" if hop else ""
+            try:
+                with _get_checked(session, adapter, current, addresses) as resp:
+                    if resp.is_redirect:
+                        current = urljoin(current, resp.headers["Location"])
+                        continue
+                    if resp.status_code != 200:
+                        raise ValueError(f"HTTP {resp.status_code} from {url}{after}")
+                    length = resp.headers.get("Content-Length")
+                    if length and length.isdigit() and int(length) > max_bytes:
+                        raise ValueError(f"{url}{after} is {int(length):,} bytes; the limit is {max_bytes:,}")
+                    chunks, size = [], 0
+                    for chunk in resp.iter_content(64 * 1024):
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise ValueError(f"{url}{after} is larger than {max_bytes:,} bytes")
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+            except requests.RequestException as exc:
+                log.info("cannot fetch %s (at %s): %r", url, current, exc)
+                raise ValueError(f"cannot fetch {url}{after}: {_fetch_failure(exc)}") from None
     raise ValueError(f"more than {MAX_REDIRECTS} redirects from {url}")
 
 
@@ -506,6 +693,9 @@ def parse_manifest(text: str, fmt: str) -> Iterator[tuple[int, dict | None, str 
             except json.JSONDecodeError as exc:
                 yield number, None, f"line {number}: not valid JSON ({exc.msg})"
                 continue
+            except RecursionError:  # the decoder recurses per bracket: [[[[... was a 500
+                yield number, None, f"line {number}: JSON nested too deeply"
+                continue
             if not isinstance(row, dict):
                 yield number, None, f"line {number}: expected a JSON object"
                 continue
@@ -563,6 +753,9 @@ def manifest_entries(text: str, fmt: str, base: str | None = None, trusted: bool
     for number, row, error in parse_manifest(text, fmt):
         if error:
             entries.append(Entry(name=f"row {number}", error=error))
+            continue
+        if any("\x00" in f"{key}{value}" for key, value in row.items()):  # no path, URL or slug holds one
+            entries.append(Entry(name=f"row {number}", error=f"line {number}: a field holds a NUL character"))
             continue
         path, url = _pick(row, "path"), _pick(row, "url")
         meta = {k: _pick(row, k) for k in ("category", "subcategory", "licence", "author", "original_url", "title", "external_id")}

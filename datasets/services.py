@@ -24,8 +24,9 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, ProtectedError, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
+from django.utils.translation import gettext
 
-from . import imaging, readers
+from . import imaging, readers, weblinks
 from .models import (
     Category,
     FullPolicy,
@@ -295,6 +296,13 @@ def ingest_one(
     processing `data` here, and for storing its files if it wrote them; the outcome is the same.
     Files it wrote are the caller's to remove (`prepared.discard()`) unless the row was stored.
     """
+    # An original_url that is not http(s) is dropped with a warning, never stored (a stored
+    # javascript: link ran script when clicked). The photo is kept: the link is provenance
+    # only, and refusing would lose good photos from a third-party manifest over one bad cell.
+    original_url = (original_url or "").strip()
+    url_warning = weblinks.link_problem(original_url, "original_url") if original_url else ""
+    if url_warning:
+        original_url = ""
     try:
         licence = licence or source.default_licence
         check_licence(licence)
@@ -350,7 +358,7 @@ def ingest_one(
         else:
             _store(image.file, "image.jpg", processed.jpeg, written)
             _store(image.thumbnail, "thumb.jpg", processed.thumbnail, written)
-        result = Result(Outcome.ACCEPTED, image=image, reason=warning)
+        result = Result(Outcome.ACCEPTED, image=image, reason="; ".join(filter(None, [warning, url_warning])))
         with transaction.atomic():
             image.save(force_insert=True)
             if on_accept is not None:
@@ -514,6 +522,22 @@ def create_import(
         params["path"] = folder
     elif s3_bucket:
         kind = SourceKind.S3
+        if s3_endpoint_url and not trusted:
+            # The worker signs S3 requests with the server's credentials: from the web only an
+            # endpoint the operator configured (the management command is the operator's own).
+            allowed = readers.allowed_s3_endpoint(s3_endpoint_url)
+            if allowed is None:
+                choices = readers.s3_endpoint_choices()
+                if not choices:
+                    raise IngestError(gettext(
+                        "This S3 endpoint is not allowed: this server imports from its default S3 endpoint "
+                        "only. Leave the endpoint blank."
+                    ))
+                raise IngestError(gettext(
+                    "This S3 endpoint is not allowed. Leave it blank for the default, or choose one the "
+                    "server allows: %(allowed)s."
+                ) % {"allowed": ", ".join(choices)})
+            s3_endpoint_url = allowed
         params.update(bucket=s3_bucket, prefix=s3_prefix or "", endpoint_url=s3_endpoint_url or "")
     else:
         kind = SourceKind.MANIFEST
@@ -549,7 +573,8 @@ def list_entries(job: ImportJob) -> list[readers.Entry]:
     if job.kind == SourceKind.FOLDER:
         return readers.folder_entries(p["path"], trusted=p.get("trusted", False))
     if job.kind == SourceKind.S3:
-        return readers.s3_entries(p["bucket"], p.get("prefix", ""), p.get("endpoint_url") or None)
+        return readers.s3_entries(p["bucket"], p.get("prefix", ""), p.get("endpoint_url") or None,
+                                  trusted=p.get("trusted", False))
     if job.kind == SourceKind.MANIFEST:
         with default_storage.open(p["manifest_key"], "rb") as fh:
             text = fh.read().decode("utf-8")

@@ -204,7 +204,9 @@ def import_new(request):
                 form.add_error(None, str(exc))
             else:
                 return redirect("import-detail", job.pk)
-    return render(request, "datasets/import_new.html", {"form": form})
+    # The page's script refuses a selection over the limit before uploading anything; past it the
+    # server answers 413 (config.middleware.RequestSizeLimitMiddleware).
+    return render(request, "datasets/import_new.html", {"form": form, "upload_max_bytes": settings.UPLOAD_MAX_BYTES})
 
 
 def _item_json(item: ImportItem) -> dict:
@@ -290,7 +292,8 @@ def import_resume(request, pk: int):
 @role_required(*READERS)
 def images(request):
     f = {k: request.GET.get(k, "").strip() for k in ("category", "subcategory", "source", "licence")}
-    source_id = int(f["source"]) if f["source"].isdigit() else None
+    # isdecimal, not isdigit ("²" is a digit int() refuses); 18 digits stay inside bigint.
+    source_id = int(f["source"]) if f["source"].isdecimal() and len(f["source"]) <= 18 else None
     qs = selectors.images(category=f["category"] or None, subcategory=f["subcategory"] or None, source=source_id)
     if f["licence"]:
         qs = qs.filter(licence__code=f["licence"])

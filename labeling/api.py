@@ -32,13 +32,12 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import exceptions, generics, permissions, serializers, status, viewsets
-from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role, User
 from accounts.permissions import HasRole
+from config.api import FormParser, JSONParser, MultiPartParser, Pagination, page_number
 from datasets.models import Category, Image, Source, Subcategory
 
 from . import markup, selectors, services
@@ -56,11 +55,6 @@ from .models import (
 )
 
 STAFF_READ = (Role.PLANNER, Role.ENGINEER)
-
-
-class Pagination(PageNumberPagination):
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 # ---------------------------------------------------------------- errors
@@ -252,10 +246,7 @@ class CommentTypeSerializer(serializers.ModelSerializer):
         return attrs
 
     def create(self, validated_data):
-        project = self.context["project"]
-        if "position" not in validated_data:
-            validated_data["position"] = project.comment_types.count()
-        return CommentType.objects.create(project=project, **validated_data)
+        return _run(services.add_comment_type, self.context["project"], **validated_data)
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -274,7 +265,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         help_text="On create only (default: the short reaction and the specific comment); "
                   "later use /api/projects/{id}/comment-types/.",
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     my_progress = serializers.SerializerMethodField()
 
     class Meta:
@@ -296,6 +287,13 @@ class ProjectSerializer(serializers.ModelSerializer):
             return None
         cap = obj.cap_per_labeler if member["cap_override"] is None else member["cap_override"]
         return {"done": member["submitted_count"], "cap": cap}
+
+    def to_internal_value(self, data):
+        # The count first: each nested type is checked on its own, which for 10,000 took 30 s.
+        types = data.get("comment_types") if hasattr(data, "get") else None
+        if isinstance(types, list):
+            _run(services.check_comment_type_count, len(types))
+        return super().to_internal_value(data)
 
     def validate_comment_types(self, value):
         if self.instance is not None:
@@ -486,7 +484,8 @@ class DeactivatedSerializer(serializers.Serializer):
 
 class CsvImportSerializer(serializers.Serializer):
     file = serializers.FileField(
-        help_text="UTF-8 CSV with a header row: username (required), password (new accounts, 8+ characters), "
+        help_text="UTF-8 CSV with a header row: username (required), password (new accounts; the same password "
+                  "rules as every form: 8+ characters, not a common password), "
                   "name, email, cap."
     )
 
@@ -543,7 +542,7 @@ class MemberDetail(ProjectChildMixin, APIView):
             member = _run(services.set_member_cap, self.project, member.user, form.validated_data["cap_override"])
         return Response(MemberSerializer(member).data)
 
-    @extend_schema(responses=DeactivatedSerializer)
+    @extend_schema(responses={200: DeactivatedSerializer})  # a body, so 200 (not DELETE's usual 204)
     def delete(self, request, project_pk, user_id: int):
         member = self.get_member(user_id)
         returned = _run(services.deactivate_member, self.project, member.user)
@@ -570,9 +569,16 @@ class MemberImport(ProjectChildMixin, APIView):
 # ---------------------------------------------------------------- guidelines and examples
 
 
+class GuidelineVersionListSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        versions = list(data.all() if hasattr(data, "all") else data)
+        self.child.context["example_images"] = selectors.example_images(versions)  # one query per page
+        return super().to_representation(versions)
+
+
 class GuidelineVersionSerializer(serializers.ModelSerializer):
     html = serializers.SerializerMethodField(help_text="The body as sanitised HTML.")
-    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     examples = serializers.JSONField(
         read_only=True,
         help_text='The examples as published: [{"image_id", "image_url", "thumbnail_url", "note", '
@@ -583,9 +589,16 @@ class GuidelineVersionSerializer(serializers.ModelSerializer):
         model = GuidelineVersion
         fields = ["version", "body", "html", "examples", "published_at", "published_by"]
         read_only_fields = fields
+        list_serializer_class = GuidelineVersionListSerializer
 
     def get_html(self, obj: GuidelineVersion) -> str:
         return str(markup.render(obj.body))
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        # The photos' URLs made now, not the ones frozen at publishing.
+        data["examples"] = selectors.published_examples(instance, images=self.context.get("example_images"))
+        return data
 
 
 class DraftSerializer(serializers.Serializer):
@@ -882,11 +895,11 @@ class ProgressView(ProjectChildMixin, APIView):
     )
     def get(self, request, project_pk: int):
         project = self.project
+        page = page_number(request.query_params.get("page", 1))  # an OFFSET below: never past bigint
         try:
-            page = max(1, int(request.query_params.get("page", 1)))
             size = min(500, max(1, int(request.query_params.get("page_size", 50))))
         except ValueError:
-            raise serializers.ValidationError({"page": ["Give whole numbers for page and page_size."]}) from None
+            raise serializers.ValidationError({"page_size": ["Give whole numbers for page and page_size."]}) from None
         dashboard = selectors.project_dashboard(project)
         order = request.query_params.get("order", "-submitted_count")
         total, rows = selectors.labeler_stats(project, order=order, offset=(page - 1) * size, limit=size)
@@ -1051,12 +1064,15 @@ class NextView(APIView):
 class AssignmentDetail(APIView):
     """One assignment: the labeler's own; planners, engineers and admins read any."""
 
-    @extend_schema(responses={200: AssignmentSerializer, 404: NOT_YOURS})
+    @extend_schema(responses={200: AssignmentSerializer, 403: NOT_MEMBER, 404: NOT_YOURS})
     def get(self, request, pk: int):
         qs = Assignment.objects.select_related("image")
         if not _is_staff_reader(request.user):
             qs = qs.filter(labeler=request.user)
-        return Response(_assignment_data(get_object_or_404(qs, pk=pk), request))
+        assignment = get_object_or_404(qs, pk=pk)
+        # A removed labeler gets no photo URL (on S3 a signed one) for their old work.
+        _project_for(request, assignment.project_id, members=True)
+        return Response(_assignment_data(assignment, request))
 
 
 class SubmitView(APIView):
@@ -1102,7 +1118,7 @@ class SubmitView(APIView):
 class SkipView(APIView):
     """Give the photo back; it never comes back to this labeler. A repeat is harmless."""
 
-    @extend_schema(request=None, responses={200: AssignmentProgressSerializer, 404: NOT_YOURS, 409: CONFLICT})
+    @extend_schema(request=None, responses={200: AssignmentProgressSerializer, 403: NOT_MEMBER, 404: NOT_YOURS, 409: CONFLICT})
     def post(self, request, pk: int):
         assignment = _own_assignment(request, pk)
         _run(services.skip, assignment, request.user)
@@ -1115,7 +1131,7 @@ class ReportView(APIView):
     it never comes back to this labeler."""
 
     @extend_schema(request=ReportRequestSerializer,
-                   responses={200: AssignmentProgressSerializer, 404: NOT_YOURS, 409: CONFLICT})
+                   responses={200: AssignmentProgressSerializer, 403: NOT_MEMBER, 404: NOT_YOURS, 409: CONFLICT})
     def post(self, request, pk: int):
         assignment = _own_assignment(request, pk)
         form = ReportRequestSerializer(data=request.data)

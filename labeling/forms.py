@@ -3,6 +3,7 @@ project settings page saves its ModelForm and comment-type formset inside one tr
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.forms import BaseInlineFormSet, formset_factory, inlineformset_factory
 from django.utils.translation import gettext_lazy as _
@@ -10,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Role, User
 from datasets.models import Category, Source, Subcategory
 
+from . import services
 from .models import Comment, CommentType, Project, Verdict
 
 RULE_FIELDS = (
@@ -132,7 +134,7 @@ class BaseCommentTypeFormSet(BaseInlineFormSet):
 
     def clean(self):
         super().clean()
-        slugs, kept = set(), []
+        slugs, kept, rows = set(), [], 0
         for form in self.forms:
             if not hasattr(form, "cleaned_data") or not form.has_changed() and not form.instance.pk:
                 continue
@@ -142,10 +144,15 @@ class BaseCommentTypeFormSet(BaseInlineFormSet):
                     kept.append(_("“%(name)s” already has comments and cannot be removed.")
                                 % {"name": form.instance.name})
                 continue
+            rows += 1
             slug = form.cleaned_data.get("slug")
             if slug in slugs:
                 form.add_error("slug", _("Two comment types cannot share a slug."))
             slugs.add(slug)
+        try:
+            services.check_comment_type_count(rows)
+        except forms.ValidationError as exc:
+            kept.extend(exc.messages)
         if kept:
             raise forms.ValidationError(kept)
 
@@ -156,9 +163,13 @@ class BaseCommentTypeFormSet(BaseInlineFormSet):
 
 
 def comment_type_formset(new: bool):
+    # Past absolute_max rows the formset refuses without building a form per row; the limit's own
+    # message comes from clean() (rows being deleted are posted too, hence the margin).
+    limit = settings.LABELING_MAX_COMMENT_TYPES
     return inlineformset_factory(
         Project, CommentType, form=CommentTypeForm, formset=BaseCommentTypeFormSet,
         extra=1 if new else 0, min_num=1, validate_min=True, can_delete=True,
+        max_num=limit, absolute_max=2 * limit + 10,
     )
 
 

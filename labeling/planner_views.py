@@ -143,6 +143,7 @@ def project_edit(request, pk: int):
             with transaction.atomic():
                 project = form.save()
                 formset.save()
+                services.check_comment_type_limit(project)
                 added, removed = services.sync_project_images(project)
         except ValidationError as exc:
             add_service_errors(form, exc)
@@ -225,16 +226,22 @@ def project_guideline(request, pk: int):
                                  % {"n": version.version})
                 return redirect("project-guideline", project.pk)
         else:
-            services.save_guideline_draft(project, body)
-            messages.success(request, _("Draft saved. Labelers still see version %(n)d until you publish.")
-                             % {"n": project.guideline_version} if project.guideline_version
-                             else _("Draft saved. Labelers see nothing until you publish."))
-            return redirect("project-guideline", project.pk)
+            try:
+                services.save_guideline_draft(project, body)
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                messages.success(request, _("Draft saved. Labelers still see version %(n)d until you publish.")
+                                 % {"n": project.guideline_version} if project.guideline_version
+                                 else _("Draft saved. Labelers see nothing until you publish."))
+                return redirect("project-guideline", project.pk)
     body = form.data.get("body", project.guideline_draft) if form.is_bound else project.guideline_draft
+    # No preview of a refused, oversized body: rendering megabytes of Markdown takes seconds.
+    previewed = body if len(body) <= settings.LABELING_MAX_GUIDELINE_CHARS else ""
     current = services.current_guideline(project)
     versions = GuidelineVersion.objects.filter(project=project).select_related("published_by").defer("body", "examples")
     return render(request, "labeling/planner/guideline.html", _context(
-        request, project, "guideline", form=form, preview=markup.render(body), examples=_examples(project),
+        request, project, "guideline", form=form, preview=markup.render(previewed), examples=_examples(project),
         versions=versions, next_version=project.guideline_version + 1,
         draft_changed=current is None or current.body != project.guideline_draft,
     ))
@@ -244,13 +251,19 @@ def project_guideline(request, pk: int):
 @role_required(*PLANNERS)
 def guideline_preview(request, pk: int):
     _project(pk)
-    return JsonResponse({"html": str(markup.render(request.POST.get("body", "")))})
+    body = request.POST.get("body", "")
+    try:
+        services.check_guideline_size(body)  # rendering megabytes of Markdown costs seconds
+    except ValidationError as exc:
+        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+    return JsonResponse({"html": str(markup.render(body))})
 
 
 @role_required(*PLANNERS)
 def guideline_version(request, pk: int, version: int):
     project = _project(pk)
     gv = get_object_or_404(GuidelineVersion.objects.select_related("published_by"), project=project, version=version)
+    gv.examples = selectors.published_examples(gv)  # photo URLs made now (never saved)
     return render(request, "labeling/planner/guideline_version.html", _context(
         request, project, "guideline", version=gv, html=markup.render(gv.body),
     ))
@@ -263,7 +276,7 @@ def example_pick(request, pk: int):
     queue = ProjectImage.objects.filter(project=project).select_related("image").order_by("id")
     if category == "none":
         queue = queue.filter(category__isnull=True)
-    elif category.isdigit():
+    elif category.isdecimal() and len(category) <= 18:  # int() takes it and it fits a bigint
         queue = queue.filter(category_id=int(category))
     else:
         category = ""

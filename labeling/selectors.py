@@ -9,16 +9,62 @@ query joins the queue to the catalogue, and none scans every comment.
 from __future__ import annotations
 
 import statistics
+import uuid
 from collections import defaultdict
 
 from django.db import connection
-from django.db.models import Aggregate, Case, Count, F, FloatField, Value, When
+from django.db.models import Aggregate, Case, Count, Exists, F, FloatField, OuterRef, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from datasets.models import Category
+from datasets.models import Category, Image
 
-from .models import Assignment, AssignmentStatus, Comment, Project, ProjectImage, ProjectMember
+from .models import Assignment, AssignmentStatus, Comment, GuidelineVersion, Project, ProjectImage, ProjectMember
+
+
+def labeler_may_see_image(user, image_id) -> bool:
+    """Whether a labeler may see a stored photo: one in the queue of a project where they are an
+    active member (not taken out by a planner), or an example of such a project's current
+    published guideline. One query: EXISTS over the user's memberships, each probing the
+    `projectimage_unique` (project, image) index or the current version's frozen examples."""
+    in_queue = ProjectImage.objects.filter(project_id=OuterRef("project_id"), image_id=image_id, excluded=False)
+    # The examples labelers see are the ones frozen in the published version (an example deleted
+    # since then still shows until the next publish), so look there, not at GuidelineExample.
+    example = GuidelineVersion.objects.filter(
+        project_id=OuterRef("project_id"), version=OuterRef("project__guideline_version"),
+        examples__icontains=str(image_id),
+    )
+    return ProjectMember.objects.filter(user=user, is_active=True).filter(Exists(in_queue) | Exists(example)).exists()
+
+
+def published_examples(version, *, images: dict | None = None) -> list[dict]:
+    """A published version's frozen examples with their photos' URLs made now: URLs frozen at
+    publishing stop working (S3 signs them for minutes; storage settings change). One query, or
+    none with `images` from example_images() for many versions."""
+    if version is None:
+        return []
+    if images is None:
+        images = example_images([version])
+    examples = [dict(ex) for ex in version.examples]
+    for ex in examples:
+        image = images.get(_uuid_or_none(ex.get("image_id")))
+        if image is not None:
+            ex["image_url"] = image.file.url if image.file else ""
+            ex["thumbnail_url"] = image.thumbnail.url if image.thumbnail else ""
+    return examples
+
+
+def example_images(versions) -> dict:
+    """{image id: Image} for the examples of `versions`, in one query."""
+    ids = {_uuid_or_none(ex.get("image_id")) for v in versions for ex in v.examples} - {None}
+    return Image.objects.only("id", "file", "thumbnail").in_bulk(ids) if ids else {}
+
+
+def _uuid_or_none(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 def labeled_image_counts() -> dict[tuple[int | None, int | None], int]:

@@ -23,11 +23,13 @@ import random
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.models import Role, User
 from datasets.models import Category, Image
@@ -117,10 +119,36 @@ class SubmissionRejected(ValidationError):
 
 # --- Projects, members, queue ---------------------------------------------------------------
 
+def check_comment_type_count(count: int) -> None:
+    """Refuse more than LABELING_MAX_COMMENT_TYPES comment types for one project. Each is a text
+    box on the labeler's phone and rules checked on every submit: 10,000 of them took 30 s to
+    save and made the project unusable (issue 9)."""
+    limit = settings.LABELING_MAX_COMMENT_TYPES
+    if count > limit:
+        raise ValidationError(
+            {"comment_types": ngettext("A project can have at most %(limit)d comment type.",
+                                       "A project can have at most %(limit)d comment types.", limit) % {"limit": limit}},
+        )
+
+
+@transaction.atomic
+def check_comment_type_limit(project: Project, adding: int = 0) -> int:
+    """Check what is stored (plus `adding` about to be) inside the caller's transaction, and
+    return the stored count. The planner's form saves its rows first and checks after. Locking the
+    project first makes concurrent saves count one after the other: the later count sees the
+    earlier one's rows."""
+    Project.objects.select_for_update().filter(pk=project.pk).values_list("pk").first()
+    stored = CommentType.objects.filter(project_id=project.pk).count()
+    check_comment_type_count(stored + adding)
+    return stored
+
+
 @transaction.atomic
 def create_project(name: str, *, created_by=None, categories=(), subcategories=(), sources=(),
                    comment_types=DEFAULT_COMMENT_TYPES, **fields) -> Project:
     """A project with its comment types (by default the short reaction and the specific comment)."""
+    comment_types = list(comment_types)
+    check_comment_type_count(len(comment_types))
     project = Project(name=name, created_by=created_by, **fields)
     project.full_clean()
     project.save()
@@ -132,6 +160,17 @@ def create_project(name: str, *, created_by=None, categories=(), subcategories=(
         ct.full_clean(exclude=["project"])
         ct.save()
     return project
+
+
+@transaction.atomic
+def add_comment_type(project: Project, **fields) -> CommentType:
+    """Add one comment type (at the end unless `position` is given), within the limit."""
+    stored = check_comment_type_limit(project, adding=1)
+    fields.setdefault("position", stored)
+    ct = CommentType(project=project, **fields)
+    ct.full_clean()
+    ct.save()
+    return ct
 
 
 def add_member(project: Project, user, *, cap_override: int | None = None) -> ProjectMember:
@@ -244,6 +283,10 @@ def _maybe_refresh_priorities(project: Project) -> None:
 def _lock_member(project_id: int, labeler, *, active_only: bool = True) -> ProjectMember:
     """Write the labeler's member row first: their actions run one at a time (see module doc).
     Returns the row as written, with its project read under the same lock.
+
+    Every labeler action (next, submit, skip, report) starts here with `active_only`, so a removed
+    labeler is refused (NotAMember) the same way by all of them; only planners' actions on a
+    member (deactivate, cap) pass active_only=False.
 
     This must be the transaction's first statement: on SQLite a transaction that has read cannot
     wait for the write lock (it fails at once with 'database is locked'). On PostgreSQL the write
@@ -680,7 +723,9 @@ def _copy_state(source: Assignment, target: Assignment) -> None:
 
 def _close(assignment: Assignment, labeler, status: str, **fields) -> Assignment:
     with transaction.atomic():
-        _lock_member(assignment.project_id, labeler, active_only=False)
+        # The same check as next and submit: a removed labeler may not skip or report either
+        # (a report of an old assignment would still reach the planners' queue).
+        _lock_member(assignment.project_id, labeler)
         current = _lock_assignment(assignment.pk, labeler)
         if current.status == AssignmentStatus.SUBMITTED:
             raise AlreadySubmitted()
@@ -746,7 +791,19 @@ def resolve_report(assignment: Assignment, resolution: str) -> Assignment:
 
 # --- Guidelines and examples ----------------------------------------------------------------
 
+def check_guideline_size(body: str) -> None:
+    """Refuse a guideline longer than LABELING_MAX_GUIDELINE_CHARS: it is rendered for every
+    labeler, and 5 MB were accepted before (issue 9)."""
+    limit = settings.LABELING_MAX_GUIDELINE_CHARS
+    if len(body) > limit:
+        raise ValidationError(
+            {"body": _("The guideline is too long: at most %(limit)s characters (this one has %(count)s).")
+                     % {"limit": f"{limit:,}", "count": f"{len(body):,}"}}
+        )
+
+
 def save_guideline_draft(project: Project, body: str) -> Project:
+    check_guideline_size(body)
     Project.objects.filter(pk=project.pk).update(guideline_draft=body)
     project.guideline_draft = body
     return project
@@ -783,6 +840,7 @@ def publish_guideline(project: Project, body: str | None = None, *, published_by
         body = locked.guideline_draft if body is None else body
         if not (body or "").strip():
             raise ValidationError({"body": _("The guideline is empty.")})
+        check_guideline_size(body)
         version = GuidelineVersion.objects.create(
             project=locked, version=locked.guideline_version + 1, body=body,
             examples=_example_snapshot(locked), published_by=published_by,
@@ -861,9 +919,9 @@ CSV_COLUMNS = ("username", "password", "name", "email", "cap")
 @transaction.atomic
 def import_labelers_csv(project: Project, data: bytes | str) -> dict:
     """Create (or reuse) labeler accounts from a CSV with a header row: username (required),
-    password (required for new accounts, at least 8 characters), name, email, cap (empty: the
-    project's). All rows are checked first; if any row is wrong nothing is written and a
-    ValidationError lists every bad row by its line number. Returns {"created", "added", "rows"}."""
+    password (required for new accounts; it must pass AUTH_PASSWORD_VALIDATORS, as on every
+    other form), name, email, cap (empty: the project's). All rows are checked first; if any row
+    is wrong nothing is written and a ValidationError lists every bad row by its line number. Returns {"created", "added", "rows"}."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8-sig")
@@ -904,10 +962,6 @@ def import_labelers_csv(project: Project, data: bytes | str) -> dict:
             errors.append(_("Line %(line)d: %(user)s exists and is not a labeler.") % {"line": line, "user": username})
             continue
         if user is None:
-            password = row.get("password", "")
-            if len(password) < 8:
-                errors.append(_("Line %(line)d: a new account needs a password of at least 8 characters.") % {"line": line})
-                continue
             candidate = User(username=username, role=Role.LABELER, first_name=row.get("name", "")[:150],
                              email=row.get("email", ""))
             try:
@@ -915,6 +969,12 @@ def import_labelers_csv(project: Project, data: bytes | str) -> dict:
             except ValidationError as exc:
                 msgs = "; ".join(m for ms in exc.message_dict.values() for m in ms)
                 errors.append(_("Line %(line)d: %(msgs)s") % {"line": line, "msgs": msgs})
+                continue
+            try:
+                validate_password(row.get("password", ""), candidate)
+            except ValidationError as exc:
+                errors.append(_("Line %(line)d: a new account needs a password that passes the password rules: "
+                                "%(msgs)s") % {"line": line, "msgs": " ".join(exc.messages)})
                 continue
         plans.append((user, username, row, cap))
     if errors:

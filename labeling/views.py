@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Role
 from accounts.permissions import role_required
 
-from . import markup, services
+from . import markup, selectors, services
 from . import text as text_rules
 from .models import Assignment, AssignmentStatus, Comment, Project, ProjectMember, ReportReason
 
@@ -88,7 +88,7 @@ def _ui_strings() -> dict[str, str]:
 
 
 def _examples(version) -> list[dict]:
-    return list(version.examples) if version else []
+    return selectors.published_examples(version)
 
 
 def _verdict_counts(examples: list[dict]) -> tuple[int, int]:

@@ -292,7 +292,8 @@ def test_import_validation_errors_create_nothing(planner, api, source, tmp_path,
     assert not default_storage.exists("staging") or default_storage.listdir("staging") == ([], [])
 
 
-def test_s3_and_folder_imports_are_recorded(planner, source, tmp_path):
+def test_s3_and_folder_imports_are_recorded(planner, source, tmp_path, settings):
+    settings.INGEST = {**settings.INGEST, "S3_ENDPOINT_URLS": ["http://127.0.0.1:5000"]}  # issue 9: only these
     folder = tmp_path / "incoming"
     folder.mkdir()
     r = planner.post("/api/imports/", {"source": source.pk, "folder": str(folder), "category": "places"}, format="json")

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from datasets import imaging, readers, services, tasks
 from datasets.models import Image, ImportItem, ImportJob, ImportStatus, Outcome
-from tests.conftest import PASSWORD, make_photo
+from tests.conftest import make_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,13 +70,13 @@ def test_the_import_page_shows_an_interrupted_import_and_a_planner_resumes_it(cl
     job = staged_upload(source, [("a.jpg", make_photo(seed=3)), ("b.jpg", make_photo(seed=4))])
     ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING, started_at=timezone.now(),
                                                heartbeat_at=timezone.now() - timedelta(hours=1))
-    client.login(username="engineer1", password=PASSWORD)
+    client.force_login(users["engineer"])
     page = client.get(reverse("import-detail", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="en")
     assert b"Interrupted" in page.content and b"No progress for" in page.content
     assert b"Resume import" not in page.content  # engineers read; planners act
     assert client.post(reverse("import-resume", args=[job.pk])).status_code == 403
 
-    client.login(username="planner1", password=PASSWORD)
+    client.force_login(users["planner"])
     page = client.get(reverse("import-detail", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="en")
     assert b"Resume import" in page.content
     with django_capture_on_commit_callbacks(execute=True):
@@ -258,7 +258,7 @@ def test_an_entry_reported_by_another_run_is_not_reported_or_counted_twice(sourc
 @pytest.mark.django_db
 def test_an_empty_file_in_the_browser_upload_is_refused_on_its_own_line(client, users, source,
                                                                        django_capture_on_commit_callbacks):
-    client.login(username="planner1", password=PASSWORD)
+    client.force_login(users["planner"])
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("import-new"), {
             "source": source.pk, "mode": "files",

@@ -51,6 +51,7 @@ def s3(moto_endpoint, monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # credentials of another test's client
     client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
     bucket = f"photos-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)

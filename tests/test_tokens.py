@@ -111,22 +111,5 @@ def test_a_mobile_client_signs_in_labels_and_signs_out(db, users):
     assert client.get("/api/me/").status_code == 401
     assert ApiToken.objects.get().revoked_at is not None
 
-
-def test_sign_in_is_throttled(db, users, settings):
-    from django.core.cache import cache
-    from rest_framework.test import APIClient
-
-    cache.clear()
-    from rest_framework.settings import api_settings
-    from rest_framework.throttling import ScopedRateThrottle
-
-    old = ScopedRateThrottle.THROTTLE_RATES
-    ScopedRateThrottle.THROTTLE_RATES = {**api_settings.DEFAULT_THROTTLE_RATES, "login": "3/minute"}
-    try:
-        client = APIClient()
-        codes = [client.post("/api/auth/login/", {"username": "x", "password": "y", "device": "d"}, format="json").status_code
-                 for _ in range(4)]
-    finally:
-        ScopedRateThrottle.THROTTLE_RATES = old
-        cache.clear()
-    assert codes == [400, 400, 400, 429]
+# Sign-ins are no longer throttled per address (issue 9: a crowd signs in from one office);
+# wrong passwords lock the account instead: tests/test_login_throttle.py.

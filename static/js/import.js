@@ -53,7 +53,19 @@
   // Upload with progress; the server answers with a redirect to the import page, or the form with errors.
   var box = document.getElementById("upload-progress"), bar = document.getElementById("upload-bar");
   var text = document.getElementById("upload-text"), button = document.getElementById("import-submit");
+  var tooLarge = document.getElementById("upload-too-large");
+  function refuse() {  // over the server's limit: said before sending when the script can tell
+    tooLarge.textContent = msg("too-large"); tooLarge.hidden = false;
+    box.hidden = true; button.disabled = false;
+    tooLarge.scrollIntoView({ block: "nearest" });
+  }
   form.addEventListener("submit", function (ev) {
+    var max = parseInt(form.getAttribute("data-max-bytes"), 10), bytes = 0;
+    form.querySelectorAll(".mode-panel:not([hidden]) input[type=file]").forEach(function (f) {
+      for (var i = 0; i < f.files.length; i++) bytes += f.files[i].size;
+    });
+    tooLarge.hidden = true;
+    if (max && bytes > max) { ev.preventDefault(); refuse(); return; }
     if (!window.XMLHttpRequest || !window.FormData) return;  // plain submit
     ev.preventDefault();
     var data = new FormData(form);
@@ -69,6 +81,7 @@
     });
     xhr.upload.addEventListener("load", function () { bar.style.width = "100%"; text.textContent = msg("processing"); });
     xhr.addEventListener("load", function () {
+      if (xhr.status === 413) { refuse(); return; }
       if (xhr.responseURL && xhr.responseURL.split("#")[0] !== (form.action || window.location.href).split("#")[0]) {
         window.location.assign(xhr.responseURL);  // followed the redirect to the import page
         return;
