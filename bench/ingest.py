@@ -1,35 +1,61 @@
 """Images per second through the whole ingest path, against a plain Pillow decode of the same files.
 
-    .venv/bin/python bench/ingest.py [--n 40] [--size 4000x3000] [--rounds 3]
+    .venv/bin/python bench/ingest.py [--n 40] [--size 4000x3000] [--web-n 200] [--rounds 3]
+        [--import-n 12] [--threads 1,2] [--only camera|web] [--profile]
+    DATABASE_URL=postgres://... .venv/bin/python bench/ingest.py    # the same on PostgreSQL
 
-Generates N camera-sized, photo-like JPEGs in memory (smooth gradients and shapes with sensor
-grain, quality 90, a distinct seed each), then, in one process and interleaved file by file:
-  decode   Image.open(BytesIO(b)).load()           the baseline: every pixel decoded
+Two workloads, generated in memory, measured one after the other in the same run:
+  camera  N camera-sized, photo-like JPEGs (--size, default 12 MP; smooth gradients and shapes
+          with sensor grain, quality 90, a distinct seed each): decoding dominates.
+  web     --web-n web-sized photos like a public photo set's (300-800 px on the longest side,
+          landscape, portrait and square, quality 75-92). Half embed an RGB ICC profile, as
+          camera and phone JPEGs do: in turn a Display P3 and an Adobe RGB (1998)-like profile
+          (matrix/TRC profiles built here, byte for byte) and lcms's own sRGB; the other half
+          have none. Decoding is cheap here, so what ingest adds per image (colour transform,
+          queries, file writes, the commit) shows.
+For each workload, per call, in one process and interleaved file by file (the order rotating):
+  decode   Image.open(BytesIO(b)).load()           the baseline: every pixel decoded, one thread
   process  datasets.imaging.process(b)             validate, orient, hash, resize, encode, phash
   ingest   datasets.services.ingest_one(b, ...)    the above plus duplicate checks, storage, row
-The ingest step writes into a throwaway SQLite database and media folder (a temp dir), emptied
-between rounds so every round stores every file. Prints images/s (median of the rounds) and the
-ratios against decode. The issue's aim: ingest / decode >= 0.6.
+and then what a planner waits for, the import of a folder holding the same files (all --web-n
+web photos; the first --import-n camera files): services.create_import(folder=..., trusted=True)
+and services.run_import, report lines and counters included, with INGEST_WORKER_THREADS = 1
+(everything on one thread, as before worker threads existed) and = its default (min(4, CPU
+cores)), or the counts given with --threads. Each import is timed right after a plain decode
+of the same files on one thread (the faster of two passes), its own baseline; the ratio printed
+is the median over rounds of those pairs. With more than one worker thread the import uses more than one core: the
+figure is per machine, not per core (the "CPU time / wall time" printed says how many cores it
+kept busy on average; a shared machine may not lend it all of them).
+The ingest steps write into a throwaway database (bench/_common.py: a SQLite file in a temp dir,
+or with DATABASE_URL a PostgreSQL database `bench_ingest`, dropped afterwards) and a temp media
+folder, emptied between rounds so every round stores every file. Prints images/s (median of the
+rounds) and the ratios against decode; --profile then runs ingest over the web set once more
+under cProfile and prints where the time went. The issue's aims: ingest / decode >= 0.6 on
+camera files, >= 0.3 on web photos.
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
 import io
 import os
+import pstats
 import shutil
 import statistics
-import sys
+import struct
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageCms, ImageDraw, ImageFilter
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import setup_django
+
+PG_NAME = "bench_ingest"
 
 
-def camera_jpeg(width: int, height: int, seed: int, quality: int = 90) -> bytes:
+def camera_jpeg(width: int, height: int, seed: int, quality: int = 90, icc: bytes | None = None) -> bytes:
     """A photo-like JPEG: a scene drawn at 1/4 size, upscaled (soft, like optics), plus grain."""
     rng = np.random.default_rng(seed)
     w, h = max(16, width // 4), max(16, height // 4)
@@ -49,51 +75,220 @@ def camera_jpeg(width: int, height: int, seed: int, quality: int = 90) -> bytes:
     big = np.asarray(small.resize((width, height), Image.BICUBIC), dtype=np.int16)
     big += rng.integers(-5, 6, (height, width, 1), dtype=np.int16)  # luminance grain
     buf = io.BytesIO()
-    Image.fromarray(big.clip(0, 255).astype("uint8")).save(buf, "JPEG", quality=quality)
+    extra = {"icc_profile": icc} if icc else {}
+    Image.fromarray(big.clip(0, 255).astype("uint8")).save(buf, "JPEG", quality=quality, **extra)
     return buf.getvalue()
 
 
-def setup_django(tmp: Path) -> None:
-    """Django on a throwaway SQLite database and media folder in `tmp`, migrated."""
-    for name in ("DATABASE_URL", "S3_BUCKET", "PLATFORM_ENV", "CELERY_BROKER_URL", "MEDIA_ROOT"):
-        os.environ.pop(name, None)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ["PLATFORM_VAR_DIR"] = str(tmp / "var")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    sys.path.insert(0, str(ROOT))
-    import django
-    from django.core.management import call_command
+# ---------------------------------------------------------------- ICC profiles
 
-    django.setup()
-    call_command("migrate", verbosity=0)
+D50 = np.array([0.9642, 1.0, 0.8249])
+D65 = (0.3127, 0.3290)
+SRGB_TRC = (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)  # IEC 61966-2-1, as Display P3 uses
+
+
+def _s15(v: float) -> bytes:
+    return struct.pack(">i", round(v * 65536))
+
+
+def _xyz_tag(v) -> bytes:
+    return b"XYZ \0\0\0\0" + b"".join(_s15(c) for c in v)
+
+
+def rgb_profile(name: str, primaries, white, trc) -> bytes:
+    """An ICC v2 matrix/TRC display profile, the kind cameras and phones embed. Pillow's ImageCms
+    can only create sRGB, LAB and XYZ profiles, so the bytes are written here: colorants from
+    the primaries' chromaticities, Bradford-adapted to the D50 connection space; `trc` is a gamma
+    or the five parameters of an sRGB-style curve."""
+    def xyz(x, y):
+        return np.array([x / y, 1.0, (1 - x - y) / y])
+
+    m = np.column_stack([xyz(*p) for p in primaries])
+    w = xyz(*white)
+    m = m * np.linalg.solve(m, w)
+    bradford = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
+    m = np.linalg.inv(bradford) @ np.diag((bradford @ D50) / (bradford @ w)) @ bradford @ m
+    if isinstance(trc, float):
+        curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(trc * 256))
+    else:
+        curve = b"para\0\0\0\0" + struct.pack(">HH", 3, 0) + b"".join(_s15(v) for v in trc)
+    text = name.encode() + b"\0"
+    desc = b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 11 + b"\0" * 67
+    tags = [(b"desc", desc), (b"wtpt", _xyz_tag(D50)), (b"rXYZ", _xyz_tag(m[:, 0])), (b"gXYZ", _xyz_tag(m[:, 1])),
+            (b"bXYZ", _xyz_tag(m[:, 2])), (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve),
+            (b"cprt", b"text\0\0\0\0No copyright, use freely\0")]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data + b"\0" * (-len(data) % 4)
+    header = (struct.pack(">I", offset + len(body)) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+              + struct.pack(">6H", 2024, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 28
+              + b"".join(_s15(c) for c in D50) + b"\0" * 48)
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+def embedded_profiles() -> list[bytes]:
+    return [
+        rgb_profile("Display P3 (bench)", [(0.680, 0.320), (0.265, 0.690), (0.150, 0.060)], D65, SRGB_TRC),
+        rgb_profile("Adobe RGB (1998)-like (bench)", [(0.64, 0.33), (0.21, 0.71), (0.15, 0.06)], D65, 563 / 256),
+        ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
+    ]
+
+
+def web_photos(n: int, seed: int = 7) -> list[bytes]:
+    """Photos of 300-800 px on the longest side, landscape, portrait or square; every other one
+    with an embedded profile (P3, Adobe RGB-like, sRGB in turn)."""
+    rng = np.random.default_rng(seed)
+    profiles = embedded_profiles()
+    files = []
+    for i in range(n):
+        side = int(rng.integers(300, 801))
+        aspect = [4 / 3, 3 / 2, 1.0, 16 / 9][int(rng.integers(0, 4))]
+        short = max(64, round(side / aspect))
+        w, h = (side, short) if rng.random() < 0.7 else (short, side)
+        icc = profiles[(i // 2) % len(profiles)] if i % 2 == 0 else None
+        files.append(camera_jpeg(w, h, seed=5000 + i, quality=int(rng.integers(75, 93)), icc=icc))
+    return files
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def measure(steps: dict, files: list[bytes], rounds: int, reset) -> dict[str, list[float]]:
+    """Seconds per round for each step over all files, steps interleaved file by file."""
+    totals: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        spent = dict.fromkeys(steps, 0.0)
+        for i, b in enumerate(files):
+            # Rotate the order per file so no step always runs on a cold or warm cache.
+            names = list(steps)[i % 3:] + list(steps)[: i % 3]
+            for name in names:
+                start = time.perf_counter()
+                steps[name](b)
+                spent[name] += time.perf_counter() - start
+        for name in steps:
+            totals[name].append(spent[name])
+        reset()  # next round stores every file again
+    return totals
+
+
+def machine_busy() -> float | None:
+    """CPU seconds every process on the machine has spent so far (Linux /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_import(files: list[bytes], rounds: int, decode, import_folder, reset,
+                   thread_counts: list[int]) -> dict[str, list[float]]:
+    """Seconds per round: the whole import of the folder holding `files` (`import_folder(threads)`)
+    at each thread count, each right after a plain decode of the same files one after the other
+    (its own baseline, the faster of two passes: on a noisy machine the pair shares the weather),
+    the order rotating."""
+    totals: dict[str, list[float]] = {}
+    for r in range(rounds):
+        order = thread_counts[r % len(thread_counts):] + thread_counts[: r % len(thread_counts)]
+        for threads in order:
+            passes = []
+            for _ in range(2):  # the faster of two passes: a short baseline is easily disturbed
+                start = time.perf_counter()
+                for b in files:
+                    decode(b)
+                passes.append(time.perf_counter() - start)
+            busy, main_cpu, cpu = machine_busy(), time.thread_time(), time.process_time()
+            middle = time.perf_counter()
+            import_folder(threads)
+            wall = time.perf_counter() - middle
+            totals.setdefault(f"main {threads}", []).append(time.thread_time() - main_cpu)
+            if busy is not None:  # what other processes kept busy meanwhile (a shared machine)
+                ours = time.process_time() - cpu
+                totals.setdefault(f"others {threads}", []).append(max(0.0, machine_busy() - busy - ours) / wall)
+            totals.setdefault(f"decode {threads}", []).append(min(passes))
+            totals.setdefault(f"import {threads}", []).append(wall)
+            totals.setdefault(f"cores {threads}", []).append((time.process_time() - cpu) / wall)
+            reset()  # the next import stores every file again
+    return totals
+
+
+def report_import(title: str, n: int, totals: dict[str, list[float]], rounds: int, aim: float,
+                  thread_counts: list[int]) -> dict[int, float]:
+    """Prints images/s and, per thread count, the median over rounds of import / decode measured
+    side by side; returns those ratios."""
+    print(f"\n{title}: images/s (median of {rounds} rounds; this machine has {os.cpu_count()} CPU cores)")
+    decodes = [t for name, ts in totals.items() if name.startswith("decode") for t in ts]
+    print(f"  {'plain Pillow decode, one thread':<36} {n / statistics.median(decodes):8.1f}")
+    ratios = {}
+    for threads in thread_counts:
+        imports, pairs = totals[f"import {threads}"], zip(totals[f"decode {threads}"], totals[f"import {threads}"])
+        ratios[threads] = statistics.median(d / i for d, i in pairs)
+        label = f"run_import, {threads} worker thread{'s' if threads > 1 else ''}"
+        spread = ", ".join(f"{n / t:.1f}" for t in imports)
+        cores = statistics.median(totals[f"cores {threads}"])
+        others = totals.get(f"others {threads}")
+        busy = f"; other processes {statistics.median(others):.2f} cores" if others else ""
+        print(f"  {label:<36} {n / statistics.median(imports):8.1f}   "
+              f"(rounds: {spread}; CPU time / wall time {cores:.2f}{busy})")
+    for threads, ratio in ratios.items():
+        plural = "s" if threads > 1 else ""
+        print(f"  ratio run_import ({threads} thread{plural}) / decode: {ratio:.2f}   (aim: >= {aim})")
+    threads = max(thread_counts)
+    if threads > 1:
+        # What worker threads cannot take over: the calling thread's own CPU time (queries, file
+        # writes, report lines). With cores enough for the rest, the import goes no faster.
+        main = statistics.median(totals[f"main {threads}"]) / n
+        decode = statistics.median(totals[f"decode {threads}"]) / n
+        print(f"  calling thread's own CPU time with {threads} worker threads: {main * 1e3:.2f} ms/image, so "
+              f"at most {1 / main:.0f} images/s ({decode / main:.2f} of decode) however many cores")
+    return ratios
+
+
+def report(title: str, n: int, totals: dict[str, list[float]], rounds: int, aim: float) -> dict[str, float]:
+    rate = {name: n / statistics.median(t) for name, t in totals.items()}
+    print(f"\n{title}: images/s (median of {rounds} rounds)")
+    for name, label in (("decode", "plain Pillow decode"), ("process", "imaging.process"),
+                        ("ingest", "whole ingest_one path")):
+        spread = ", ".join(f"{n / t:.1f}" for t in totals[name])
+        print(f"  {label:<24} {rate[name]:8.1f}   (rounds: {spread})")
+    print(f"  ratio process / decode: {rate['process'] / rate['decode']:.2f}")
+    print(f"  ratio ingest  / decode: {rate['ingest'] / rate['decode']:.2f}   (aim: >= {aim})")
+    return rate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=40, help="number of JPEGs (default 40)")
-    parser.add_argument("--size", default="4000x3000", help="WIDTHxHEIGHT (default 4000x3000, 12 MP)")
-    parser.add_argument("--rounds", type=int, default=3, help="repeats of the whole set (default 3)")
+    parser.add_argument("--n", type=int, default=40, help="number of camera JPEGs (default 40)")
+    parser.add_argument("--size", default="4000x3000", help="camera WIDTHxHEIGHT (default 4000x3000, 12 MP)")
+    parser.add_argument("--web-n", type=int, default=200, help="number of web-sized photos (default 200)")
+    parser.add_argument("--rounds", type=int, default=3, help="repeats of each whole set (default 3)")
+    parser.add_argument("--only", choices=("camera", "web"), help="measure one workload only")
+    parser.add_argument("--profile", action="store_true", help="then profile ingest over the web set (cProfile)")
+    parser.add_argument("--pg-name", default=PG_NAME, help=f"throwaway PostgreSQL database (default {PG_NAME})")
+    parser.add_argument("--import-n", type=int, default=12,
+                        help="camera JPEGs in the folder run_import reads (default 12; the web one holds all --web-n)")
+    parser.add_argument("--threads", default="",
+                        help="comma-separated INGEST_WORKER_THREADS for run_import (default: 1 and the default)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    connection = old_name = None
     try:
-        setup_django(tmp)
+        connection, old_name = setup_django(tmp, args.pg_name)
         from django.conf import settings
 
         from datasets import imaging, services
         from datasets.models import Image as ImageRow
-        from datasets.models import Licence, Source, Subcategory
-
-        t0 = time.perf_counter()
-        files = [camera_jpeg(width, height, seed=1000 + i) for i in range(args.n)]
-        mb = sum(map(len, files)) / args.n / 1e6
-        print(f"{args.n} JPEGs of {width}x{height} (quality 90, {mb:.1f} MB each on average), "
-              f"generated in {time.perf_counter() - t0:.1f} s")
+        from datasets.models import ImportJob, Licence, Source, Subcategory
 
         source = Source.objects.create(kind="upload", name="bench", default_licence=Licence.objects.get(code="cc-by-4.0"))
         sub = Subcategory.objects.select_related("category").get(category__slug="food", slug="korean")
         limits = imaging.Limits.from_settings()
+        print(f"database: {connection.vendor}; longest side stored {limits.longest_side}px")
 
         def decode(b: bytes) -> None:
             with Image.open(io.BytesIO(b)) as im:
@@ -106,31 +301,86 @@ def main() -> None:
             result = services.ingest_one(b, source=source, category=sub.category, subcategory=sub, limits=limits)
             assert result.outcome == "accepted", result.reason
 
-        steps = {"decode": decode, "process": process, "ingest": ingest}
-        totals: dict[str, list[float]] = {name: [] for name in steps}
-        for _ in range(args.rounds):
-            spent = dict.fromkeys(steps, 0.0)
-            for i, b in enumerate(files):
-                # Rotate the order per file so no step always runs on a cold or warm cache.
-                names = list(steps)[i % 3:] + list(steps)[: i % 3]
-                for name in names:
-                    start = time.perf_counter()
-                    steps[name](b)
-                    spent[name] += time.perf_counter() - start
-            for name in steps:
-                totals[name].append(spent[name])
-            ImageRow.objects.all().delete()  # next round stores every file again
+        def reset() -> None:
+            ImageRow.objects.all().delete()
+            ImportJob.objects.all().delete()
             shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
 
-        rate = {name: args.n / statistics.median(t) for name, t in totals.items()}
-        print(f"\nimages/s (median of {args.rounds} rounds; longest side stored {limits.longest_side}px):")
-        for name, label in (("decode", "plain Pillow decode"), ("process", "imaging.process"),
-                            ("ingest", "whole ingest_one path")):
-            spread = ", ".join(f"{args.n / t:.2f}" for t in totals[name])
-            print(f"  {label:<24} {rate[name]:7.2f}   (rounds: {spread})")
-        print(f"\nratio process / decode: {rate['process'] / rate['decode']:.2f}")
-        print(f"ratio ingest  / decode: {rate['ingest'] / rate['decode']:.2f}   (aim: >= 0.6)")
+        default_threads = settings.INGEST.get("WORKER_THREADS", 1)
+        thread_counts = ([int(t) for t in args.threads.split(",")] if args.threads
+                         else sorted({1, default_threads}))
+
+        def folder_of(name: str, files: list[bytes]) -> Path:
+            folder = tmp / name
+            folder.mkdir()
+            for i, b in enumerate(files):
+                (folder / f"{i:05d}.jpg").write_bytes(b)
+            return folder
+
+        def import_folder(folder: Path, n: int):
+            def run(threads: int) -> None:
+                settings.INGEST["WORKER_THREADS"] = threads
+                try:
+                    job = services.create_import(source=source, folder=str(folder), category=sub.category,
+                                                 subcategory=sub, trusted=True, enqueue=False)
+                    job = services.run_import(job.pk)
+                finally:
+                    settings.INGEST["WORKER_THREADS"] = default_threads
+                assert (job.status, job.accepted) == ("done", n), (job.status, job.accepted, job.error)
+            return run
+
+        steps = {"decode": decode, "process": process, "ingest": ingest}
+        rates, imports = {}, {}
+        if args.only in (None, "camera"):
+            t0 = time.perf_counter()
+            files = [camera_jpeg(width, height, seed=1000 + i) for i in range(args.n)]
+            mb = sum(map(len, files)) / args.n / 1e6
+            print(f"\ncamera: {args.n} JPEGs of {width}x{height} (quality 90, {mb:.1f} MB each on average), "
+                  f"generated in {time.perf_counter() - t0:.1f} s")
+            totals = measure(steps, files, args.rounds, reset)
+            rates["camera"] = report(f"camera {width}x{height}", args.n, totals, args.rounds, 0.6)
+            n = min(args.import_n, args.n)
+            totals = measure_import(files[:n], args.rounds, decode, import_folder(folder_of("camera", files[:n]), n),
+                                    reset, thread_counts)
+            imports["camera"] = report_import(f"camera {width}x{height}, the import of a folder of {n}", n, totals,
+                                              args.rounds, 0.6, thread_counts)
+        web = None
+        if args.only in (None, "web") or args.profile:
+            web = web_photos(args.web_n)
+            kb = sum(map(len, web)) / len(web) / 1e3
+            print(f"\nweb: {args.web_n} JPEGs of 300-800 px on the longest side (quality 75-92, {kb:.0f} kB each "
+                  f"on average), {(args.web_n + 1) // 2} with an ICC profile (P3, Adobe RGB-like, sRGB)")
+        if args.only in (None, "web"):
+            totals = measure(steps, web, args.rounds, reset)
+            rates["web"] = report("web 300-800 px", args.web_n, totals, args.rounds, 0.3)
+            totals = measure_import(web, args.rounds, decode, import_folder(folder_of("web", web), len(web)),
+                                    reset, thread_counts)
+            imports["web"] = report_import(f"web 300-800 px, the import of a folder of {len(web)}", len(web), totals,
+                                           args.rounds, 0.3, thread_counts)
+        print("\nsummary, against a plain decode on one thread in the same run "
+              f"({os.cpu_count()} CPU cores, WORKER_THREADS default {default_threads}):")
+        for name, r in rates.items():
+            line = f"  {name:<7} ingest_one / decode {r['ingest'] / r['decode']:.2f}"
+            for threads, ratio in imports[name].items():
+                line += f"   run_import {threads} thr / decode {ratio:.2f}"
+            print(line)
+        if args.profile:
+            for b in web[:10]:  # warm: first-use costs are not what is profiled
+                ingest(b)
+            reset()
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for b in web:
+                ingest(b)
+            profiler.disable()
+            reset()
+            print(f"\ncProfile of ingest_one over the {len(web)} web photos (cumulative, top 30):")
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+            print("... and by time spent in the function itself (top 20):")
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
     finally:
+        if connection is not None:
+            connection.creation.destroy_test_db(old_name, verbosity=0)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
