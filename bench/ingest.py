@@ -238,8 +238,8 @@ def report_import(title: str, n: int, totals: dict[str, list[float]], rounds: in
         print(f"  ratio run_import ({threads} thread{plural}) / decode: {ratio:.2f}   (aim: >= {aim})")
     threads = max(thread_counts)
     if threads > 1:
-        # What worker threads cannot take over: the calling thread's own CPU time (queries, file
-        # writes, report lines). With cores enough for the rest, the import goes no faster.
+        # What worker threads cannot take over: the calling thread's own CPU time (listing, the
+        # queries, rows and report lines). With cores enough for the rest, it goes no faster.
         main = statistics.median(totals[f"main {threads}"]) / n
         decode = statistics.median(totals[f"decode {threads}"]) / n
         print(f"  calling thread's own CPU time with {threads} worker threads: {main * 1e3:.2f} ms/image, so "
