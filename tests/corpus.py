@@ -79,11 +79,16 @@ def palette_png_transparent() -> bytes:
     return buf.getvalue()
 
 
-def animated_gif() -> bytes:
+def _animation(fmt: str, **save_kwargs) -> bytes:
+    """Three 120x120 frames (red, green, blue), 100 ms each."""
     frames = [Image.new("RGB", (120, 120), colour) for colour in ("red", "green", "blue")]
     buf = io.BytesIO()
-    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], duration=100, **save_kwargs)
     return buf.getvalue()
+
+
+def animated_gif() -> bytes:
+    return _animation("GIF", loop=0)
 
 
 def exif_rotated_with_gps(seed: int = 13) -> bytes:
@@ -244,10 +249,7 @@ def heic_burst(primary_index: int = 1) -> bytes:
 
 
 def animated_avif() -> bytes:
-    frames = [Image.new("RGB", (120, 120), colour) for colour in ("red", "green", "blue")]
-    buf = io.BytesIO()
-    frames[0].save(buf, "AVIF", save_all=True, append_images=frames[1:], duration=100, quality=60)
-    return buf.getvalue()
+    return _animation("AVIF", quality=60)
 
 
 def mpo(seed: int = 25) -> bytes:
