@@ -334,6 +334,8 @@ class ImportJobSerializer(serializers.ModelSerializer):
     licence = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     percent = serializers.IntegerField(read_only=True)
+    error = serializers.CharField(source="error_text", read_only=True,
+                                  help_text="Why it failed or stopped, in the request's language (error_code: its code).")
     input = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
 
@@ -341,7 +343,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
         model = ImportJob
         fields = [
             "id", "source", "source_name", "kind", "input", "category", "subcategory", "licence", "author",
-            "status", "error", "total", "processed", "accepted", "duplicates", "refused", "warnings", "percent",
+            "status", "error", "error_code", "error_params", "total", "processed", "accepted", "duplicates", "refused", "warnings", "percent",
             "created_by", "created_at", "started_at", "finished_at", "heartbeat_at", "links",
         ]
         read_only_fields = fields
@@ -433,9 +435,16 @@ class ImportCreateSerializer(serializers.Serializer):
 
 
 class ImportItemSerializer(serializers.ModelSerializer):
+    """One report line. `reason` is said in the request's language (Accept-Language); `reason_code`
+    and `reason_params` are the same reason for programs (datasets.refusals; blank for lines
+    written before codes, whose `reason` is their stored English text)."""
+
+    reason = serializers.CharField(source="reason_text", read_only=True,
+                                   help_text="Why it was refused, or a warning, in the request's language.")
+
     class Meta:
         model = ImportItem
-        fields = ["position", "name", "outcome", "reason", "image", "duplicate_of"]
+        fields = ["position", "name", "outcome", "reason", "reason_code", "reason_params", "image", "duplicate_of"]
         read_only_fields = fields
 
 

@@ -1,6 +1,7 @@
 """Decode, validate and normalise one image. Pure functions: bytes in, bytes and facts out.
 
-Every refusal raises `ImageRefused` with a message a planner can act on, and a malformed file
+Every refusal raises `ImageRefused` with a reason a planner can act on (a code of
+datasets.refusals: said in the reader's language), and a malformed file
 raises nothing else (see `process`).
 """
 from __future__ import annotations
@@ -19,6 +20,8 @@ import numpy as np
 import pillow_heif
 from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
+from .refusals import Refusal
+
 log = logging.getLogger(__name__)
 
 # HEIC/HEIF (what phones write) through the pillow-heif plugin; Pillow reads AVIF itself. The
@@ -33,8 +36,9 @@ ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "
 SUPPORTED = "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF, AVIF"
 
 
-class ImageRefused(Exception):
-    """The file cannot become a catalogue image; the message says why."""
+class ImageRefused(Refusal):
+    """The file cannot become a catalogue image; its reason (a code of datasets.refusals, with
+    parameters) says why."""
 
 
 @dataclass(frozen=True)
@@ -128,37 +132,33 @@ def _ratio(w: int, h: int) -> str:
 def _open(data: bytes, limits: Limits) -> Image.Image:
     """Open and check the header only (no pixel decode yet)."""
     if not data:
-        raise ImageRefused("Empty file (0 bytes).")
+        raise ImageRefused("empty_file")
     if len(data) > limits.max_file_bytes:
-        raise ImageRefused(f"File is {len(data):,} bytes; the limit is {limits.max_file_bytes:,}.")
+        raise ImageRefused("file_too_large", size=len(data), limit=limits.max_file_bytes)
     _let_pillow_allow(limits.max_pixels)
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise ImageRefused(f"Not an image, or a format that is not supported ({SUPPORTED}).") from None
+        raise ImageRefused("not_an_image", supported=SUPPORTED) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageRefused(f"Cannot read the image header: {exc}") from None
+        raise ImageRefused("unreadable_header", detail=str(exc)) from None
     if img.format not in ALLOWED_FORMATS:
-        raise ImageRefused(f"Format {img.format} is not supported ({SUPPORTED}).")
+        raise ImageRefused("unsupported_format", format=str(img.format), supported=SUPPORTED)
     w, h = img.size
     if w * h > limits.max_pixels:
-        raise ImageRefused(
-            f"Image is {w}x{h} = {w * h:,} pixels; the decompression-bomb limit is {limits.max_pixels:,}."
-        )
+        raise ImageRefused("too_many_pixels", dimensions=f"{w}x{h}", pixels=w * h, limit=limits.max_pixels)
     if max(w, h) > limits.max_side:
-        raise ImageRefused(f"Image is {w}x{h}; the longest side may be at most {limits.max_side} px.")
+        raise ImageRefused("side_too_long", dimensions=f"{w}x{h}", limit=limits.max_side)
     if min(w, h) < max(1, limits.min_side):
-        raise ImageRefused(f"Image is {w}x{h}; the shortest side must be at least {limits.min_side} px.")
+        raise ImageRefused("side_too_short", dimensions=f"{w}x{h}", limit=limits.min_side)
     if max(w, h) > limits.max_aspect * min(w, h):
-        raise ImageRefused(f"Image is {w}x{h} ({_ratio(w, h)}); the longest side may be at most "
-                           f"{limits.max_aspect} times the shortest.")
+        raise ImageRefused("too_elongated", dimensions=f"{w}x{h}", ratio=_ratio(w, h), limit=limits.max_aspect)
     # MPO (many cameras' and phones' JPEGs) carries extra frames that are previews or a second
     # eye of a stereo pair: the first frame is the photo. A HEIC with several images (a burst, a
     # photo and its edit) is opened on its primary image, the one a phone shows. Other formats
     # with frames are animations or multi-page scans, which are not photos.
     if img.format not in ("MPO", "HEIF") and getattr(img, "is_animated", False) and getattr(img, "n_frames", 1) > 1:
-        kind = "Multi-page" if img.format == "TIFF" else "Animated"
-        raise ImageRefused(f"{kind} image ({img.n_frames} frames); only still photos are accepted.")
+        raise ImageRefused("multi_page" if img.format == "TIFF" else "animated", frames=img.n_frames)
     return img
 
 
@@ -434,15 +434,13 @@ def process(data: bytes, limits: Limits | None = None) -> Processed:
     except ImageRefused:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own check
-        raise ImageRefused(
-            f"Decompression bomb: the image declares more than {limits.max_pixels:,} pixels, the limit."
-        ) from None
+        raise ImageRefused("decompression_bomb", limit=limits.max_pixels) from None
     except MemoryError:
         raise
     except Exception as exc:
         log.warning("Refused an image (%s bytes, SHA-256 %s) on which the decoder raised %s.",
                     f"{len(data):,}", sha256_bytes(data), type(exc).__name__, exc_info=True)
-        raise ImageRefused(f"Cannot decode this image ({type(exc).__name__}); the file is probably damaged.") from None
+        raise ImageRefused("undecodable", error=type(exc).__name__) from None
 
 
 def _judge(data: bytes, limits: Limits) -> Processed:
@@ -457,7 +455,7 @@ def _judge(data: bytes, limits: Limits) -> Processed:
         img = _orient(img)
         rgb = _to_rgb(img)
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageRefused(f"Corrupt or truncated image: {exc}") from None
+        raise ImageRefused("corrupt", detail=str(exc)) from None
     digest = hashlib.sha256(b"%dx%d:" % rgb.size)
     digest.update(rgb.tobytes())
     pixel_sha = digest.hexdigest()

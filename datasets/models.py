@@ -8,6 +8,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .refusals import render as render_reason
 from .weblinks import validate_web_link
 
 
@@ -196,7 +197,11 @@ class ImportJob(models.Model):
     author = models.CharField(max_length=300, blank=True)
 
     status = models.CharField(max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
+    # Why it failed or stopped: the English text (and, for imports before codes, the only record),
+    # and the datasets.refusals code and parameters that `error_text` says in the reader's language.
     error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_params = models.JSONField(default=dict, blank=True)
     total = models.PositiveIntegerField(null=True, blank=True, help_text=_("Known once listing is done."))
     processed = models.PositiveIntegerField(default=0)
     accepted = models.PositiveIntegerField(default=0)
@@ -224,6 +229,11 @@ class ImportJob(models.Model):
         return self.status in FINISHED_STATUSES
 
     @property
+    def error_text(self) -> str:
+        """Why it failed or stopped, in the active language (the stored text for old imports)."""
+        return render_reason(self.error_code, self.error_params, fallback=self.error)
+
+    @property
     def percent(self) -> int:
         if not self.total:
             return 100 if self.status == ImportStatus.DONE else 0
@@ -244,6 +254,10 @@ class ImportItem(models.Model):
     name = models.CharField(max_length=1000, help_text=_("File name, path, key, URL or manifest row."))
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     reason = models.CharField(max_length=1000, blank=True, help_text=_("Why it was refused, or a warning."))
+    # The reason as a datasets.refusals code and its parameters; `reason` keeps its English text
+    # (searched, and all that report lines written before codes have).
+    reason_code = models.CharField(max_length=40, blank=True)
+    reason_params = models.JSONField(default=dict, blank=True)
     image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     duplicate_of = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
@@ -255,3 +269,8 @@ class ImportItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.outcome}"
+
+    @property
+    def reason_text(self) -> str:
+        """The reason in the active language (the stored English text for lines without a code)."""
+        return render_reason(self.reason_code, self.reason_params, fallback=self.reason)

@@ -28,6 +28,8 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from requests.adapters import HTTPAdapter
 
+from .refusals import Reason, Refusal
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo", ".heic", ".heif", ".avif"}
@@ -48,13 +50,19 @@ COLUMN_ALIASES = {
 }
 
 
-class ReaderError(Exception):
-    """The whole import cannot be read (missing folder, bucket, unreadable manifest)."""
+class ReaderError(Refusal):
+    """The whole import cannot be read (missing folder, bucket, unreadable manifest), or one S3
+    object cannot; its reason (a datasets.refusals code) says why."""
 
 
-class RefusedFile(OSError):
+class RefusedFile(Refusal, OSError):
     """A file that is there but will not be read: not a regular file, or outside the allowed
     roots. An OSError, so that every caller that copes with an unreadable file copes with it."""
+
+
+class LoadRefused(Refusal, ValueError):
+    """An entry's bytes are not loaded: a manifest URL not fetched or whose fetch failed, a zip
+    member that inflates past the limit. A ValueError, as before reasons had codes."""
 
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -95,7 +103,7 @@ class Entry:
     name: str
     load: Callable[[], bytes] | None = None
     meta: dict = field(default_factory=dict)
-    error: str | None = None
+    error: Reason | None = None  # a str: its English text, with a code to say it in any language
 
     def __post_init__(self):
         # Here, so that no reader (today's or a later one) can hand on a name unfit to show.
@@ -142,15 +150,16 @@ def zip_entries(opener: Callable[[], io.IOBase], archive_name: str) -> list[Entr
         with opener() as fh, zipfile.ZipFile(fh) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        return [Entry(name=archive_name, error=f"Not a readable zip archive: {exc}")]
+        return [Entry(name=archive_name, error=Reason("zip_unreadable", detail=str(exc)))]
     if len(infos) > _cfg("ZIP_MAX_MEMBERS"):
-        return [Entry(name=archive_name, error=f"Zip has {len(infos):,} members; the limit is {_cfg('ZIP_MAX_MEMBERS'):,}.")]
+        return [Entry(name=archive_name, error=Reason("zip_too_many_members", members=len(infos),
+                                                     limit=_cfg("ZIP_MAX_MEMBERS")))]
     declared = sum(i.file_size for i in infos)
     if declared > _cfg("ZIP_MAX_TOTAL_BYTES"):
         return [
             Entry(
                 name=archive_name,
-                error=f"Zip bomb: it would inflate to {declared:,} bytes; the limit is {_cfg('ZIP_MAX_TOTAL_BYTES'):,}.",
+                error=Reason("zip_bomb_total", size=declared, limit=_cfg("ZIP_MAX_TOTAL_BYTES")),
             )
         ]
     entries = []
@@ -165,17 +174,17 @@ def zip_entries(opener: Callable[[], io.IOBase], archive_name: str) -> list[Entr
         if parts and (parts[0] == "__MACOSX" or base in JUNK_NAMES or base.startswith("._")):
             continue
         if raw.startswith(("/", "\\")) or ".." in parts or (len(raw) > 1 and raw[1] == ":"):
-            entries.append(Entry(name=display, error="Unsafe path in zip (absolute or with ../); not read."))
+            entries.append(Entry(name=display, error=Reason("zip_unsafe_path")))
             continue
         if info.flag_bits & 0x1:
-            entries.append(Entry(name=display, error="Encrypted zip member; not read."))
+            entries.append(Entry(name=display, error=Reason("zip_encrypted")))
             continue
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > 1024 * 1024 and ratio > _cfg("ZIP_MAX_RATIO"):
-            entries.append(Entry(name=display, error=f"Zip bomb: member inflates {ratio:,.0f} times; not read."))
+            entries.append(Entry(name=display, error=Reason("zip_bomb_ratio", ratio=round(ratio))))
             continue
         if info.file_size > max_bytes:
-            entries.append(Entry(name=display, error=f"File is {info.file_size:,} bytes; the limit is {max_bytes:,}."))
+            entries.append(Entry(name=display, error=Reason("file_too_large", size=info.file_size, limit=max_bytes)))
             continue
 
         def load(info=info) -> bytes:
@@ -186,7 +195,7 @@ def zip_entries(opener: Callable[[], io.IOBase], archive_name: str) -> list[Entr
                 while chunk := member.read(ZIP_READ_CHUNK):
                     size += len(chunk)
                     if size > max_bytes:
-                        raise ValueError(f"member inflates past {max_bytes:,} bytes")
+                        raise LoadRefused("zip_member_too_large", limit=max_bytes)
                     chunks.append(chunk)
             return b"".join(chunks)
 
@@ -219,9 +228,10 @@ def _root_of(real: str, roots: list[str]) -> str | None:
     return None
 
 
-def _outside(path: str, roots: list[str]) -> str:
-    return (f"{display_name(path)} is not under an allowed ingest root "
-            f"(INGEST_ALLOWED_ROOTS: {', '.join(roots) or 'none set'}).")
+def _outside(path: str, roots: list[str]) -> Reason:
+    if not roots:
+        return Reason("outside_roots_none_set", path=display_name(path))
+    return Reason("outside_roots", path=display_name(path), roots=", ".join(roots))
 
 
 def check_allowed_path(path: str) -> Path:
@@ -239,13 +249,13 @@ def check_allowed_path(path: str) -> Path:
 
 
 _FILE_KINDS = {
-    stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "not_regular_fifo", stat.S_IFSOCK: "not_regular_socket", stat.S_IFCHR: "not_regular_char_device",
+    stat.S_IFBLK: "not_regular_block_device", stat.S_IFDIR: "not_regular_folder",
 }
 
 
-def _not_regular(mode: int) -> str:
-    return f"Not a regular file ({_FILE_KINDS.get(stat.S_IFMT(mode), 'of an unknown kind')}); not read."
+def _not_regular(mode: int) -> Reason:
+    return Reason(_FILE_KINDS.get(stat.S_IFMT(mode), "not_regular_unknown"))
 
 
 def _open_beneath(real: str, root: str) -> int:
@@ -281,7 +291,7 @@ def _local_opener(path: str, roots: list[str] | None, shown: str) -> Callable[[]
                 fd = _open_beneath(real, root)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise RefusedFile("Its path changed to a symbolic link while the import ran; not read.") from None
+                    raise RefusedFile("path_became_link") from None
                 raise
         try:
             mode = os.fstat(fd).st_mode
@@ -295,7 +305,7 @@ def _local_opener(path: str, roots: list[str] | None, shown: str) -> Callable[[]
     return open_file
 
 
-def _listed_error(path: str, roots: list[str] | None, outside: str) -> str | None:
+def _listed_error(path: str, roots: list[str] | None, outside: Reason) -> Reason | None:
     """What is wrong with a local file already when it is listed (reading it checks again)."""
     real = path if roots is None else os.path.realpath(path)
     if roots is not None and _root_of(real, roots) is None:
@@ -304,7 +314,7 @@ def _listed_error(path: str, roots: list[str] | None, outside: str) -> str | Non
         mode = os.stat(real).st_mode
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return "A loop of symbolic links; not read."
+            return Reason("symlink_loop")
         return None  # missing or unreadable: the read says why
     return None if stat.S_ISREG(mode) else _not_regular(mode)
 
@@ -325,8 +335,8 @@ def folder_entries(path: str, *, trusted: bool = False) -> list[Entry]:
     roots = None if trusted else _allowed_roots()
     top = path if roots is None else str(check_allowed_path(path))
     if not os.path.isdir(top):
-        raise ReaderError(f"Folder not found: {display_name(path)}")
-    link_outside = "A symbolic link to a file outside the allowed ingest roots; not read."
+        raise ReaderError("folder_not_found", path=display_name(path))
+    link_outside = Reason("link_outside_roots")
     entries = []
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -406,7 +416,7 @@ S3_DENIED_CODES = {
 }
 
 
-def _s3_failure(exc: Exception, where: str, what: str) -> str:
+def _s3_failure(exc: Exception, where: str, what: str) -> Reason:
     """A fixed description of a failed S3 call, by class of failure. Nothing the remote sent is
     repeated (an error message, a body it could not parse): the job's error and report lines are
     shown in the browser and an endpoint is not necessarily S3. The details go to the log."""
@@ -425,25 +435,25 @@ def _s3_failure(exc: Exception, where: str, what: str) -> str:
         code = exc.response.get("Error", {}).get("Code")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code == "NoSuchBucket":
-            return "the bucket does not exist (NoSuchBucket)"
+            return Reason("s3_no_bucket")
         if code == "NoSuchKey":
-            return "the object does not exist (NoSuchKey)"
+            return Reason("s3_no_key")
         if code in S3_DENIED_CODES or status in (401, 403):
-            return "access denied (check the credentials and the bucket policy; details are in the server log)"
+            return Reason("s3_access_denied")
         if isinstance(status, int):
-            return f"{where} answered with an error (HTTP {status}; details are in the server log)"
-        return f"{where} answered with an error (details are in the server log)"
+            return Reason("s3_http_error", endpoint=where, status=str(status))
+        return Reason("s3_error", endpoint=where)
     if isinstance(exc, ReadTimeoutError):
-        return f"{where} did not answer in time"
+        return Reason("s3_timeout", endpoint=where)
     # Refused, unresolvable, unreachable, a connect timeout, a dropped connection: one message, so
     # that an endpoint's answers cannot tell an open port from a closed or filtered one.
     if isinstance(exc, (BotoConnectionError, HTTPClientError)):
-        return f"{where} could not be reached"
+        return Reason("s3_unreachable", endpoint=where)
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return "no S3 credentials are configured on the server"
+        return Reason("s3_no_credentials")
     if isinstance(exc, ParamValidationError):
-        return "the bucket name or prefix is not valid"
-    return f"{where} gave an answer that is not S3's (details are in the server log)"
+        return Reason("s3_bad_name")
+    return Reason("s3_not_s3", endpoint=where)
 
 
 def s3_entries(bucket: str, prefix: str = "", endpoint_url: str | None = None, trusted: bool = False) -> list[Entry]:
@@ -454,7 +464,7 @@ def s3_entries(bucket: str, prefix: str = "", endpoint_url: str | None = None, t
     location = f"s3://{bucket}/{prefix or ''}"
     if endpoint_url and not trusted and allowed_s3_endpoint(endpoint_url) is None:
         # Checked again here: the job may have been queued before the operator's list changed.
-        raise ReaderError(f"Cannot list {location}: the S3 endpoint {endpoint_url} is not allowed (INGEST_S3_ENDPOINT_URLS).")
+        raise ReaderError("s3_endpoint_not_allowed", location=display_name(location), endpoint=display_name(endpoint_url))
     where = endpoint_url or default_s3_endpoint() or "AWS S3"
     client = s3_client(endpoint_url)
     entries = []
@@ -468,7 +478,7 @@ def s3_entries(bucket: str, prefix: str = "", endpoint_url: str | None = None, t
                     continue
                 name = f"s3://{bucket}/{key}"
                 if obj["Size"] > max_bytes:
-                    entries.append(Entry(name=name, error=f"Object is {obj['Size']:,} bytes; the limit is {max_bytes:,}."))
+                    entries.append(Entry(name=name, error=Reason("s3_object_too_large", size=obj["Size"], limit=max_bytes)))
                     continue
 
                 def load(key=key, name=name) -> bytes:
@@ -479,7 +489,8 @@ def s3_entries(bucket: str, prefix: str = "", endpoint_url: str | None = None, t
 
                 entries.append(Entry(name=name, load=load, meta={"original_name": base}))
     except errors as exc:
-        raise ReaderError(f"Cannot list {location}: {_s3_failure(exc, where, f'listing of {location}')}.") from None
+        raise ReaderError("s3_cannot_list", location=display_name(location),
+                          detail=_s3_failure(exc, where, f"listing of {location}")) from None
     return entries
 
 
@@ -494,14 +505,14 @@ def _check_url(url: str) -> list[str] | None:
     rebinding). None when private addresses are allowed, so that any answer will do."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ValueError(f"only http(s) URLs can be fetched, not {url!r}")
+        raise LoadRefused("url_not_http", url=repr(url))
     if _cfg("URL_ALLOW_PRIVATE"):
         return None
     try:
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         infos = socket.getaddrinfo(parsed.hostname, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
-        raise ValueError(f"cannot resolve {parsed.hostname}: {exc.strerror}") from None
+        raise LoadRefused("url_unresolvable_detail", host=parsed.hostname, detail=str(exc.strerror)) from None
     addresses: list[str] = []
     for info in infos:
         addr = ipaddress.ip_address(info[4][0].split("%", 1)[0])
@@ -512,11 +523,11 @@ def _check_url(url: str) -> list[str] | None:
             # The address goes to the log only: the message would tell a planner what the
             # server's internal names resolve to.
             log.info("not fetching %s: %s resolves to %s", url, parsed.hostname, addr)
-            raise ValueError(f"{parsed.hostname} resolves to a private address; not fetched")
+            raise LoadRefused("url_private", host=parsed.hostname)
         if str(addr) not in addresses:
             addresses.append(str(addr))
     if not addresses:
-        raise ValueError(f"cannot resolve {parsed.hostname}")
+        raise LoadRefused("url_unresolvable", host=parsed.hostname)
     return addresses
 
 
@@ -554,9 +565,7 @@ def _check_hop(url: str, current: str, hop: int) -> list[str] | None:
     except ValueError as exc:
         # Where a server redirects to is its text, not the planner's: it goes to the log only.
         log.info("not following a redirect from %s to %s: %s", url, current, exc)
-        raise ValueError(
-            f"{url} redirects to a URL that is not fetched (not http(s), unresolvable, or a private address)"
-        ) from None
+        raise LoadRefused("url_bad_redirect", url=url) from None
 
 
 def _get_checked(session: requests.Session, adapter: PinnedAddressAdapter, url: str,
@@ -574,14 +583,14 @@ def _get_checked(session: requests.Session, adapter: PinnedAddressAdapter, url: 
     raise AssertionError("unreachable")
 
 
-def _fetch_failure(exc: requests.RequestException) -> str:
+def _fetch_failure(exc: requests.RequestException) -> Reason | str:
     if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS handshake or certificate check failed (SSLError)"
+        return Reason("fetch_tls")
     if isinstance(exc, requests.exceptions.ReadTimeout):
-        return "no answer in time (ReadTimeout)"
+        return Reason("fetch_timeout")
     # A connect timeout (a filtered port) reads like a refused one (a closed port).
     if isinstance(exc, requests.ConnectionError):
-        return "could not connect (ConnectionError)"
+        return Reason("fetch_connect")
     return exc.__class__.__name__
 
 
@@ -595,34 +604,36 @@ def fetch_url(url: str) -> bytes:
     failure, never what a server sent (a redirect's target, a body)."""
     max_bytes = _cfg("MAX_FILE_BYTES")
     current = url
+    url = display_name(url)  # as reasons show it; `current` is what is fetched
     with requests.Session() as session:
         adapter = PinnedAddressAdapter()
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         for hop in range(MAX_REDIRECTS + 1):
             addresses = _check_hop(url, current, hop)
-            after = f" (after {hop} redirect{'s' if hop > 1 else ''})" if hop else ""
+            after = (Reason("after_redirect") if hop == 1 else Reason("after_redirects", count=hop)) if hop else ""
             try:
                 with _get_checked(session, adapter, current, addresses) as resp:
                     if resp.is_redirect:
                         current = urljoin(current, resp.headers["Location"])
                         continue
                     if resp.status_code != 200:
-                        raise ValueError(f"HTTP {resp.status_code} from {url}{after}")
+                        raise LoadRefused("url_http_status", status=str(resp.status_code), url=url, after=after)
                     length = resp.headers.get("Content-Length")
                     if length and length.isdigit() and int(length) > max_bytes:
-                        raise ValueError(f"{url}{after} is {int(length):,} bytes; the limit is {max_bytes:,}")
+                        raise LoadRefused("url_declared_too_large", url=url, after=after, size=int(length),
+                                           limit=max_bytes)
                     chunks, size = [], 0
                     for chunk in resp.iter_content(64 * 1024):
                         size += len(chunk)
                         if size > max_bytes:
-                            raise ValueError(f"{url}{after} is larger than {max_bytes:,} bytes")
+                            raise LoadRefused("url_too_large", url=url, after=after, limit=max_bytes)
                         chunks.append(chunk)
                     return b"".join(chunks)
             except requests.RequestException as exc:
                 log.info("cannot fetch %s (at %s): %r", url, current, exc)
-                raise ValueError(f"cannot fetch {url}{after}: {_fetch_failure(exc)}") from None
-    raise ValueError(f"more than {MAX_REDIRECTS} redirects from {url}")
+                raise LoadRefused("url_fetch_failed", url=url, after=after, detail=_fetch_failure(exc)) from None
+    raise LoadRefused("url_too_many_redirects", limit=MAX_REDIRECTS, url=url)
 
 
 # ---------------------------------------------------------------- manifests
@@ -661,7 +672,7 @@ class _Lines:
         return line
 
 
-def _field_problem(values, limit: int) -> str | None:
+def _field_problem(values, limit: int, number: int) -> Reason | None:
     """Why a row's fields cannot be taken. A NUL character or a lone surrogate (JSON lets
     "\\ud800" through) cannot be stored by PostgreSQL or put in a file name: one such field
     would otherwise stop the whole import."""
@@ -669,17 +680,17 @@ def _field_problem(values, limit: int) -> str | None:
         if not isinstance(value, str):
             continue
         if len(value) > limit:
-            return f"a field is longer than {limit:,} characters"
+            return Reason("manifest_field_too_long", line=number, limit=limit)
         if "\0" in value:
-            return "a field holds a NUL character"
+            return Reason("manifest_nul", line=number)
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return "a field holds a lone surrogate escape (\\ud800 to \\udfff), which is not text"
+            return Reason("manifest_surrogate", line=number)
     return None
 
 
-def parse_manifest(text: str, fmt: str) -> Iterator[tuple[int, dict | None, str | None]]:
+def parse_manifest(text: str, fmt: str) -> Iterator[tuple[int, dict | None, Reason | None]]:
     """Yield (line number, row dict, error) for each data row of a CSV or JSON Lines manifest. A
     row's number is the line it starts on, also for a row whose quoted field spans lines."""
     if fmt == "jsonl":
@@ -691,16 +702,16 @@ def parse_manifest(text: str, fmt: str) -> Iterator[tuple[int, dict | None, str 
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                yield number, None, f"line {number}: not valid JSON ({exc.msg})"
+                yield number, None, Reason("manifest_bad_json", line=number, detail=exc.msg)
                 continue
             except RecursionError:  # the decoder recurses per bracket: [[[[... was a 500
-                yield number, None, f"line {number}: JSON nested too deeply"
+                yield number, None, Reason("manifest_too_deep", line=number)
                 continue
             if not isinstance(row, dict):
-                yield number, None, f"line {number}: expected a JSON object"
+                yield number, None, Reason("manifest_not_object", line=number)
                 continue
-            if problem := _field_problem(row.values(), MANIFEST_FIELD_MAX):
-                yield number, None, f"line {number}: {problem}"
+            if problem := _field_problem(row.values(), MANIFEST_FIELD_MAX, number):
+                yield number, None, problem
                 continue
             yield number, row, None
         return
@@ -709,11 +720,11 @@ def parse_manifest(text: str, fmt: str) -> Iterator[tuple[int, dict | None, str 
     try:
         header = next(reader, None) or []
     except csv.Error as exc:
-        raise ReaderError(f"Manifest is not valid CSV: {exc}") from None
-    if not header or not ({"path", "file", "filename"} | set(COLUMN_ALIASES["url"])) & set(header):
-        raise ReaderError(
-            f"Manifest header must have a 'path' or 'url' column (Open Images: 'OriginalURL'); got {header or 'nothing'}."
-        )
+        raise ReaderError("manifest_not_csv", detail=str(exc)) from None
+    if not header:
+        raise ReaderError("manifest_no_header")
+    if not ({"path", "file", "filename"} | set(COLUMN_ALIASES["url"])) & set(header):
+        raise ReaderError("manifest_bad_header", header=display_name(str(header)))
     limit = min(MANIFEST_FIELD_MAX, csv.field_size_limit())
     # Other columns (Open Images' OriginalSize, Rotation, ...) are allowed and ignored.
     while True:
@@ -729,20 +740,20 @@ def parse_manifest(text: str, fmt: str) -> Iterator[tuple[int, dict | None, str 
             while lines.quotes % 2 and next(lines, None) is not None:
                 pass
             if "field larger than field limit" in str(exc):
-                yield number, None, f"line {number}: a field is longer than {limit:,} characters"
+                yield number, None, Reason("manifest_field_too_long", line=number, limit=limit)
             else:
-                yield number, None, f"line {number}: malformed CSV ({exc})"
+                yield number, None, Reason("manifest_bad_csv", line=number, detail=str(exc))
             continue
         if not fields:  # a blank line
             continue
-        if problem := _field_problem(fields, limit):
-            yield number, None, f"line {number}: {problem}"
+        if problem := _field_problem(fields, limit, number):
+            yield number, None, problem
             continue
         if len(fields) > len(header):
-            yield number, None, f"line {number}: {len(fields)} fields, the header has {len(header)}"
+            yield number, None, Reason("manifest_too_many_fields", line=number, fields=len(fields), header=len(header))
             continue
         if len(fields) < len(header):
-            yield number, None, f"line {number}: fewer fields than the header ({len(header)})"
+            yield number, None, Reason("manifest_too_few_fields", line=number, header=len(header))
             continue
         yield number, dict(zip(header, fields)), None
 
@@ -755,7 +766,7 @@ def manifest_entries(text: str, fmt: str, base: str | None = None, trusted: bool
             entries.append(Entry(name=f"row {number}", error=error))
             continue
         if any("\x00" in f"{key}{value}" for key, value in row.items()):  # no path, URL or slug holds one
-            entries.append(Entry(name=f"row {number}", error=f"line {number}: a field holds a NUL character"))
+            entries.append(Entry(name=f"row {number}", error=Reason("manifest_nul", line=number)))
             continue
         path, url = _pick(row, "path"), _pick(row, "url")
         meta = {k: _pick(row, k) for k in ("category", "subcategory", "licence", "author", "original_url", "title", "external_id")}
@@ -772,7 +783,7 @@ def manifest_entries(text: str, fmt: str, base: str | None = None, trusted: bool
             load = _read_file(_local_opener(full, roots, full))
             entries.append(Entry(name=f"row {number}: {path}", load=load, meta=meta))
         else:
-            entries.append(Entry(name=f"row {number}", error=f"line {number}: neither a path nor a url"))
+            entries.append(Entry(name=f"row {number}", error=Reason("manifest_no_path", line=number)))
     return entries
 
 

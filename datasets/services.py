@@ -27,6 +27,7 @@ from django.utils.text import get_valid_filename
 from django.utils.translation import gettext
 
 from . import imaging, readers, weblinks
+from .refusals import Reason, Refusal, code_of, reason_of, several
 from .models import (
     Category,
     FullPolicy,
@@ -48,7 +49,7 @@ class IngestError(Exception):
     """An import cannot be created as asked; the message says why."""
 
 
-class StorageUnavailable(Exception):
+class StorageUnavailable(Refusal):
     """The media storage refused a write (disk full, S3 unreachable): not the file's fault."""
 
 
@@ -107,7 +108,7 @@ def recategorise_image(image: Image, *, category: Category | None, subcategory: 
         category, subcategory = resolve_target(category, subcategory)
         quota_warning(category, subcategory)
     except imaging.ImageRefused as exc:
-        raise IngestError(str(exc)) from None
+        raise IngestError(exc.reason.text()) from None
     image.category, image.subcategory = category, subcategory
     image.save(update_fields=["category", "subcategory"])
     return image
@@ -127,14 +128,12 @@ def resolve_licence(value: str | None, default: Licence) -> Licence:
             return licence
         if licence.url and licence.url.rstrip("/").replace("https://", "").replace("http://", "") == norm_url:
             return licence
-    raise imaging.ImageRefused(f"Unknown licence {value!r}; add it on the licences page first.")
+    raise imaging.ImageRefused("unknown_licence", value=readers.display_name(value))
 
 
 def check_licence(licence: Licence) -> None:
     if settings.INGEST["COMMERCIAL_ONLY"] and not licence.commercial_use:
-        raise imaging.ImageRefused(
-            f"Licence {licence.name} does not allow commercial use, and the commercial-only policy is on."
-        )
+        raise imaging.ImageRefused("non_commercial_licence", licence=licence.name)
 
 
 def resolve_target(category: Category | str | None, subcategory: Subcategory | str | None) -> tuple[Category | None, Subcategory | None]:
@@ -146,29 +145,29 @@ def resolve_target(category: Category | str | None, subcategory: Subcategory | s
             name = category
             category = Category.objects.filter(Q(slug=name) | Q(name=name)).first()
             if category is None:
-                raise imaging.ImageRefused(f"Unknown category {name!r}.")
+                raise imaging.ImageRefused("unknown_category", value=readers.display_name(name))
     if isinstance(subcategory, str):
         if not subcategory:
             subcategory = None
         elif category is None:
-            raise imaging.ImageRefused(f"Subcategory {subcategory!r} given without a category.")
+            raise imaging.ImageRefused("subcategory_without_category", value=readers.display_name(subcategory))
         else:
             name = subcategory
             subcategory = category.subcategories.filter(Q(slug=name) | Q(name=name)).first()
             if subcategory is None:
-                raise imaging.ImageRefused(f"Category {category.name} has no subcategory {name!r}.")
+                raise imaging.ImageRefused("unknown_subcategory", category=category.name, value=readers.display_name(name))
     if subcategory is not None and category is None:
         category = subcategory.category
     if subcategory is not None and subcategory.category_id != category.pk:
-        raise imaging.ImageRefused(f"Subcategory {subcategory.name} is not in category {category.name}.")
+        raise imaging.ImageRefused("subcategory_not_in_category", subcategory=subcategory.name, category=category.name)
     if category is not None and not category.is_active:
-        raise imaging.ImageRefused(f"Category {category.name} is retired and takes no new images.")
+        raise imaging.ImageRefused("category_retired", category=category.name)
     if subcategory is not None and not subcategory.is_active:
-        raise imaging.ImageRefused(f"Subcategory {subcategory} is retired and takes no new images.")
+        raise imaging.ImageRefused("subcategory_retired", subcategory=str(subcategory))
     return category, subcategory
 
 
-def quota_warning(category: Category | None, subcategory: Subcategory | None) -> str:
+def quota_warning(category: Category | None, subcategory: Subcategory | None) -> Reason | str:
     """'' while there is room; a warning if full and the policy warns; raises if it refuses."""
     if category is None:
         return ""
@@ -179,10 +178,9 @@ def quota_warning(category: Category | None, subcategory: Subcategory | None) ->
     have = Image.objects.filter(**filter_).count()
     if have < target.quota:
         return ""
-    message = f"{label} is full ({have:,} of {target.quota:,})"
     if category.full_policy == FullPolicy.REFUSE:
-        raise imaging.ImageRefused(message + "; the planner chose to refuse images past the quota.")
-    return message + "; accepted over quota."
+        raise imaging.ImageRefused("quota_full_refused", target=label, have=have, quota=target.quota)
+    return Reason("quota_full_accepted", target=label, have=have, quota=target.quota)
 
 
 # ---------------------------------------------------------------- one image
@@ -193,11 +191,7 @@ class Result:
     outcome: str
     image: Image | None = None
     duplicate_of: Image | None = None
-    reason: str = ""
-
-
-SAME_BYTES = "Same bytes as an image already stored."
-SAME_PIXELS = "Same pixels as an image already stored."
+    reason: Reason | str = ""  # a refusal or warning: see datasets.refusals
 
 
 def _existing(sha: str | None = None, pixel_sha: str | None = None) -> Image | None:
@@ -300,16 +294,16 @@ def ingest_one(
     # javascript: link ran script when clicked). The photo is kept: the link is provenance
     # only, and refusing would lose good photos from a third-party manifest over one bad cell.
     original_url = (original_url or "").strip()
-    url_warning = weblinks.link_problem(original_url, "original_url") if original_url else ""
-    if url_warning:
-        original_url = ""
+    url_warning: Reason | str = ""
+    if original_url and not weblinks.is_web_link(original_url):
+        url_warning, original_url = Reason("bad_original_url", value=weblinks.shown_link(original_url)), ""
     try:
         licence = licence or source.default_licence
         check_licence(licence)
         category, subcategory = resolve_target(category, subcategory)
         existing = _existing(sha=prepared.sha256 if prepared is not None else imaging.sha256_bytes(data))
         if existing:
-            return Result(Outcome.DUPLICATE, duplicate_of=existing, reason=SAME_BYTES)
+            return Result(Outcome.DUPLICATE, duplicate_of=existing, reason=Reason("same_bytes"))
         if prepared is not None:
             processed = prepared.result()
         else:
@@ -322,10 +316,10 @@ def ingest_one(
         except imaging.ImageRefused:
             existing = _existing(pixel_sha=processed.pixel_sha256)
             if existing:
-                return Result(Outcome.DUPLICATE, duplicate_of=existing, reason=SAME_PIXELS)
+                return Result(Outcome.DUPLICATE, duplicate_of=existing, reason=Reason("same_pixels"))
             raise
     except imaging.ImageRefused as exc:
-        return Result(Outcome.REFUSED, reason=str(exc))
+        return Result(Outcome.REFUSED, reason=exc.reason)
 
     image = Image(
         id=prepared.image_id if prepared is not None and prepared.files else uuid.uuid4(),
@@ -358,7 +352,7 @@ def ingest_one(
         else:
             _store(image.file, "image.jpg", processed.jpeg, written)
             _store(image.thumbnail, "thumb.jpg", processed.thumbnail, written)
-        result = Result(Outcome.ACCEPTED, image=image, reason="; ".join(filter(None, [warning, url_warning])))
+        result = Result(Outcome.ACCEPTED, image=image, reason=several([warning, url_warning]))
         with transaction.atomic():
             image.save(force_insert=True)
             if on_accept is not None:
@@ -370,7 +364,7 @@ def ingest_one(
         existing = _existing(sha=processed.sha256, pixel_sha=processed.pixel_sha256)
         if existing is None:
             raise
-        reason = "Stored by a concurrent import." if existing.sha256 == processed.sha256 else SAME_PIXELS
+        reason = Reason("stored_concurrently" if existing.sha256 == processed.sha256 else "same_pixels")
         return Result(Outcome.DUPLICATE, duplicate_of=existing, reason=reason)
     except BaseException:
         _delete_files(written)
@@ -386,7 +380,7 @@ def _store(field, name: str, data: bytes, written: list[str]) -> None:
     try:
         field.save(name, ContentFile(data), save=False)
     except Exception as exc:  # noqa: BLE001 - every storage backend raises its own kind
-        raise StorageUnavailable(f"The media storage refused a write ({exc.__class__.__name__}: {exc})") from exc
+        raise StorageUnavailable(Reason("storage_refused_write", error=exc.__class__.__name__, detail=str(exc))) from exc
     written.append(field.name)
 
 
@@ -412,9 +406,10 @@ def remove_orphan_files(dry_run: bool = False, min_age: timedelta = timedelta(ho
     if not dry_run:
         days = settings.INGEST["INTERRUPTED_KEEP_DAYS"]
         for job in given_up:  # their staged files are removed by the walk below, and listed
+            previous = {"code": job.error_code, "params": job.error_params} if job.error_code else job.error
+            error = Reason("given_up", previous=previous, days=days)
             ImportJob.objects.filter(pk=job.pk).update(
-                status=ImportStatus.FAILED,
-                error=f"{job.error} Not resumed within {days} days: its staged files were removed."[:5000],
+                status=ImportStatus.FAILED, error=error[:5000], error_code=error.code, error_params=error.params,
             )
     keep = [ImportStatus.QUEUED, ImportStatus.RUNNING, ImportStatus.INTERRUPTED]
     active_staging = {
@@ -470,12 +465,12 @@ def _defaults(source: Source, category, subcategory, licence) -> tuple:
     try:
         category, subcategory = resolve_target(category, subcategory)
     except imaging.ImageRefused as exc:
-        raise IngestError(str(exc)) from None
+        raise IngestError(exc.reason.text()) from None
     if licence is not None:
         try:
             check_licence(licence)
         except imaging.ImageRefused as exc:
-            raise IngestError(str(exc)) from None
+            raise IngestError(exc.reason.text()) from None
     return category, subcategory, licence
 
 
@@ -518,7 +513,7 @@ def create_import(
             try:
                 readers.check_allowed_path(folder)
             except readers.ReaderError as exc:
-                raise IngestError(str(exc)) from None
+                raise IngestError(exc.reason.text()) from None
         params["path"] = folder
     elif s3_bucket:
         kind = SourceKind.S3
@@ -551,7 +546,7 @@ def create_import(
         try:
             next(iter(readers.parse_manifest(text, fmt)), None)  # header errors now, row errors later
         except readers.ReaderError as exc:
-            raise IngestError(str(exc)) from None
+            raise IngestError(exc.reason.text()) from None
         key = default_storage.save(f"staging/{job_key}/{get_valid_filename(name) or 'manifest'}", ContentFile(text.encode()))
         params.update(manifest_key=key, manifest_name=name, format=fmt, base=manifest_base or "")
     params["staging_prefix"] = f"staging/{job_key}"
@@ -579,7 +574,7 @@ def list_entries(job: ImportJob) -> list[readers.Entry]:
         with default_storage.open(p["manifest_key"], "rb") as fh:
             text = fh.read().decode("utf-8")
         return readers.manifest_entries(text, p["format"], p.get("base") or None, trusted=p.get("trusted", False))
-    raise readers.ReaderError(f"unknown import kind {job.kind}")
+    raise readers.ReaderError("unknown_import_kind", kind=job.kind)
 
 
 def _ingest_entry(job: ImportJob, entry: readers.Entry, limits: imaging.Limits,
@@ -592,16 +587,16 @@ def _ingest_entry(job: ImportJob, entry: readers.Entry, limits: imaging.Limits,
         try:
             data = entry.load()
         except Exception as exc:  # noqa: BLE001 - any read failure is this entry's, not the batch's
-            return Result(Outcome.REFUSED, reason=f"Cannot read: {exc}")
+            return Result(Outcome.REFUSED, reason=_cannot_read(exc))
     elif prepared.read_error is not None:
-        return Result(Outcome.REFUSED, reason=f"Cannot read: {prepared.read_error}")
+        return Result(Outcome.REFUSED, reason=_cannot_read(prepared.read_error))
     else:
         data = prepared.data
     meta = entry.meta
     try:
         licence = resolve_licence(meta.get("licence"), job.licence or job.source.default_licence)
     except imaging.ImageRefused as exc:
-        return Result(Outcome.REFUSED, reason=str(exc))
+        return Result(Outcome.REFUSED, reason=exc.reason)
     category = meta.get("category") or job.category
     subcategory = meta.get("subcategory") or (job.subcategory if not meta.get("category") else None)
     return ingest_one(
@@ -620,6 +615,19 @@ def _ingest_entry(job: ImportJob, entry: readers.Entry, limits: imaging.Limits,
         on_accept=on_accept,
         prepared=prepared,
     )
+
+
+def _cannot_read(exc: BaseException) -> Reason:
+    """An entry's read failure as its refusal: the reader's own reason where it has one."""
+    if (reason := reason_of(exc)) is not None:
+        detail = reason
+    elif isinstance(exc, FileNotFoundError):
+        detail = Reason("file_missing")
+    elif isinstance(exc, PermissionError):
+        detail = Reason("permission_denied")
+    else:
+        detail = str(exc) or exc.__class__.__name__
+    return Reason("cannot_read", detail=detail)
 
 
 def _worker_threads() -> int:
@@ -723,13 +731,14 @@ def run_import(job_id: int, progress: Callable[[ImportJob], None] | None = None,
         return job
     now = timezone.now()
     ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportStatus.RUNNING, started_at=job.started_at or now, heartbeat_at=now, error="", finished_at=None,
+        status=ImportStatus.RUNNING, started_at=job.started_at or now, heartbeat_at=now, error="", error_code="",
+        error_params={}, finished_at=None,
     )
     job.refresh_from_db()
     try:
         entries = list_entries(job)
     except (readers.ReaderError, OSError) as exc:
-        return _finish(job, ImportStatus.FAILED, error=str(exc))
+        return _finish(job, ImportStatus.FAILED, error=reason_of(exc) or str(exc))
     job.total = len(entries)
     job.heartbeat_at = timezone.now()
     job.save(update_fields=["total", "heartbeat_at"])
@@ -776,16 +785,10 @@ def _judge_one(job: ImportJob, position: int, entry: readers.Entry, future: Futu
             return False  # another run of this import reported it first
         raise
     except SoftTimeLimitExceeded:
-        result = Result(Outcome.REFUSED, reason=(
-            "Reading or judging this file went past the import task's time limit; it was skipped "
-            "and the rest of the import went on."
-        ))
+        result = Result(Outcome.REFUSED, reason=Reason("time_limit"))
     except Exception as exc:  # noqa: BLE001 - one file's failure is that file's, never the batch's
         log.exception("import %s: unexpected error while judging %r", job.pk, entry.name)
-        result = Result(Outcome.REFUSED, reason=(
-            f"Could not be judged: an unexpected error ({exc.__class__.__name__}); it was logged. "
-            "The rest of the import went on."
-        ))
+        result = Result(Outcome.REFUSED, reason=Reason("unexpected_error", error=exc.__class__.__name__))
     if result.outcome != Outcome.ACCEPTED:
         record(result)
     return True
@@ -794,6 +797,7 @@ def _judge_one(job: ImportJob, position: int, entry: readers.Entry, future: Futu
 def _record_item(job: ImportJob, position: int, entry: readers.Entry, result: Result) -> None:
     """The entry's report line and the job's counters, together; a line another run of the same
     import already wrote is left as it is (and counted once)."""
+    code, params = code_of(result.reason)
     counters = {COUNTER[result.outcome]: F(COUNTER[result.outcome]) + 1, "processed": F("processed") + 1,
                 "heartbeat_at": timezone.now()}
     if result.outcome == Outcome.ACCEPTED and result.reason:
@@ -802,7 +806,8 @@ def _record_item(job: ImportJob, position: int, entry: readers.Entry, result: Re
         with transaction.atomic():
             ImportItem.objects.create(
                 job=job, position=position, name=entry.name[:1000], outcome=result.outcome,
-                reason=result.reason[:1000], image=result.image, duplicate_of=result.duplicate_of,
+                reason=result.reason[:1000], reason_code=code, reason_params=params,
+                image=result.image, duplicate_of=result.duplicate_of,
             )
             ImportJob.objects.filter(pk=job.pk).update(**counters)
     except IntegrityError:
@@ -810,8 +815,10 @@ def _record_item(job: ImportJob, position: int, entry: readers.Entry, result: Re
             raise  # rolls the image row back with it; ingest_one removes its files
 
 
-def _finish(job: ImportJob, status: str, error: str = "") -> ImportJob:
-    ImportJob.objects.filter(pk=job.pk).update(status=status, error=error[:5000], finished_at=timezone.now())
+def _finish(job: ImportJob, status: str, error: Reason | str = "") -> ImportJob:
+    code, params = code_of(error)
+    ImportJob.objects.filter(pk=job.pk).update(status=status, error=error[:5000], error_code=code, error_params=params,
+                                               finished_at=timezone.now())
     if status != ImportStatus.INTERRUPTED:  # an interrupted import keeps its staged files for a resume
         _remove_staging(job)
     job.refresh_from_db()
@@ -831,14 +838,14 @@ def _remove_staging(job: ImportJob) -> None:
             pass
 
 
-def fail_import(job_id: int, error: str) -> None:
+def fail_import(job_id: int, error: Reason | str) -> None:
     """The import cannot go on at all (its files are gone, or it was given up): staged files removed."""
     job = ImportJob.objects.get(pk=job_id)
     if job.status not in (ImportStatus.DONE, ImportStatus.FAILED):
         _finish(job, ImportStatus.FAILED, error=error)
 
 
-def interrupt_import(job_id: int, error: str) -> ImportJob:
+def interrupt_import(job_id: int, error: Reason | str) -> ImportJob:
     """The run stopped before the end (worker lost, time limit, Ctrl-C, storage or database down):
     the import keeps its report and staged files, and `resume_import` finishes it."""
     job = ImportJob.objects.get(pk=job_id)
@@ -854,7 +861,7 @@ class NotResumable(Exception):
 def resume_import(job: ImportJob, *, enqueue: bool = True) -> ImportJob:
     """Queue an interrupted import again; the new run reads only the entries not yet reported."""
     updated = ImportJob.objects.filter(pk=job.pk, status=ImportStatus.INTERRUPTED).update(
-        status=ImportStatus.QUEUED, error="", finished_at=None,
+        status=ImportStatus.QUEUED, error="", error_code="", error_params={}, finished_at=None,
     )
     job.refresh_from_db()
     if not updated:
@@ -874,11 +881,9 @@ def sweep_stalled_imports() -> int:
     stalled = ImportJob.objects.filter(status=ImportStatus.RUNNING).filter(
         Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
     )
-    message = (
-        f"No progress for {stale // 60} minutes: the worker or command running this import stopped "
-        "(killed, crashed or restarted). Resume it to read the files not yet reported."
-    )
-    return stalled.update(status=ImportStatus.INTERRUPTED, error=message, finished_at=timezone.now())
+    message = Reason("stalled", minutes=stale // 60)
+    return stalled.update(status=ImportStatus.INTERRUPTED, error=message, error_code=message.code,
+                          error_params=message.params, finished_at=timezone.now())
 
 
 _last_stall_sweep: float | None = None

@@ -6,6 +6,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from . import services
+from .refusals import Reason, reason_of
 
 # Stop starting new files at this share of the soft time limit; the rest goes to a new task.
 DEADLINE_SHARE = 0.9
@@ -26,10 +27,7 @@ def run_import_task(self, job_id: int) -> None:
         run_import_task.delay(job_id)
     except Exception as exc:
         if self.request.retries >= self.max_retries:
-            services.interrupt_import(
-                job_id,
-                f"Stopped by an error that is not one file's fault ({exc.__class__.__name__}: {exc}). "
-                "The files not yet reported are kept: resume the import once the cause is fixed.",
-            )
+            services.interrupt_import(job_id, Reason("stopped_not_file_fault", error=exc.__class__.__name__,
+                                                     detail=reason_of(exc) or str(exc)))
             raise
         raise self.retry(exc=exc, countdown=5) from exc

@@ -41,10 +41,14 @@ def link_problem(value: str, field: str | None = None) -> str:
     """'' when `value` may be stored and linked; otherwise why not, for an import report or a 400."""
     if is_web_link(value):
         return ""
-    shown = value if len(value) <= _SHOWN else value[:_SHOWN] + "…"
     if field:
-        return gettext("%(field)s must be an http(s) URL; got %(value)s") % {"field": field, "value": repr(shown)}
-    return gettext("Enter an http(s) URL; got %(value)s") % {"value": repr(shown)}
+        return gettext("%(field)s must be an http(s) URL; got %(value)s") % {"field": field, "value": shown_link(value)}
+    return gettext("Enter an http(s) URL; got %(value)s") % {"value": shown_link(value)}
+
+
+def shown_link(value: str) -> str:
+    """A refused link as messages quote it: its first characters, escaped (repr)."""
+    return repr(value if len(value) <= _SHOWN else value[:_SHOWN] + "…")
 
 
 def validate_web_link(value: str) -> None:

@@ -242,7 +242,7 @@ def test_manifest_import_reports_malformed_rows(planner, source, tmp_path, djang
     job = planner.get(r.json()["links"]["self"]).json()
     assert (job["status"], job["total"], job["accepted"], job["refused"]) == ("done", 5, 2, 3)
 
-    refused = planner.get(r.json()["links"]["items"] + "?outcome=refused").json()["results"]
+    refused = planner.get(r.json()["links"]["items"] + "?outcome=refused", HTTP_ACCEPT_LANGUAGE="en").json()["results"]
     reasons = {i["name"].split(":")[0]: i["reason"] for i in refused}
     assert "commercial" in reasons["row 4"]
     assert "fields" in reasons["row 5"]
@@ -372,7 +372,7 @@ def test_planner_recategorises_an_image(planner, api, source):
     Category.objects.filter(slug="animals").update(full_policy="refuse")
     Subcategory.objects.filter(slug="pet").update(quota=1)
     image_row(source, 2, category=Category.objects.get(slug="animals"), subcategory=Subcategory.objects.get(slug="pet"))
-    r = planner.patch(url, {"category": "animals", "subcategory": "pet"}, format="json")
+    r = planner.patch(url, {"category": "animals", "subcategory": "pet"}, format="json", HTTP_ACCEPT_LANGUAGE="en")
     assert r.status_code == 400 and "full" in r.json()["detail"]
 
     assert api("engineer").patch(url, {"category": "food"}, format="json").status_code == 403

@@ -17,6 +17,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import translation
 from PIL import Image as PILImage
 
 from datasets import imaging, readers, services
@@ -193,7 +194,7 @@ def test_manifest_licences_unknown_and_non_commercial(source, photo_dir, setting
 
 def test_non_commercial_default_licence_is_refused_when_the_import_is_created(source):
     nc = Licence.objects.get(code="cc-by-nc-2.0")
-    with pytest.raises(services.IngestError, match="does not allow commercial use"):
+    with translation.override("en"), pytest.raises(services.IngestError, match="does not allow commercial use"):
         services.create_import(source=source, files=[SimpleUploadedFile("a.jpg", FIRST)], licence=nc, enqueue=False)
     assert not ImportJob.objects.exists() and not Image.objects.exists()
 
@@ -257,7 +258,7 @@ def test_malformed_manifest_rows_are_refused_with_line_numbers(source, photo_dir
 
 
 def test_manifest_without_a_path_or_url_column_is_refused_at_once(source):
-    with pytest.raises(services.IngestError, match="'path' or 'url' column"):
+    with translation.override("en"), pytest.raises(services.IngestError, match="'path' or 'url' column"):
         services.create_import(source=source, manifest=ContentFile(b"name,author\na,b\n", name="m.csv"), enqueue=False)
     assert not ImportJob.objects.exists()
 
@@ -415,7 +416,7 @@ def test_folder_import_walks_subfolders_and_zips(source, tmp_path):
 
 
 def test_folder_must_exist_and_lie_under_an_allowed_root(source, tmp_path, settings):
-    with pytest.raises(services.IngestError, match="not under an allowed ingest root"):
+    with translation.override("en"), pytest.raises(services.IngestError, match="not under an allowed ingest root"):
         services.create_import(source=source, folder="/etc", enqueue=False)
     job = services.create_import(source=source, folder=str(tmp_path / "nope"), enqueue=False)
     job = services.run_import(job.pk)
@@ -495,9 +496,9 @@ def test_staging_is_removed_when_an_import_ends(source, settings, monkeypatch):
 
     job = services.create_import(source=source, manifest=ContentFile(b"path\nx.jpg\n", name="m.csv"), enqueue=False)
     assert [f for f in stored_files(settings) if f.startswith("staging/")] == [job.params["manifest_key"]]
-    monkeypatch.setattr(readers, "manifest_entries", lambda *a, **k: (_ for _ in ()).throw(readers.ReaderError("gone")))
+    monkeypatch.setattr(readers, "manifest_entries", lambda *a, **k: (_ for _ in ()).throw(readers.ReaderError("folder_not_found", path="gone")))
     failed = services.run_import(job.pk)
-    assert (failed.status, failed.error) == (ImportStatus.FAILED, "gone")
+    assert (failed.status, failed.error) == (ImportStatus.FAILED, "Folder not found: gone")
     assert not [f for f in stored_files(settings) if f.startswith("staging/")]
 
     queued = services.create_import(source=source, files=[SimpleUploadedFile("d.jpg", b"x")], enqueue=False)

@@ -349,7 +349,8 @@ def test_import_with_non_commercial_licence_is_refused_whole(client, users, sour
     client.force_login(users["planner"])
     nc = Licence.objects.get(code="cc-by-nc-4.0")
     response = client.post(reverse("import-new"), {"source": source.pk, "licence": nc.pk, "mode": "files",
-                                                   "files": [_upload("a.jpg", make_photo(seed=40))]})
+                                                   "files": [_upload("a.jpg", make_photo(seed=40))]},
+                           HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200
     assert "commercial" in " ".join(response.context["form"].non_field_errors())
     assert not ImportJob.objects.exists()
@@ -375,7 +376,8 @@ def test_folder_outside_allowed_roots_is_an_error(client, users, source):
     from datasets.models import ImportJob
 
     client.force_login(users["planner"])
-    response = client.post(reverse("import-new"), {"source": source.pk, "mode": "folder", "folder": "/etc"})
+    response = client.post(reverse("import-new"), {"source": source.pk, "mode": "folder", "folder": "/etc"},
+                           HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200
     assert "allowed ingest root" in " ".join(response.context["form"].non_field_errors())
     assert not ImportJob.objects.exists()

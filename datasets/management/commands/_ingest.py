@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
 from tqdm import tqdm
 
 from datasets import imaging, services
 from datasets.readers import display_name
+from datasets.refusals import Reason, reason_of
 from datasets.models import ImportJob, ImportStatus, Outcome, Source
 
 POLL_SECONDS = 0.5
@@ -55,16 +57,17 @@ class IngestCommand(BaseCommand):
     def create(self, options, **inputs) -> ImportJob:
         source, licence = self.resolve_source(options)
         try:
-            return services.create_import(
-                source=source,
-                category=options.get("category") or None,
-                subcategory=options.get("subcategory") or None,
-                licence=licence,
-                author=options.get("author") or "",
-                trusted=True,
-                enqueue=options["queue"],
-                **inputs,
-            )
+            with translation.override("en"):  # its refusals are for the operator, in English
+                return services.create_import(
+                    source=source,
+                    category=options.get("category") or None,
+                    subcategory=options.get("subcategory") or None,
+                    licence=licence,
+                    author=options.get("author") or "",
+                    trusted=True,
+                    enqueue=options["queue"],
+                    **inputs,
+                )
         except services.IngestError as exc:
             raise CommandError(str(exc)) from None
 
@@ -89,12 +92,13 @@ class IngestCommand(BaseCommand):
                 try:
                     job = services.run_import(job.pk, progress=lambda j: self.update(bar, j))
                 except KeyboardInterrupt:
-                    services.interrupt_import(job.pk, "Stopped by Ctrl-C.")
+                    services.interrupt_import(job.pk, Reason("stopped_by_ctrl_c"))
                     raise CommandError(
                         f"Import {job.pk} interrupted; `manage.py resume_import {job.pk}` reads the files not yet reported."
                     ) from None
                 except Exception as exc:
-                    services.interrupt_import(job.pk, f"Stopped by {exc.__class__.__name__}: {exc}")
+                    services.interrupt_import(job.pk, Reason("stopped_by_error", error=exc.__class__.__name__,
+                                                             detail=reason_of(exc) or str(exc)))
                     raise CommandError(
                         f"Import {job.pk} interrupted by {exc.__class__.__name__}: {exc}. Once the cause is fixed, "
                         f"`manage.py resume_import {job.pk}` reads the files not yet reported."
@@ -130,6 +134,8 @@ class IngestCommand(BaseCommand):
     def summary(self, job: ImportJob) -> None:
         # One line per file, and per error, whatever its name or reason holds (readers already
         # escape names; this also covers reports written before they did, and texts quoting a name).
+        # For the operator, in English: the text stored with each line and the job is the English
+        # of its code (datasets.refusals).
         error = display_name(job.error)
         if job.status == ImportStatus.FAILED:
             raise CommandError(f"Import {job.pk} failed: {error}")
