@@ -520,6 +520,15 @@ def test_shortcuts_the_help_overlay_and_the_emptied_box(new_page, users, source,
     viewport_shot(page, "label-saved-toast-phone")
     settle(page)
 
+    # The planner's dashboard counts the blocked attempt, by rule.
+    planner = new_page(viewport=(1280, 900))
+    login(planner, "planner1")
+    planner.goto(f"/projects/{project.pk}/")
+    cell = planner.locator('tr[data-labeler="labeler1"] .rule-hits li[data-rule="too_short"]')
+    assert cell.locator(".num").inner_text() == "1"
+    assert planner.locator('#rule-totals li[data-rule="too_short"] .num').inner_text() == "1"
+    planner.locator("#labelers").screenshot(path=str(__import__("tests.browser.conftest", fromlist=["x"]).SCREENSHOTS / "planner-rule-hits.png"))
+
 
 def test_a_second_tab_says_the_photo_was_already_submitted(new_page, users, source, login, shot):
     from labeling.models import Comment
