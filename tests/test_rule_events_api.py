@@ -136,3 +136,13 @@ def test_the_dashboard_names_the_column_and_breaks_it_down(make_project, labeler
     assert "Submits stopped by rules" in html and "Rule rejections" not in html
     assert 'data-rule="too_short">Too short <span class="num">1</span>' in html
     assert 'id="rule-totals"' in html
+
+
+def test_rule_hits_are_read_only_in_the_admin(make_project, labelers, users, client):
+    project = make_project(2)
+    a = services.next_assignment(project, labelers[0])
+    services.record_blocked_submit(a, labelers[0], ["email"])
+    client.force_login(users["admin"])
+    listing = client.get("/admin/labeling/rulehit/", HTTP_ACCEPT_LANGUAGE="en")
+    assert listing.status_code == 200 and "email" in listing.content.decode()
+    assert client.get("/admin/labeling/rulehit/add/").status_code == 403

@@ -398,6 +398,17 @@ def test_both_boxes_and_the_photo_fit_a_phone_and_the_photo_zooms(new_page, user
         assert box["y"] + box["height"] <= bar["y"] + 0.5 and box["y"] >= 0
         page.fill("#ct-specific", "")
 
+        # A keyboard that takes 300 px (a page resized to what is left): the focused box still shows.
+        page.set_viewport_size({"width": width, "height": height - 300})
+        page.evaluate("document.activeElement.blur()")
+        page.focus("#ct-specific")
+        page.wait_for_timeout(100)
+        box, bar = page.locator("#ct-specific").bounding_box(), page.locator(".task-actions").bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= min(bar["y"], height - 300) + 0.5, (box, bar)
+        viewport_shot(page, f"label-keyboard-{kind}-{width}x{height}")
+        page.set_viewport_size({"width": width, "height": height})
+        page.evaluate("document.activeElement.blur(); window.scrollTo(0, 0)")
+
         # Tap the photo: full screen; Escape closes. The corner button too; back closes. A tap closes.
         zoom = page.locator("#zoom-dialog")
         page.click("#photo")
