@@ -560,7 +560,7 @@
     if (r.bottom > bottom - 8) window.scrollBy(0, Math.min(r.bottom - bottom + 8, r.top - top - 8));
     else if (r.top < top + 8) window.scrollBy(0, r.top - top - 8);
   }
-  form.addEventListener("focusin", function (e) { setTimeout(function () { keepInView(e.target); }, 0); });
+  form.addEventListener("focusin", function (e) { keepInView(e.target); });
   if (window.visualViewport) {
     window.visualViewport.addEventListener("resize", function () { keepInView(document.activeElement); });
   }
