@@ -15,6 +15,7 @@ from datasets.api import (
     SubcategoryViewSet,
 )
 from labeling import api as labeling
+from labeling.rule_events_api import BlockedSubmitView
 
 
 app_name = "api"
@@ -61,6 +62,7 @@ assignment_urls = [
     path("submit/", labeling.SubmitView.as_view(), name="assignment-submit"),
     path("skip/", labeling.SkipView.as_view(), name="assignment-skip"),
     path("report/", labeling.ReportView.as_view(), name="assignment-report"),
+    path("blocked/", BlockedSubmitView.as_view(), name="assignment-blocked"),
 ]
 
 urlpatterns = [

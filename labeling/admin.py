@@ -10,6 +10,7 @@ from .models import (
     Project,
     ProjectImage,
     ProjectMember,
+    RuleHit,
 )
 
 
@@ -33,6 +34,24 @@ class ProjectMemberAdmin(admin.ModelAdmin):
     list_filter = ("project", "is_active")
     search_fields = ("user__username",)
     raw_id_fields = ("user",)
+
+
+@admin.register(RuleHit)
+class RuleHitAdmin(admin.ModelAdmin):
+    """Read only: services.record_blocked_submit and services.submit keep these counts."""
+
+    list_display = ("member", "project", "code", "count")
+    list_filter = ("project", "code")
+    search_fields = ("member__user__username",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ProjectImage)

@@ -954,6 +954,9 @@ class SubmitResponseSerializer(serializers.Serializer):
     assignment = AssignmentSerializer()
     comments = CommentOutSerializer(many=True)
     progress = ProgressSerializer()
+    already_submitted = serializers.BooleanField(
+        help_text="True when an earlier request with another (or no) Idempotency-Key had stored the set (another "
+                  "tab or device): these texts were not stored; `comments` are the stored ones.")
 
 
 class AssignmentProgressSerializer(serializers.Serializer):
@@ -1078,7 +1081,8 @@ class AssignmentDetail(APIView):
 class SubmitView(APIView):
     """Store the comment set of the caller's assignment. Idempotent: a repeat (a double click, a
     retried request; send the same `Idempotency-Key`) stores nothing and answers 200 with the
-    stored set; the first store answers 201."""
+    stored set; the first store answers 201. A repeat with another key (a second tab) answers
+    200 with `already_submitted: true` and the stored set."""
 
     @extend_schema(
         request=SubmitRequestSerializer,
@@ -1105,12 +1109,13 @@ class SubmitView(APIView):
             out = _comments(comments)
         else:
             if assignment.status != AssignmentStatus.SUBMITTED:
-                assignment.refresh_from_db(fields=["status", "submitted_at", "expires_at"])
+                assignment.refresh_from_db(fields=["status", "submitted_at", "expires_at", "idempotency_key"])
             out = _comments(comments, dict(CommentType.objects.filter(project_id=assignment.project_id)
                                            .values_list("pk", "slug")))
         return Response(
             {"assignment": _assignment_data(assignment, request), "comments": out,
-             "progress": _member_progress(assignment.project_id, request.user)},
+             "progress": _member_progress(assignment.project_id, request.user),
+             "already_submitted": not created and not (key and key[:100] == assignment.idempotency_key)},
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 

@@ -122,7 +122,11 @@ class ProjectMember(models.Model):
     last_active_at = models.DateTimeField(null=True, blank=True)
     # Running figures for the planners' dashboard, kept by services.submit (no scan of comments).
     submitted_count = models.PositiveIntegerField(default=0)
-    rejection_count = models.PositiveIntegerField(default=0, help_text=_("Submissions the text rules refused."))
+    # Submit attempts the text rules stopped: refused by the server, or blocked on the labeler page
+    # before they were sent (the page reports those, services.record_blocked_submit); per rule in RuleHit.
+    rejection_count = models.PositiveIntegerField(
+        default=0, help_text=_("Submit attempts the text rules stopped (on the page or on the server).")
+    )
     work_seconds_total = models.FloatField(default=0)
     last_submitted_at = models.DateTimeField(null=True, blank=True)
 
@@ -210,6 +214,8 @@ class Assignment(models.Model):
     # Seconds of work on this photo: from the lease, or from the labeler's previous submission if
     # that came later (a photo fetched ahead is not being worked on yet).
     work_seconds = models.FloatField(null=True, blank=True)
+    # Submit attempts the labeler page blocked on this photo and reported (bounded per assignment).
+    blocked_count = models.PositiveSmallIntegerField(default=0)
     # A planner's decision on a report: empty (open), "kept" (photo stays) or "excluded".
     report_resolution = models.CharField(max_length=16, blank=True)
 
@@ -310,3 +316,36 @@ class ExampleComment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.verdict}: {self.text[:40]}"
+
+
+class RuleCode(models.TextChoices):
+    """The rules' codes (labeling.text.check and the server-only checks) with a short name for
+    the planners' dashboard."""
+
+    TOO_SHORT = "too_short", _("Too short")
+    TOO_LONG = "too_long", _("Too long")
+    JAMO_OR_EMOJI_ONLY = "jamo_or_emoji_only", _("Only jamo or emoji")
+    REPEATED_RUN = "repeated_run", _("Repeated character")
+    COPIED_EXAMPLE = "copied_example", _("Copied example")
+    OWN_REPEAT = "own_repeat", _("Own repeat")
+    URL = "url", _("Link")
+    EMAIL = "email", _("E-mail address")
+    PHONE = "phone", _("Phone number")
+    REQUIRED = "required", _("Missing comment")
+
+
+class RuleHit(models.Model):
+    """How many submit attempts of a labeler in a project one rule stopped (kept by
+    services.record_blocked_submit and services.submit; a planner judges a guideline by them)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rule_hits")
+    member = models.ForeignKey(ProjectMember, on_delete=models.CASCADE, related_name="rule_hits")
+    code = models.CharField(max_length=40, choices=RuleCode.choices)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["project", "member", "code"]
+        constraints = [models.UniqueConstraint(fields=["member", "code"], name="rulehit_unique_per_member")]
+
+    def __str__(self) -> str:
+        return f"{self.code} x{self.count} ({self.member_id})"

@@ -13,13 +13,23 @@ import uuid
 from collections import defaultdict
 
 from django.db import connection
-from django.db.models import Aggregate, Case, Count, Exists, F, FloatField, OuterRef, Value, When
+from django.db.models import Aggregate, Case, Count, Exists, F, FloatField, OuterRef, Sum, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from datasets.models import Category, Image
 
-from .models import Assignment, AssignmentStatus, Comment, GuidelineVersion, Project, ProjectImage, ProjectMember
+from .models import (
+    Assignment,
+    AssignmentStatus,
+    Comment,
+    GuidelineVersion,
+    Project,
+    ProjectImage,
+    ProjectMember,
+    RuleCode,
+    RuleHit,
+)
 
 
 def labeler_may_see_image(user, image_id) -> bool:
@@ -121,7 +131,8 @@ def project_dashboard(project: Project) -> dict:
     """The dashboard's figures: the per-category histogram (`categories`, as project_progress,
     plus `segments` for a stacked bar and `done_percent`) and `totals`: counts (the histogram
     over all categories), photos, sets (submitted comment sets), done (photos with `overlap`
-    sets), percent_done, open_leases (unexpired), active_labelers, open_reports."""
+    sets), percent_done, open_leases (unexpired), active_labelers, open_reports; and
+    `rule_hits`, the project's rule_hit_totals."""
     histogram = _queue_histogram([project.pk]).get(project.pk, {})
     categories = _progress_rows(project, histogram)
     photos = sum(r["total"] for r in categories)
@@ -147,7 +158,34 @@ def project_dashboard(project: Project) -> dict:
             "open_leases": open_leases, "active_labelers": active, "open_reports": open_reports,
             "overlap": project.overlap,
         },
+        "rule_hits": rule_hit_totals(project),
     }
+
+
+def _rule_rows(counts) -> list[dict]:
+    """[{code, name, count}], most first, from (code, count) pairs."""
+    names = dict(RuleCode.choices)
+    rows = [{"code": code, "name": str(names.get(code, code)), "count": n} for code, n in counts if n]
+    return sorted(rows, key=lambda r: (-r["count"], r["code"]))
+
+
+def rule_hit_totals(project: Project) -> list[dict]:
+    """How many submit attempts each rule stopped in the project, over all labelers (on the page
+    before sending, or on the server): [{code, name, count}], most first."""
+    return _rule_rows(
+        RuleHit.objects.filter(project=project).order_by().values("code").annotate(n=Sum("count"))
+        .values_list("code", "n")
+    )
+
+
+def rule_hits_by_member(project: Project, member_ids) -> dict[int, list[dict]]:
+    """{member id: [{code, name, count}]} for these members, one query."""
+    by_member: dict[int, list] = defaultdict(list)
+    for member_id, code, n in RuleHit.objects.filter(project=project, member_id__in=list(member_ids)).values_list(
+        "member_id", "code", "count"
+    ):
+        by_member[member_id].append((code, n))
+    return {m: _rule_rows(pairs) for m, pairs in by_member.items()}
 
 
 def _percent(part: int, whole: int) -> float:
@@ -210,8 +248,8 @@ def labeler_stats(project: Project, *, order: str = "-submitted_count", offset: 
                   limit: int = 50) -> tuple[int, list[dict]]:
     """The project's labelers (members, active or not), one page of them: (total, rows).
 
-    Each row: {user_id, username, name, is_active, cap, submitted_count, rejection_count,
-    median_length: {comment type slug: median length or None}, seconds_per_photo (median work
+    Each row: {user_id, username, name, is_active, cap, submitted_count, rejection_count (submit
+    attempts the rules stopped), rule_hits ([{code, name, count}] per rule), median_length: {comment type slug: median length or None}, seconds_per_photo (median work
     seconds per submitted photo, or None), mean_seconds_per_photo}. `order` is one of
     LABELER_ORDERS (time per photo sorts by the mean, which the counters give for every labeler
     at once; medians are computed only for the labelers on the page, so the cost does not grow
@@ -233,6 +271,7 @@ def labeler_stats(project: Project, *, order: str = "-submitted_count", offset: 
     user_ids = [m.user_id for m in page]
     types = list(project.comment_types.order_by("position", "id").values_list("pk", "slug"))
     lengths, seconds = _medians(project, user_ids)
+    hits = rule_hits_by_member(project, [m.pk for m in page])
     rows = []
     for m in page:
         rows.append({
@@ -244,6 +283,7 @@ def labeler_stats(project: Project, *, order: str = "-submitted_count", offset: 
             "cap_override": m.cap_override,
             "submitted_count": m.submitted_count,
             "rejection_count": m.rejection_count,
+            "rule_hits": hits.get(m.pk, []),
             "median_length": {slug: lengths.get((m.user_id, pk)) for pk, slug in types},
             "seconds_per_photo": seconds.get(m.user_id),
             "mean_seconds_per_photo": m.mean_seconds,

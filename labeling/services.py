@@ -48,6 +48,8 @@ from .models import (
     ProjectImage,
     ProjectMember,
     ReportReason,
+    RuleCode,
+    RuleHit,
     Verdict,
 )
 
@@ -636,8 +638,9 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
 
     Idempotent: a second submit of a submitted assignment (a double click, a retried request)
     stores nothing and returns the stored set. Texts that break a rule raise SubmissionRejected,
-    store nothing and count one rejection for the labeler. A lease that expired still counts if
-    the photo has a free slot (and the labeler is under their cap); otherwise LeaseLost.
+    store nothing and count one rejection for the labeler (and one RuleHit per rule broken). A
+    lease that expired still counts if the photo has a free slot (and the labeler is under their
+    cap); otherwise LeaseLost.
     Each comment records the guideline version current at submission.
     """
     try:
@@ -674,13 +677,55 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
                     for ct, value, n in accepted
                 ]
             )
-    except SubmissionRejected:
-        ProjectMember.objects.filter(project_id=assignment.project_id, user=labeler).update(
-            rejection_count=F("rejection_count") + 1
-        )
+    except SubmissionRejected as exc:
+        _count_rule_hits(assignment.project_id, labeler, [code for codes in exc.codes.values() for code in codes])
         raise
     _copy_state(current, assignment)
     return comments
+
+
+# Submit attempts the rules stopped that one assignment may add to the counts (the page reports
+# one per attempt; a script cannot inflate a labeler's figures beyond this per photo).
+MAX_BLOCKED_REPORTS_PER_ASSIGNMENT = 30
+
+
+def _count_rule_hits(project_id: int, labeler, codes) -> None:
+    """One stopped submit attempt: the member's rejection_count and each rule's RuleHit (codes
+    counted once per attempt; codes that are not rules, like unknown_type, only in the total)."""
+    with transaction.atomic():
+        rows = ProjectMember.objects.filter(project_id=project_id, user=labeler)
+        if not rows.update(rejection_count=F("rejection_count") + 1):
+            return
+        member_id = rows.values_list("pk", flat=True).get()
+        for code in sorted(set(codes) & set(RuleCode.values)):
+            # The member row is locked by the update above, so this is not raced by another attempt.
+            if not RuleHit.objects.filter(member_id=member_id, code=code).update(count=F("count") + 1):
+                RuleHit.objects.create(project_id=project_id, member_id=member_id, code=code, count=1)
+
+
+def record_blocked_submit(assignment: Assignment, labeler, codes) -> bool:
+    """The labeler page stopped a submit because the texts break these rules (the server never
+    saw the texts): count it like a refused submit. Only the assignment's own labeler, while the
+    photo is still theirs to submit; at most MAX_BLOCKED_REPORTS_PER_ASSIGNMENT per photo.
+    Returns whether it was counted. Bad codes raise ValidationError and count nothing."""
+    if not isinstance(codes, (list, tuple)) or not codes or len(codes) > 2 * len(RuleCode.values):
+        raise ValidationError({"rules": _("Send the codes of the rules that stopped the submit (at most %(n)d).")
+                               % {"n": 2 * len(RuleCode.values)}})
+    unknown = sorted({str(c)[:40] for c in codes if c not in RuleCode.values})
+    if unknown:
+        raise ValidationError({"rules": _("Unknown rule codes: %(codes)s.") % {"codes": ", ".join(unknown)}})
+    with transaction.atomic():
+        _lock_member(assignment.project_id, labeler)
+        current = _lock_assignment(assignment.pk, labeler)
+        if current.status == AssignmentStatus.SUBMITTED:
+            raise AlreadySubmitted()
+        if current.status in (AssignmentStatus.SKIPPED, AssignmentStatus.REPORTED):
+            raise AssignmentClosed()
+        if current.blocked_count >= MAX_BLOCKED_REPORTS_PER_ASSIGNMENT:
+            return False
+        Assignment.objects.filter(pk=current.pk).update(blocked_count=F("blocked_count") + 1)
+        _count_rule_hits(assignment.project_id, labeler, codes)
+    return True
 
 
 def _record_submission(project: Project, member: ProjectMember, current: Assignment) -> None:

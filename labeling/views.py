@@ -79,6 +79,7 @@ def _ui_strings() -> dict[str, str]:
         "network": _("Could not reach the server. Your text is kept; try again."),
         "server": _("Something went wrong on the server. Your text is kept; try again."),
         "fix_first": _("Fix the marked comments first."),
+        "empty": _("Write this comment: at least %(min)s characters."),
         "lease_lost": _("Your time for this photo ran out and other labelers have taken it. Please take the next photo."),
         "not_member": _("You are not an active labeler of this project."),
         "photo_alt": _("Photo to comment on"),

@@ -95,6 +95,8 @@ EXPECTED = {
     "api:assignment-submit": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 400, 404, 404, 404))),
     "api:assignment-skip": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 200, 404, 404, 404))),
     "api:assignment-report": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 400, 404, 404, 404))),
+    # The labeler page's report of a submit the rules blocked: the assignment's labeler only ({} is a 400).
+    "api:assignment-blocked": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 400, 404, 404, 404))),
 }
 
 
@@ -284,12 +286,14 @@ OUTSIDER = {
     "api:assignment-submit": [("post", 404)],
     "api:assignment-skip": [("post", 404)],
     "api:assignment-report": [("post", 404)],
+    "api:assignment-blocked": [("post", 404)],
 }
 OUTSIDER_KINDS = {
     "api:project-detail": "project", "api:project-comment-type-list": "project_child",
     "api:project-member-detail": "member", "api:project-example-detail": "example",
     "api:project-report-resolve": "report", "api:assignment-detail": "assignment",
     "api:assignment-submit": "assignment", "api:assignment-skip": "assignment", "api:assignment-report": "assignment",
+    "api:assignment-blocked": "assignment",
 }
 
 

@@ -1,7 +1,10 @@
 /* The labeling page (templates/labeling/label.html): one photo, a text box per comment type
  * with a live counter and the rule messages (TextRules mirrors the server), submit / skip /
  * report through the labeler flow of the API. The next photo is leased and its image loaded
- * ahead, so it shows at once after a submit. No framework.
+ * ahead, so it shows at once after a submit. The photo opens full screen (tap it, or Z);
+ * keyboard shortcuts are listed by "?". A submit the rules block here is reported to the
+ * server with the rule codes (POST .../blocked/), once per attempt, so planners see it.
+ * No framework.
  */
 (function () {
   "use strict";
@@ -27,6 +30,12 @@
   var examplesDialog = $("examples-dialog");
   var reportDialog = $("report-dialog");
   var reportForm = $("report-form");
+  var keysDialog = $("keys-dialog");
+  var zoomDialog = $("zoom-dialog");
+  var zoomImg = $("zoom-img");
+  var zoomBtn = $("zoom-btn");
+  var alreadyBox = $("already-box");
+  var actions = form.querySelector(".task-actions");
   var fine = window.matchMedia && window.matchMedia("(hover: hover) and (pointer: fine)").matches;
 
   var exampleKeys = new Set(cfg.example_texts.map(R.comparable));
@@ -78,6 +87,8 @@
 
   var toastTimer = null;
   function flash(text) {
+    // Under the page's bar while it is on screen, else at the top of the screen.
+    toast.style.top = Math.max(8, app.querySelector(".label-bar").getBoundingClientRect().bottom + 8) + "px";
     toast.textContent = text || "";
     toast.classList.toggle("show", !!text);
     clearTimeout(toastTimer);
@@ -143,7 +154,12 @@
     var msgs = [];
     var codes = new Set();
     if (f.touched) {
-      f.result.violations.forEach(function (v) { codes.add(v.code); msgs.push({ code: v.code, text: R.message(cfg.messages, v) }); });
+      f.result.violations.forEach(function (v) {
+        codes.add(v.code);
+        // An empty box is not "too short (now 0)": it asks for the comment.
+        var text = v.code === "too_short" && n === 0 ? R.format(S.empty, { min: f.ct.min_length }) : R.message(cfg.messages, v);
+        msgs.push({ code: v.code, text: text });
+      });
     }
     f.server.forEach(function (e) { if (!codes.has(e.code)) msgs.push({ code: e.code, text: e.message, server: true }); });
     f.msgs.textContent = "";
@@ -166,7 +182,11 @@
 
   function updateButtons() {
     var ready = !!current && !busy;
-    submitBtn.disabled = !ready || !allOk();
+    // Texts that break a rule leave the button pressable (it says what to fix and the attempt
+    // is counted for the planners) but marked as not ready.
+    submitBtn.disabled = !ready;
+    submitBtn.setAttribute("aria-disabled", ready && allOk() ? "false" : "true");
+    zoomBtn.disabled = !current || !!current.broken;
     skipBtn.disabled = !ready;
     reportBtn.disabled = !ready;
     fields.forEach(function (f) { f.input.disabled = !current; });
@@ -175,7 +195,8 @@
 
   fields.forEach(function (f) {
     f.input.addEventListener("input", function () {
-      f.touched = f.touched || f.input.value !== "";
+      // A box emptied again shows the neutral counter, not the red messages of what was there.
+      f.touched = f.input.value !== "";
       f.server = [];
       validate(f);
       updateButtons();
@@ -196,7 +217,7 @@
     img.alt = S.photo_alt;
     img.dataset.assignment = a.id;
     if (a.image.width && a.image.height) { img.width = a.image.width; img.height = a.image.height; }
-    img.addEventListener("error", function () { a.broken = true; if (current === a) broken.hidden = false; });
+    img.addEventListener("error", function () { a.broken = true; if (current === a) { broken.hidden = false; updateButtons(); } });
     img.src = a.image.url;
     preloadBox.appendChild(img);
     a.img = img;
@@ -314,6 +335,39 @@
     return general;
   }
 
+  var reportedAttempt = "";
+  /** Tell the server which rules stopped this submit attempt (the texts never reach it). The
+   * same texts submitted again are the same attempt: reported once. Fire and forget. */
+  function reportBlocked(a) {
+    var codes = [];
+    fields.forEach(function (f) {
+      f.result.violations.forEach(function (v) { if (codes.indexOf(v.code) < 0) codes.push(v.code); });
+    });
+    if (!codes.length) return;  // only the server's refusals: the server counted them
+    var attempt = a.id + "\n" + JSON.stringify(texts());
+    if (attempt === reportedAttempt) return;
+    reportedAttempt = attempt;
+    post(cfg.urls.assignment.replace("{id}", a.id) + "blocked/", { rules: codes }).catch(function () {});
+  }
+
+  function hideAlready() { alreadyBox.hidden = true; }
+
+  /** Another tab (or device) had submitted this photo: say so and show what was stored. */
+  function showAlready(comments) {
+    var list = $("already-list");
+    list.textContent = "";
+    (comments || []).forEach(function (c) {
+      var ct = cfg.comment_types.find(function (t) { return t.slug === c.comment_type; });
+      var dt = document.createElement("dt");
+      dt.textContent = ct ? ct.name : c.comment_type;
+      var dd = document.createElement("dd");
+      dd.textContent = c.text;
+      list.appendChild(dt);
+      list.appendChild(dd);
+    });
+    alreadyBox.hidden = false;
+  }
+
   function submit() {
     if (busy || !current) return;
     fields.forEach(function (f) { if (f.input.value !== "") f.touched = true; validate(f); });
@@ -323,8 +377,10 @@
       if (bad) bad.input.focus();
       flash(S.fix_first);
       updateButtons();
+      reportBlocked(current);
       return;
     }
+    hideAlready();
     var a = current;
     var values = texts();
     busy = true;
@@ -338,8 +394,11 @@
       var d = r.data || {};
       if (r.status === 200 || r.status === 201) {
         setProgress(d.progress);
-        Object.keys(values).forEach(function (k) { var key = R.comparable(values[k]); if (key) ownKeys.add(key); });
-        advance(S.saved);
+        var stored = d.already_submitted ? (d.comments || []).map(function (c) { return c.text; })
+          : Object.keys(values).map(function (k) { return values[k]; });
+        stored.forEach(function (t) { var key = R.comparable(t); if (key) ownKeys.add(key); });
+        if (d.already_submitted) { showAlready(d.comments); advance(null); }
+        else advance(S.saved);
       } else if (r.status === 400) {
         var general = serverErrors(d.errors);
         if (general.length || !d.errors) showError(general.join(" ") || d.detail || S.server, null);
@@ -359,6 +418,7 @@
 
   function close(action, body, message) {
     if (busy || !current) return;
+    hideAlready();
     var a = current;
     busy = true;
     clearError();
@@ -389,7 +449,7 @@
   // land in the box first. Enter alone in a box that is not the last moves to the next box.
   var submitAfterComposition = false;
   document.addEventListener("keydown", function (e) {
-    if (e.key !== "Enter" || examplesDialog.open || reportDialog.open || !current) return;
+    if (e.key !== "Enter" || anyDialogOpen() || !current) return;
     if (e.ctrlKey || e.metaKey) {
       e.preventDefault();
       if (e.isComposing || e.keyCode === 229) submitAfterComposition = true;
@@ -419,17 +479,91 @@
     if (typeof d.close === "function") d.close(); else d.removeAttribute("open");
   }
 
-  [examplesDialog, reportDialog].forEach(function (d) {
+  function anyDialogOpen() {
+    return [examplesDialog, reportDialog, keysDialog, zoomDialog].some(function (d) { return d.open; });
+  }
+
+  [examplesDialog, reportDialog, keysDialog].forEach(function (d) {
     d.addEventListener("click", function (e) {
       if (e.target === d || e.target.closest("[data-close]")) closeDialog(d);
     });
   });
-  $("examples-btn").addEventListener("click", function () { openDialog(examplesDialog); });
-  reportBtn.addEventListener("click", function () {
-    if (!current) return;
+  function openExamples() { openDialog(examplesDialog); }
+  function openReport() {
+    if (!current || busy) return;
     reportForm.reset();
     openDialog(reportDialog);
+  }
+  function openKeys() { openDialog(keysDialog); }
+  $("examples-btn").addEventListener("click", openExamples);
+  reportBtn.addEventListener("click", openReport);
+  $("keys-btn").addEventListener("click", openKeys);
+  $("already-ok").addEventListener("click", function () {
+    hideAlready();
+    if (fields.length && !fields[0].input.disabled) fields[0].input.focus({ preventScroll: true });
   });
+
+  // The photo full screen: tap it (or the corner button, or Z). The browser's own pinch zooms
+  // it there; a tap, Escape or the back button closes it (opening adds a history entry).
+  function openZoom() {
+    if (!current || current.broken || zoomDialog.open) return;
+    zoomImg.src = current.image.url;
+    zoomImg.alt = S.photo_alt;
+    openDialog(zoomDialog);
+    try { history.pushState({ labelZoom: true }, ""); } catch (err) { /* sandboxed: no back button */ }
+  }
+  function closeZoom(fromHistory) {
+    if (!zoomDialog.open) return;
+    closeDialog(zoomDialog);
+    if (!fromHistory && history.state && history.state.labelZoom) history.back();
+  }
+  frame.addEventListener("click", function (e) {
+    if (e.target.closest("#zoom-btn") || e.target.id === "photo") openZoom();
+  });
+  zoomDialog.addEventListener("click", function () { closeZoom(false); });
+  zoomDialog.addEventListener("cancel", function (e) { e.preventDefault(); closeZoom(false); });
+  window.addEventListener("popstate", function () { closeZoom(true); });
+
+  // Shortcuts: single keys when not typing in a box; with Alt (Option) held while typing. e.code,
+  // so they work with a Korean keyboard layout too.
+  var SHORTCUTS = {
+    KeyS: function () { if (current && !busy) close("skip", {}, S.skipped); },
+    KeyR: openReport,
+    KeyE: openExamples,
+    KeyZ: openZoom,
+    Slash: openKeys
+  };
+  function typingIn(el) {
+    return !!el && (el.isContentEditable || /^(TEXTAREA|INPUT|SELECT)$/.test(el.tagName));
+  }
+  document.addEventListener("keydown", function (e) {
+    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.isComposing || e.keyCode === 229) return;
+    if (anyDialogOpen() || app.dataset.state !== "task" && e.code !== "Slash") return;
+    var run = SHORTCUTS[e.code];
+    if (!run) return;
+    if (e.code === "Slash" ? !(e.shiftKey || e.key === "?") : e.shiftKey) return;  // "?" is Shift+/
+    if (typingIn(e.target) && !e.altKey) return;
+    e.preventDefault();
+    run();
+  });
+
+  // A focused box stays above the sticky buttons and, with a phone's keyboard open, inside the
+  // part of the page that is still visible (visualViewport).
+  function keepInView(el) {
+    if (!el || !typingIn(el) || !form.contains(el)) return;
+    var vv = window.visualViewport;
+    var top = vv ? vv.offsetTop : 0;
+    var bottom = top + (vv ? vv.height : window.innerHeight);
+    var bar = actions.getBoundingClientRect();
+    if (bar.top > top && bar.top < bottom) bottom = bar.top;
+    var r = el.getBoundingClientRect();
+    if (r.bottom > bottom - 8) window.scrollBy(0, Math.min(r.bottom - bottom + 8, r.top - top - 8));
+    else if (r.top < top + 8) window.scrollBy(0, r.top - top - 8);
+  }
+  form.addEventListener("focusin", function (e) { keepInView(e.target); });
+  if (window.visualViewport) {
+    window.visualViewport.addEventListener("resize", function () { keepInView(document.activeElement); });
+  }
   reportForm.addEventListener("submit", function (e) {
     e.preventDefault();
     var reason = reportForm.querySelector("input[name=reason]:checked");

@@ -1,7 +1,7 @@
 """The labeler's pages in a real browser, on a phone (390x844, Korean) and on a desktop.
 
 A labeler starts from /label/, sees the photo large, types too short a comment and sees the
-counter, the rule message and the disabled submit button, writes valid comments, submits with
+counter, the rule message and the submit button marked not ready, writes valid comments, submits with
 Ctrl+Enter and gets the next photo at once (it was fetched and loaded ahead), skips, reports,
 opens the examples, meets a refusal only the server can make, reaches the cap page, the no-work
 page, the history and the guideline. Each step saves a screenshot.
@@ -20,13 +20,17 @@ PHONE = (390, 844)
 EXAMPLE_TEXT = "와 떡볶이 색 미쳤다"
 
 
-def make_project(users, source, *, photos: int, cap: int, name="분식 사진 코멘트", seed=900):
+def make_project(users, source, *, photos: int, cap: int, name="분식 사진 코멘트", seed=900, size=(640, 480),
+                 category=None):
+    """A project of `photos` new photos of `size`; with `category` (a slug), only that category's photos."""
     from datasets import services as datasets
+    from datasets.models import Category
     from labeling import services
 
-    images = [datasets.ingest_one(make_photo(640, 480, seed=seed + i), source=source, category="food").image
+    images = [datasets.ingest_one(make_photo(*size, seed=seed + i), source=source, category=category or "food").image
               for i in range(photos)]
-    project = services.create_project(name, created_by=users["planner"], description="떡볶이, 순대, 튀김 사진에 자연스러운 코멘트를 달아 주세요.")
+    project = services.create_project(name, created_by=users["planner"], description="떡볶이, 순대, 튀김 사진에 자연스러운 코멘트를 달아 주세요.",
+                                      categories=Category.objects.filter(slug=category) if category else ())
     services.sync_project_images(project)
     services.add_member(project, users["labeler"], cap_override=cap)
     services.save_example(project, images[0], note="첫 반응은 짧고 자연스럽게", comments=[
@@ -52,9 +56,14 @@ def page_state(page) -> dict | str:
         return {state: app.dataset.state, assignment: app.dataset.assignment,
                 toast: document.getElementById('toast').textContent,
                 error: error.hidden ? '' : document.getElementById('task-error-text').textContent,
-                submit_disabled: document.getElementById('submit-btn').disabled,
+                submit_not_ready: document.getElementById('submit-btn').getAttribute('aria-disabled'),
                 rules: [...document.querySelectorAll('.rule-msgs li')].map(li => li.dataset.code)};
     }""")
+
+
+def not_ready(page) -> bool:
+    """The submit button is marked not ready (texts break a rule; pressing it says what to fix)."""
+    return page.locator("#submit-btn").get_attribute("aria-disabled") == "true"
 
 
 def until(page, condition: str):
@@ -117,13 +126,13 @@ def test_labeler_works_through_a_project_on_a_phone(new_page, users, source, log
     no_horizontal_scroll(page)
     shot(page, "label-task-phone")
 
-    # Too short: the live counter, the rule message and a disabled submit.
+    # Too short: the live counter, the rule message and a submit marked not ready.
     page.fill("#ct-reaction", "와우")
     counter = page.locator("#ct-reaction-count")
     assert counter.inner_text().startswith("2 /") and "3" in counter.inner_text()
     assert "is-short" in counter.get_attribute("class")
     assert page.locator('#ct-reaction-msgs li[data-code="too_short"]').is_visible()
-    assert page.locator("#submit-btn").is_disabled()
+    assert not_ready(page)
     page.fill("#ct-specific", "ㅋㅋㅋ")
     assert page.locator('#ct-specific-msgs li[data-code="jamo_or_emoji_only"]').count() == 1
     page.fill("#ct-specific", "여기서 샀어요 010-1234-5678")
@@ -132,7 +141,7 @@ def test_labeler_works_through_a_project_on_a_phone(new_page, users, source, log
     shot(page, "label-rules-phone")
     page.fill("#ct-reaction", EXAMPLE_TEXT + "!")
     assert page.locator('#ct-reaction-msgs li[data-code="copied_example"]').count() == 1
-    assert page.locator("#submit-btn").is_disabled()
+    assert not_ready(page)
 
     # Examples, one tap away: a bottom sheet with good and bad comments.
     page.click("#examples-btn")
@@ -180,7 +189,7 @@ def test_labeler_works_through_a_project_on_a_phone(new_page, users, source, log
     page.fill("#ct-specific", "떡볶이 위에 올라간 삶은 계란이 먹음직스러워요")
     assert "is-ok" in page.locator("#ct-specific-count").get_attribute("class")
     assert page.locator("#ct-specific-msgs li").count() == 0
-    assert page.locator("#submit-btn").is_enabled()
+    assert not not_ready(page)
     shot(page, "label-valid-phone")
     page.locator("#ct-specific").press("Control+Enter")
     # The next photo is on screen at once: the same, already decoded element.
@@ -204,10 +213,10 @@ def test_labeler_works_through_a_project_on_a_phone(new_page, users, source, log
     page.keyboard.press("Control+Enter")
     visible(page, '#ct-reaction-msgs li.from-server[data-code="own_repeat"]')
     assert page.locator("#ct-specific").input_value() == "순대 옆에 튀김이 바삭해 보여서 배고파져요"  # text kept
-    assert page.locator("#submit-btn").is_disabled()
+    assert not_ready(page)
     shot(page, "label-server-refusal-phone")
     page.fill("#ct-reaction", "튀김 바삭함 미쳤다")
-    assert page.locator("#submit-btn").is_enabled()
+    assert not not_ready(page)
 
     # The cap: a clear full page with thanks and a way home.
     page.keyboard.press("Control+Enter")
@@ -343,3 +352,226 @@ def test_desktop_layout_network_failure_and_lost_lease(new_page, users, source, 
     page.click("button.lang[value=ko]")
     wait_photo(page)
     settle(page)
+
+
+# --- issue 8: zoom, both boxes on a phone, shortcuts, the emptied box, a second tab ------------
+
+def viewport_shot(page, name: str):
+    """The screen as the labeler sees it (not the full page): test-artifacts/screenshots/name.png."""
+    from tests.browser.conftest import SCREENSHOTS
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def inside(box, width, height) -> bool:
+    return box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= width + 0.5 and box["y"] + box["height"] <= height + 0.5
+
+
+@pytest.mark.parametrize("viewport", [(375, 667), (390, 844)], ids=["375x667", "390x844"])
+def test_both_boxes_and_the_photo_fit_a_phone_and_the_photo_zooms(new_page, users, source, login, viewport):
+    portrait = make_project(users, source, photos=2, cap=10, name="세로 사진", seed=1200, size=(600, 900), category="people")
+    landscape = make_project(users, source, photos=2, cap=10, name="가로 사진", seed=1300, size=(900, 600), category="places")
+    width, height = viewport
+    page = new_page(viewport=viewport)
+    login(page, "labeler1")
+    for project, kind in ((portrait, "portrait"), (landscape, "landscape")):
+        page.goto(f"/label/{project.pk}/")
+        wait_photo(page)
+        page.evaluate("window.scrollTo(0, 0)")
+        viewport_shot(page, f"label-fit-{kind}-{width}x{height}")
+        photo = page.locator("#photo").bounding_box()
+        bar = page.locator(".task-actions").bounding_box()
+        assert inside(photo, width, height) and photo["height"] >= 140, (kind, photo)
+        natural = page.evaluate("() => { const i = document.getElementById('photo'); return [i.naturalWidth, i.naturalHeight]; }")
+        assert (natural[1] > natural[0]) == (kind == "portrait")
+        for sel in ("#ct-reaction", "#ct-specific"):
+            box = page.locator(sel).bounding_box()
+            # On screen without scrolling, with the photo, and not under the sticky buttons.
+            assert inside(box, width, height) and box["y"] + box["height"] <= bar["y"] + 0.5, (kind, sel, box, bar)
+        assert inside(bar, width, height)
+
+        # A focused second box stays clear of the sticky buttons.
+        page.focus("#ct-specific")
+        page.keyboard.type("두 번째 칸")
+        box, bar = page.locator("#ct-specific").bounding_box(), page.locator(".task-actions").bounding_box()
+        assert box["y"] + box["height"] <= bar["y"] + 0.5 and box["y"] >= 0
+        page.fill("#ct-specific", "")
+
+        # A keyboard that takes 300 px (a page resized to what is left): the focused box still shows.
+        page.set_viewport_size({"width": width, "height": height - 300})
+        page.evaluate("document.activeElement.blur()")
+        page.focus("#ct-specific")
+        page.wait_for_timeout(100)
+        box, bar = page.locator("#ct-specific").bounding_box(), page.locator(".task-actions").bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= min(bar["y"], height - 300) + 0.5, (box, bar)
+        viewport_shot(page, f"label-keyboard-{kind}-{width}x{height}")
+        page.set_viewport_size({"width": width, "height": height})
+        page.evaluate("document.activeElement.blur(); window.scrollTo(0, 0)")
+
+        # Tap the photo: full screen; Escape closes. The corner button too; back closes. A tap closes.
+        zoom = page.locator("#zoom-dialog")
+        page.click("#photo")
+        assert zoom.is_visible()
+        until(page, "() => { const i = document.getElementById('zoom-img'); return i.complete && i.naturalWidth > 0; }")
+        big = page.locator("#zoom-img").bounding_box()
+        assert big["width"] >= width - 1 or big["height"] >= height - 1  # fills the screen one way
+        assert big["width"] > photo["width"] or big["height"] > photo["height"]
+        assert page.locator("#zoom-img").get_attribute("src") == page.locator("#photo").get_attribute("src")
+        viewport_shot(page, f"label-zoom-{kind}-{width}x{height}")
+        page.keyboard.press("Escape")
+        assert not zoom.is_visible()
+        url = page.url
+        page.click("#zoom-btn")
+        assert zoom.is_visible()
+        page.go_back()
+        until(page, "() => !document.getElementById('zoom-dialog').open")
+        assert page.url == url and page.locator("#photo").is_visible()
+        page.click("#photo")
+        assert zoom.is_visible()
+        page.mouse.click(width / 2, height / 2)
+        until(page, "() => !document.getElementById('zoom-dialog').open")
+        assert page.url == url
+        settle(page)
+
+
+def test_shortcuts_the_help_overlay_and_the_emptied_box(new_page, users, source, login, shot):
+    from labeling.models import Assignment, AssignmentStatus, ProjectMember, RuleHit
+
+    project = make_project(users, source, photos=5, cap=10, name="단축키", seed=1400)
+    page = new_page(viewport=PHONE)
+    login(page, "labeler1")
+    page.goto(f"/label/{project.pk}/")
+    wait_photo(page)
+
+    # "?" lists every shortcut in a dialog; Escape closes it.
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("Shift+Slash")
+    keys = page.locator("#keys-dialog")
+    assert keys.is_visible()
+    assert page.evaluate("document.getElementById('keys-dialog').matches(':modal')")
+    listed = keys.inner_text()
+    for key in ("Ctrl", "Enter", "S", "R", "E", "Z", "?", "Esc", "Alt"):
+        assert key in listed, key
+    assert keys.locator("tr").count() == 8
+    shot(page, "label-shortcuts-phone")
+    page.keyboard.press("Escape")
+    assert not keys.is_visible()
+
+    # E: the examples; R: the report sheet (Escape closes both).
+    page.keyboard.press("e")
+    assert page.locator("#examples-dialog").is_visible()
+    page.keyboard.press("Escape")
+    page.keyboard.press("r")
+    assert page.locator("#report-dialog").is_visible()
+    page.keyboard.press("Escape")
+    assert not page.locator("#report-dialog").is_visible()
+    page.keyboard.press("z")
+    assert page.locator("#zoom-dialog").is_visible()
+    page.keyboard.press("Escape")
+
+    # While typing, a letter is a letter; with Alt it is the shortcut.
+    first = assignment_id(page)
+    page.focus("#ct-reaction")
+    page.keyboard.type("s")
+    assert page.locator("#ct-reaction").input_value() == "s" and assignment_id(page) == first
+    page.keyboard.press("Alt+e")
+    assert page.locator("#examples-dialog").is_visible()
+    page.keyboard.press("Escape")
+
+    # A box emptied after typing: the neutral counter, no red message.
+    page.fill("#ct-reaction", "와우")
+    assert page.locator('#ct-reaction-msgs li[data-code="too_short"]').is_visible()
+    page.fill("#ct-reaction", "")
+    assert page.locator("#ct-reaction-msgs li").count() == 0
+    assert "has-error" not in page.locator("#ct-reaction-field").get_attribute("class")
+    assert page.locator("#ct-reaction").get_attribute("aria-invalid") == "false"
+    shot(page, "label-emptied-box-phone")
+
+    # Pressing submit with texts that break rules says what to fix, and the attempt is counted
+    # once (the same texts again are the same attempt).
+    page.fill("#ct-specific", "짧다")
+    # (aria-disabled: pressable by people; Playwright counts it as disabled unless forced)
+    page.click("#submit-btn", force=True)
+    msgs = page.locator("#ct-reaction-msgs li")
+    assert msgs.count() == 1 and "0" not in msgs.inner_text() and "3" in msgs.inner_text()
+    member = ProjectMember.objects.get(project=project, user=users["labeler"])
+    page.wait_for_load_state("networkidle")
+    page.click("#submit-btn", force=True)
+    page.wait_for_load_state("networkidle")
+    member.refresh_from_db()
+    assert member.rejection_count == 1
+    assert dict(RuleHit.objects.filter(member=member).values_list("code", "count")) == {"too_short": 1}
+    shot(page, "label-blocked-submit-phone")
+
+    # Alt+S skips from inside a box; S alone skips outside one.
+    page.focus("#ct-reaction")
+    page.keyboard.press("Alt+s")
+    moved_on(page, first)
+    assert Assignment.objects.get(pk=first).status == AssignmentStatus.SKIPPED
+    wait_photo(page)
+    second = assignment_id(page)
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("s")
+    moved_on(page, second)
+    assert Assignment.objects.get(pk=second).status == AssignmentStatus.SKIPPED
+
+    # The saved message sits clear of the top bar, in its own colours.
+    wait_photo(page)
+    page.fill("#ct-reaction", "와 맛있겠다")
+    page.fill("#ct-specific", "떡볶이 국물이 걸쭉해서 밥 비벼 먹고 싶어요")
+    page.keyboard.press("Control+Enter")
+    until(page, "() => document.getElementById('toast').classList.contains('show')")
+    page.wait_for_timeout(300)
+    toast, top = page.locator("#toast").bounding_box(), page.locator(".topbar").bounding_box()
+    assert toast["y"] >= top["y"] + top["height"]
+    colours = page.evaluate("""() => [getComputedStyle(document.getElementById('toast')).backgroundColor,
+                                      getComputedStyle(document.querySelector('.topbar')).backgroundColor]""")
+    assert colours[0] != colours[1]
+    viewport_shot(page, "label-saved-toast-phone")
+    settle(page)
+
+    # The planner's dashboard counts the blocked attempt, by rule.
+    planner = new_page(viewport=(1280, 900))
+    login(planner, "planner1")
+    planner.goto(f"/projects/{project.pk}/")
+    cell = planner.locator('tr[data-labeler="labeler1"] .rule-hits li[data-rule="too_short"]')
+    assert cell.locator(".num").inner_text() == "1"
+    assert planner.locator('#rule-totals li[data-rule="too_short"] .num').inner_text() == "1"
+    planner.locator("#labelers").screenshot(path=str(__import__("tests.browser.conftest", fromlist=["x"]).SCREENSHOTS / "planner-rule-hits.png"))
+
+
+def test_a_second_tab_says_the_photo_was_already_submitted(new_page, users, source, login, shot):
+    from labeling.models import Comment
+
+    project = make_project(users, source, photos=4, cap=10, name="두 개의 탭", seed=1500)
+    tab1 = new_page(viewport=PHONE)
+    login(tab1, "labeler1")
+    tab1.goto(f"/label/{project.pk}/")
+    wait_photo(tab1)
+    tab2 = tab1.context.new_page()
+    tab2.goto(f"/label/{project.pk}/")
+    wait_photo(tab2)
+    shown = assignment_id(tab1)
+    assert assignment_id(tab2) == shown
+
+    tab1.fill("#ct-reaction", "와 떡볶이다")
+    tab1.fill("#ct-specific", "떡볶이 위에 깨가 솔솔 뿌려져 있어요")
+    tab1.keyboard.press("Control+Enter")
+    moved_on(tab1, shown)
+
+    tab2.fill("#ct-reaction", "순대 맛있겠다")
+    tab2.fill("#ct-specific", "순대 옆에 간이 같이 나와서 좋아요")
+    tab2.keyboard.press("Control+Enter")
+    visible(tab2, "#already-box")
+    box = tab2.locator("#already-box")
+    assert "와 떡볶이다" in box.inner_text() and "떡볶이 위에 깨가 솔솔 뿌려져 있어요" in box.inner_text()
+    assert "순대" not in box.inner_text()
+    moved_on(tab2, shown)  # and it went on to the next photo
+    assert [c.text for c in Comment.objects.filter(assignment_id=shown).order_by("comment_type__position")] == \
+        ["와 떡볶이다", "떡볶이 위에 깨가 솔솔 뿌려져 있어요"]
+    shot(tab2, "label-already-submitted-phone")
+    tab2.click("#already-ok")
+    assert box.is_hidden()
+    settle(tab1)
+    settle(tab2)
