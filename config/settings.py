@@ -318,6 +318,8 @@ REST_FRAMEWORK = {
     # the pagination that refuses absurd page numbers.
     "DEFAULT_PARSER_CLASSES": ["config.api.JSONParser", "config.api.FormParser", "config.api.MultiPartParser"],
     "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
+    # Service errors (registered by each app) and Django ValidationErrors as responses.
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Any throttle keys on the client address the trusted proxies give (sign-ins are guarded by

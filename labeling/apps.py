@@ -11,7 +11,9 @@ class LabelingConfig(AppConfig):
         from datasets.media import register_labeler_access
         from datasets.selectors import register_labeled_counts
 
+        from .api.common import register_service_errors
         from .selectors import labeled_image_counts, labeler_may_see_image
 
         register_labeled_counts(labeled_image_counts)
         register_labeler_access(labeler_may_see_image)
+        register_service_errors()  # how the API answers the engine's refusals (config.api)
