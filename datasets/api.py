@@ -207,6 +207,9 @@ class SourceSerializer(serializers.ModelSerializer):
 
 @extend_schema_view(destroy=extend_schema(responses={204: None, 409: CONFLICT_RESPONSE}))
 class SourceViewSet(viewsets.ModelViewSet):
+    """Where photos come from, with their default licence. DELETE works only for a source no image
+    or import uses."""
+
     queryset = Source.objects.select_related("default_licence", "created_by")
     serializer_class = SourceSerializer
     permission_classes = [HasRole]
