@@ -150,3 +150,18 @@ def test_views_apis_forms_and_tasks_write_only_through_services():
     for path in thin_modules():
         problems += direct_writes(path) + implicit_writes(path)
     assert not problems, "Write through a service instead:\n" + "\n".join(problems)
+
+
+def test_datasets_never_imports_labeling():
+    """labeling builds on datasets, not the reverse (datasets learns what it shows of labeling
+    through the registrations in labeling/apps.py). Migrations are history and stay as they are."""
+    found = []
+    for path in sorted((ROOT / "datasets").rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        if "migrations" in rel.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{rel}:{node.lineno}: {n}" for n in names if n.split(".")[0] in {"labeling", "curation"}]
+    assert not found, "\n".join(found)
