@@ -150,3 +150,29 @@ def test_licences_are_saved_and_deleted_through_services(source):
     with pytest.raises(datasets.InUseError):
         datasets.delete_source(source)
     assert Source.objects.filter(pk=source.pk).exists()
+
+
+def test_one_exception_handler_answers_every_apps_service_errors():
+    """config.api.exception_handler (settings.REST_FRAMEWORK) answers what the apps registered: the
+    most specific class wins (NotAMember 403 over LabelingError 409), a Django ValidationError is
+    a 400 with field errors, and anything else is left to DRF (None: a 500)."""
+    from config.api import exception_handler
+
+    def answer(exc):
+        response = exception_handler(exc, {})
+        return None if response is None else (response.status_code, response.data)
+
+    assert answer(services.NotAMember()) == (403, {"code": "not_member", "detail": str(services.NotAMember())})
+    assert answer(services.LeaseLost())[0] == 409 and answer(services.LeaseLost())[1]["code"] == "lease_lost"
+    assert answer(services.InUse())[1]["code"] == "in_use"
+    rules = answer(services.SubmissionRejected({"reaction": [("too_short", "Too short.")]}))
+    assert rules == (400, {"code": "rules", "errors": {"reaction": [{"code": "too_short", "message": "Too short."}]}})
+    assert answer(ValidationError({"name": "Bad."})) == (400, {"name": ["Bad."]})
+    assert answer(datasets.InUseError("used")) == (409, {"detail": "used"})
+    assert answer(datasets.NotResumable("no")) == (409, {"detail": "no", "code": "not_interrupted"})
+    assert answer(datasets.IngestError("bad")) == (400, {"detail": "bad"})
+    assert answer(RuntimeError("boom")) is None
+    from config.api import Conflict
+
+    assert answer(Conflict("Taken.", code="taken")) == (409, {"detail": "Taken.", "code": "taken"})
+    assert answer(Conflict("Taken.")) == (409, {"detail": "Taken."})
