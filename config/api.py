@@ -140,6 +140,15 @@ class Pagination(pagination.PageNumberPagination):
         return page_number(number, field=self.page_query_param)
 
 
+def file_url(field, context: dict) -> str:
+    """A stored file's URL for a serializer: absolute when the serializer has the request ("" for
+    no file). On S3 a signed one."""
+    if not field:
+        return ""
+    request = context.get("request")
+    return request.build_absolute_uri(field.url) if request else field.url
+
+
 class IdConverter:
     """`<id:pk>` in URL patterns (registered in config.urls): a row id, digits that fit a bigint.
     Django's `<int:>` takes any number of digits, and a foreign-key lookup past bigint was a 500

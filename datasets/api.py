@@ -22,7 +22,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from accounts.permissions import HasRole
-from config.api import FormParser, JSONParser, MultiPartParser, Pagination
+from config.api import FormParser, JSONParser, MultiPartParser, Pagination, file_url
 
 from . import filters, selectors, services
 from .models import Category, Image, ImportItem, ImportJob, Licence, Source, SourceKind, Subcategory
@@ -247,16 +247,11 @@ class ImageSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def _url(self, field) -> str:
-        url = field.url
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if request else url
-
     def get_file_url(self, obj: Image) -> str:
-        return self._url(obj.file)
+        return file_url(obj.file, self.context)
 
     def get_thumbnail_url(self, obj: Image) -> str:
-        return self._url(obj.thumbnail)
+        return file_url(obj.thumbnail, self.context)
 
 
 class ImageCategoriseSerializer(serializers.Serializer):

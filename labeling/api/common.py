@@ -23,7 +23,7 @@ from rest_framework import permissions, serializers, status
 
 from accounts.models import Role
 from accounts.permissions import HasRole
-from config.api import register_service_error
+from config.api import file_url, register_service_error
 from datasets.models import Image
 
 from .. import services
@@ -152,17 +152,11 @@ class TaskImageSerializer(serializers.Serializer):
     width = serializers.IntegerField()
     height = serializers.IntegerField()
 
-    def _url(self, field) -> str:
-        if not field:
-            return ""
-        request = self.context.get("request")
-        return request.build_absolute_uri(field.url) if request else field.url
-
     def get_url(self, obj: Image) -> str:
-        return self._url(obj.file)
+        return file_url(obj.file, self.context)
 
     def get_thumbnail_url(self, obj: Image) -> str:
-        return self._url(obj.thumbnail)
+        return file_url(obj.thumbnail, self.context)
 
 
 class AssignmentSerializer(serializers.ModelSerializer):

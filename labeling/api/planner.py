@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role, User
-from config.api import FormParser, JSONParser, MultiPartParser, Pagination, page_number
+from config.api import FormParser, JSONParser, MultiPartParser, Pagination, file_url, page_number
 from datasets.models import Category, Image, Source, Subcategory
 
 from .. import markup, selectors, services
@@ -465,17 +465,11 @@ class ExampleSerializer(serializers.ModelSerializer):
         fields = ["id", "image", "image_url", "thumbnail_url", "note", "position", "comments"]
         extra_kwargs = {"position": {"required": False}}
 
-    def _url(self, field) -> str:
-        if not field:
-            return ""
-        request = self.context.get("request")
-        return request.build_absolute_uri(field.url) if request else field.url
-
     def get_image_url(self, obj: GuidelineExample) -> str:
-        return self._url(obj.image.file)
+        return file_url(obj.image.file, self.context)
 
     def get_thumbnail_url(self, obj: GuidelineExample) -> str:
-        return self._url(obj.image.thumbnail)
+        return file_url(obj.image.thumbnail, self.context)
 
     def validate_image(self, value):
         # services.save_example catches a repeated photo only when creating (see the API report).
