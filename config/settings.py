@@ -64,11 +64,24 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return number
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
+    value = env(name)
+    if value is None:
+        return default
+    if (value.upper() if upper else value) in choices:
+        return value.upper() if upper else value
+    SETTINGS_ERRORS.append((name, value, "one of " + ", ".join(choices)))
+    return default
+
+
 def settings_error_messages() -> list[str]:
     return [f"{name}={value!r} is not valid: expected {expected}." for name, value, expected in SETTINGS_ERRORS]
 
 
 PLATFORM_ENV = env("PLATFORM_ENV", "embedded")
+if PLATFORM_ENV not in ("embedded", "production"):
+    # No fallback here: a misspelt "production" must not start in embedded mode, DEBUG on.
+    raise ImproperlyConfigured(f"PLATFORM_ENV={PLATFORM_ENV!r} is not valid: expected embedded or production.")
 PRODUCTION = PLATFORM_ENV == "production"
 
 if PRODUCTION:
@@ -160,15 +173,23 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASES = {
-    "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
-        # Persistent connections in production: opening a PostgreSQL connection per request
-        # halves the labelers' throughput (docs/bench-assign.md). Checked before each reuse.
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60 if PRODUCTION else 0),
-        conn_health_checks=True,
-    )
-}
+DEFAULT_DATABASE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+
+
+def database(url: str) -> dict:
+    # Persistent connections in production: opening a PostgreSQL connection per request
+    # halves the labelers' throughput (docs/bench-assign.md). Checked before each reuse.
+    return dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60 if PRODUCTION else 0),
+                                 conn_health_checks=True)
+
+
+try:
+    DATABASES = {"default": database(env("DATABASE_URL", DEFAULT_DATABASE_URL))}
+except ValueError:  # dj_database_url's UnknownSchemeError is one
+    # Only the scheme is repeated: the rest may hold a password.
+    SETTINGS_ERRORS.append(("DATABASE_URL", env("DATABASE_URL").split("://", 1)[0] + "://...",
+                            "a database URL, e.g. postgres://user:password@host:5432/name or sqlite:///path"))
+    DATABASES = {"default": database(DEFAULT_DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while a worker writes; a busy timeout instead of
     # "database is locked" on a brief write overlap.
@@ -420,7 +441,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"],
+             "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True)},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 

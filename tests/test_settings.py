@@ -131,3 +131,21 @@ def test_production_refuses_to_start_with_a_bad_number_naming_it(tmp_path):
 def test_good_numbers_still_parse(tmp_path):
     s = settings_for(tmp_path, INGEST_LONGEST_SIDE="2_048")
     assert s["longest_side"] == 2048
+
+
+def test_a_bad_database_url_and_log_level_are_named_without_the_password(tmp_path):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED + ("LOG_LEVEL",))}
+    base.update(DJANGO_SETTINGS_MODULE="config.settings", PLATFORM_VAR_DIR=str(tmp_path / "var"),
+                DATABASE_URL="postgress://app:hunter2@db/app", LOG_LEVEL="LOUD")
+    proc = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=base, capture_output=True,
+                          text=True, timeout=120)
+    out = proc.stderr + proc.stdout
+    assert proc.returncode != 0 and "Traceback" not in out
+    assert "(config.E001) DATABASE_URL='postgress://...' is not valid." in out and "hunter2" not in out
+    assert "Set LOG_LEVEL to one of DEBUG, INFO, WARNING, ERROR, CRITICAL" in out
+
+
+def test_a_misspelt_platform_env_refuses_to_start(tmp_path):
+    proc = setup_django(tmp_path, PLATFORM_ENV="prod")
+    assert proc.returncode != 0
+    assert "PLATFORM_ENV='prod' is not valid: expected embedded or production." in proc.stderr
