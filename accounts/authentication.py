@@ -5,12 +5,10 @@ DRF's own authtoken keeps one plain-text key per user; engineers want several na
 """
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import authentication, exceptions
 
+from . import services
 from .models import ApiToken, hash_token
 
 
@@ -41,9 +39,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             )
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        now = timezone.now()
-        if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        services.note_token_use(token)
         return token.user, token
 
     def authenticate_header(self, request):

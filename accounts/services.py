@@ -85,3 +85,12 @@ def revoke_token(user: User, token_id: int) -> ApiToken:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
     return token
+
+
+def note_token_use(token: ApiToken) -> None:
+    """Record when a token was last used, at most once a minute (a write per request would cost
+    every API call a database write)."""
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now

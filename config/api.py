@@ -6,6 +6,11 @@
   than any request of this API needs (the decoder recurses: 50,000 brackets were a RecursionError).
 - The pagination of every list, which answers a page number that is no number, or an absurd one,
   with a 400 instead of handing it to the database as an OFFSET.
+- Service errors as responses, in one place: apps register their error classes
+  (`register_service_error`, from their AppConfig.ready) and `exception_handler`
+  (settings.REST_FRAMEWORK["EXCEPTION_HANDLER"]) answers each with its status and body; a Django
+  ValidationError from any service is a 400 with field errors. Views just call services.
+- `Conflict`, the 409 of a request that the current state refuses.
 - The OpenAPI schema's shared error responses: every operation lists the 400/401/403/404 (415,
   429) it can answer, with shared error components.
 """
@@ -13,10 +18,13 @@ from __future__ import annotations
 
 import re
 
+from collections.abc import Callable
+
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from django.utils.translation import gettext_lazy as _
 from django.views import defaults
-from rest_framework import exceptions, pagination, parsers, permissions
+from rest_framework import exceptions, pagination, parsers, permissions, serializers, status
 
 API_PREFIX = "/api/"
 
@@ -132,6 +140,15 @@ class Pagination(pagination.PageNumberPagination):
         return page_number(number, field=self.page_query_param)
 
 
+def file_url(field, context: dict) -> str:
+    """A stored file's URL for a serializer: absolute when the serializer has the request ("" for
+    no file). On S3 a signed one."""
+    if not field:
+        return ""
+    request = context.get("request")
+    return request.build_absolute_uri(field.url) if request else field.url
+
+
 class IdConverter:
     """`<id:pk>` in URL patterns (registered in config.urls): a row id, digits that fit a bigint.
     Django's `<int:>` takes any number of digits, and a foreign-key lookup past bigint was a 500
@@ -155,6 +172,73 @@ def page_not_found(request, exception):
     if request.path_info.startswith(API_PREFIX):
         return JsonResponse({"detail": str(exceptions.NotFound.default_detail)}, status=404)
     return defaults.page_not_found(request, exception)
+
+
+# ---------------------------------------------------------------- service errors
+
+
+class Conflict(exceptions.APIException):
+    """409: the request is fine, the current state refuses it (a row in use, an import that is
+    not interrupted, an engine refusal). `code`, when given, is set in the body for clients."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = _("This is not possible in the current state.")
+    default_code = "conflict"
+
+    def __init__(self, detail=None, code: str | None = None):
+        super().__init__(detail, code)
+        if code is not None:
+            self.detail = {"detail": exceptions.ErrorDetail(str(detail or self.default_detail), code), "code": code}
+
+
+class ServiceError(exceptions.APIException):
+    """A registered service error as a response: the registry's status and body."""
+
+    def __init__(self, status_code: int, body):
+        self.status_code = status_code
+        super().__init__(body)
+
+
+def _message_body(exc) -> dict:
+    return {"detail": str(exc)}
+
+
+def _coded_body(exc) -> dict:
+    return {"code": exc.code, "detail": str(exc)}
+
+
+# Exception class -> (status, body maker). The handler looks along the exception's MRO, so a
+# subclass registered on its own (labeling's NotAMember: 403) wins over its base (409).
+_SERVICE_ERRORS: dict[type, tuple[int, Callable]] = {}
+
+
+def register_service_error(cls: type, status_code: int, body: Callable | None = None) -> None:
+    """Answer service exception `cls` with `status_code` and `body(exc)` (default
+    {"detail": message}, or {"code", "detail"} when the class has a `code`)."""
+    if body is None:
+        body = _coded_body if hasattr(cls, "code") else _message_body
+    _SERVICE_ERRORS[cls] = (status_code, body)
+
+
+def as_response_error(exc):
+    """The APIException an exception answers as, or None when it is none of ours."""
+    for cls in type(exc).__mro__:
+        if cls in _SERVICE_ERRORS:
+            status_code, body = _SERVICE_ERRORS[cls]
+            return ServiceError(status_code, body(exc))
+    if isinstance(exc, DjangoValidationError):
+        return serializers.ValidationError(serializers.as_serializer_error(exc))
+    return None
+
+
+def exception_handler(exc, context):
+    """settings.REST_FRAMEWORK["EXCEPTION_HANDLER"]: registered service errors and Django
+    ValidationErrors become their responses; the rest is DRF's own handling."""
+    # Imported here: rest_framework.views reads the settings that name this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    mapped = as_response_error(exc)
+    return drf_exception_handler(mapped if mapped is not None else exc, context)
 
 
 # ---------------------------------------------------------------- the schema

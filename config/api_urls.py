@@ -15,7 +15,6 @@ from datasets.api import (
     SubcategoryViewSet,
 )
 from labeling import api as labeling
-from labeling.rule_events_api import BlockedSubmitView
 
 
 app_name = "api"
@@ -62,7 +61,7 @@ assignment_urls = [
     path("submit/", labeling.SubmitView.as_view(), name="assignment-submit"),
     path("skip/", labeling.SkipView.as_view(), name="assignment-skip"),
     path("report/", labeling.ReportView.as_view(), name="assignment-report"),
-    path("blocked/", BlockedSubmitView.as_view(), name="assignment-blocked"),
+    path("blocked/", labeling.BlockedSubmitView.as_view(), name="assignment-blocked"),
 ]
 
 urlpatterns = [

@@ -24,6 +24,15 @@ VAR_DIR = Path(os.environ.get("PLATFORM_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite file, local media and the broker folder
 
 
+# Variables that did not parse: (name, value, expected form). Each falls back to its default so
+# that this module still loads; the system check config.E001 (config/checks.py) lists every one
+# at once (`manage.py check`, and runserver and migrate refuse to start), and production mode
+# refuses to start at the end of this module, since a web or Celery process runs no checks.
+SETTINGS_ERRORS: list[tuple[str, str, str]] = []
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
 def env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return default if value in (None, "") else value
@@ -33,15 +42,46 @@ def env_bool(name: str, default: bool) -> bool:
     value = env(name)
     if value is None:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word in TRUE_WORDS | FALSE_WORDS:
+        return word in TRUE_WORDS
+    SETTINGS_ERRORS.append((name, value, "one of 1/true/yes/on or 0/false/no/off"))
+    return default
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    """A whole number of at least `minimum` (digits only: 50000000, not 50M or 5e7)."""
     value = env(name)
-    return default if value is None else int(value)
+    if value is None:
+        return default
+    try:
+        number = int(value.strip().replace("_", ""))
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        SETTINGS_ERRORS.append((name, value, f"a whole number of at least {minimum}, e.g. {default}"))
+        return default
+    return number
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
+    value = env(name)
+    if value is None:
+        return default
+    if (value.upper() if upper else value) in choices:
+        return value.upper() if upper else value
+    SETTINGS_ERRORS.append((name, value, "one of " + ", ".join(choices)))
+    return default
+
+
+def settings_error_messages() -> list[str]:
+    return [f"{name}={value!r} is not valid: expected {expected}." for name, value, expected in SETTINGS_ERRORS]
 
 
 PLATFORM_ENV = env("PLATFORM_ENV", "embedded")
+if PLATFORM_ENV not in ("embedded", "production"):
+    # No fallback here: a misspelt "production" must not start in embedded mode, DEBUG on.
+    raise ImproperlyConfigured(f"PLATFORM_ENV={PLATFORM_ENV!r} is not valid: expected embedded or production.")
 PRODUCTION = PLATFORM_ENV == "production"
 
 if PRODUCTION:
@@ -74,6 +114,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "config",  # system checks of these settings (config/checks.py)
     "accounts",
     "datasets",
     "labeling",
@@ -132,15 +173,23 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASES = {
-    "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
-        # Persistent connections in production: opening a PostgreSQL connection per request
-        # halves the labelers' throughput (docs/bench-assign.md). Checked before each reuse.
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60 if PRODUCTION else 0),
-        conn_health_checks=True,
-    )
-}
+DEFAULT_DATABASE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+
+
+def database(url: str) -> dict:
+    # Persistent connections in production: opening a PostgreSQL connection per request
+    # halves the labelers' throughput (docs/bench-assign.md). Checked before each reuse.
+    return dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60 if PRODUCTION else 0),
+                                 conn_health_checks=True)
+
+
+try:
+    DATABASES = {"default": database(env("DATABASE_URL", DEFAULT_DATABASE_URL))}
+except ValueError:  # dj_database_url's UnknownSchemeError is one
+    # Only the scheme is repeated: the rest may hold a password.
+    SETTINGS_ERRORS.append(("DATABASE_URL", env("DATABASE_URL").split("://", 1)[0] + "://...",
+                            "a database URL, e.g. postgres://user:password@host:5432/name or sqlite:///path"))
+    DATABASES = {"default": database(DEFAULT_DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while a worker writes; a busy timeout instead of
     # "database is locked" on a brief write overlap.
@@ -290,6 +339,8 @@ REST_FRAMEWORK = {
     # the pagination that refuses absurd page numbers.
     "DEFAULT_PARSER_CLASSES": ["config.api.JSONParser", "config.api.FormParser", "config.api.MultiPartParser"],
     "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
+    # Service errors (registered by each app) and Django ValidationErrors as responses.
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Any throttle keys on the client address the trusted proxies give (sign-ins are guarded by
@@ -323,18 +374,18 @@ INGEST = {
     # Refuse images whose licence does not allow commercial use.
     "COMMERCIAL_ONLY": env_bool("INGEST_COMMERCIAL_ONLY", True),
     # Decompression-bomb limit (pixels of the decoded image) and file size limit (bytes).
-    "MAX_PIXELS": env_int("INGEST_MAX_PIXELS", 50_000_000),
+    "MAX_PIXELS": env_int("INGEST_MAX_PIXELS", 50_000_000, minimum=1),
     "MAX_FILE_BYTES": env_int("INGEST_MAX_FILE_BYTES", 50 * 1024 * 1024),
     "MIN_SIDE": env_int("INGEST_MIN_SIDE", 64),
-    "MAX_SIDE": env_int("INGEST_MAX_SIDE", 16_000),
+    "MAX_SIDE": env_int("INGEST_MAX_SIDE", 16_000, minimum=1),
     # Longest side over shortest: phone panoramas are about 4:1 to 8:1; past this a file is a
     # strip or a banner, whose stored copy and thumbnail would be a few pixels high.
-    "MAX_ASPECT": env_int("INGEST_MAX_ASPECT", 10),
+    "MAX_ASPECT": env_int("INGEST_MAX_ASPECT", 10, minimum=1),
     # The stored copy: RGB JPEG, longest side and quality; the thumbnail likewise.
-    "STORED_LONGEST_SIDE": env_int("INGEST_LONGEST_SIDE", 1280),
-    "JPEG_QUALITY": env_int("INGEST_JPEG_QUALITY", 90),
-    "THUMB_LONGEST_SIDE": env_int("INGEST_THUMB_SIDE", 320),
-    "THUMB_QUALITY": env_int("INGEST_THUMB_QUALITY", 80),
+    "STORED_LONGEST_SIDE": env_int("INGEST_LONGEST_SIDE", 1280, minimum=1),
+    "JPEG_QUALITY": env_int("INGEST_JPEG_QUALITY", 90, minimum=1),
+    "THUMB_LONGEST_SIDE": env_int("INGEST_THUMB_SIDE", 320, minimum=1),
+    "THUMB_QUALITY": env_int("INGEST_THUMB_QUALITY", 80, minimum=1),
     # Zip archives: total uncompressed bytes, member count and compression ratio caps.
     "ZIP_MAX_TOTAL_BYTES": env_int("INGEST_ZIP_MAX_TOTAL_BYTES", 2 * 1024**3),
     "ZIP_MAX_MEMBERS": env_int("INGEST_ZIP_MAX_MEMBERS", 20_000),
@@ -361,7 +412,7 @@ INGEST = {
     # Files an import reads, judges and writes at once in worker threads, ahead of the one whose
     # row it stores (decoding, resizing, hashing and writing release the GIL). Each may hold a
     # decoded image (up to MAX_PIXELS x 4 bytes, a few copies); 1: one file at a time, no thread.
-    "WORKER_THREADS": env_int("INGEST_WORKER_THREADS", min(4, os.cpu_count() or 1)),
+    "WORKER_THREADS": env_int("INGEST_WORKER_THREADS", min(4, os.cpu_count() or 1), minimum=1),
     # S3-compatible endpoints a planner may choose for an S3 import (comma-separated), besides the
     # default (AWS_S3_ENDPOINT_URL, else AWS). The worker signs its requests with the server's
     # credentials, so no other address is accepted from the web; ingest_s3 (run by the operator)
@@ -383,14 +434,15 @@ PLANNER_DASHBOARD_REFRESH_SECONDS = env_int("PLANNER_DASHBOARD_REFRESH_SECONDS",
 # Far above what a real project needs (the known build had 2 comment types and a guideline of a few
 # KB): each type is a text box on a labeler's phone and rules checked on every submit, and the
 # guideline is rendered for every labeler, so thousands of types or megabytes of Markdown only hurt.
-LABELING_MAX_COMMENT_TYPES = env_int("LABELING_MAX_COMMENT_TYPES", 20)
+LABELING_MAX_COMMENT_TYPES = env_int("LABELING_MAX_COMMENT_TYPES", 20, minimum=1)
 LABELING_MAX_GUIDELINE_CHARS = env_int("LABELING_MAX_GUIDELINE_CHARS", 200_000)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"],
+             "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True)},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
@@ -409,3 +461,6 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
     if not SECURE_HSTS_PRELOAD:
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+if SETTINGS_ERRORS and PRODUCTION:
+    raise ImproperlyConfigured("Bad environment variables:\n" + "\n".join(settings_error_messages()))

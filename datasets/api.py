@@ -1,4 +1,6 @@
 """REST API of the datasets app: categories and quotas, licences, sources, images and imports.
+Every change goes through datasets.services; its refusals answer as datasets.apps registers them
+(IngestError 400, InUseError and NotResumable 409: config.api.exception_handler).
 
 Who may do what (accounts.permissions.HasRole): planners and ML engineers read, planners write,
 admins do everything, labelers get 403 (their own endpoints come with labeling).
@@ -9,13 +11,10 @@ is looked up inside the category given with it. Sources and imports are named by
 """
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
-from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
-from rest_framework import exceptions, generics, mixins, serializers, status, viewsets
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.validators import UniqueValidator
@@ -23,45 +22,13 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from accounts.permissions import HasRole
-from config.api import FormParser, JSONParser, MultiPartParser, Pagination
+from config.api import FormParser, JSONParser, MultiPartParser, Pagination, file_url
 
 from . import filters, selectors, services
 from .models import Category, Image, ImportItem, ImportJob, Licence, Source, SourceKind, Subcategory
 
 
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "This row is in use."
-    default_code = "conflict"
-
-
 CONFLICT_RESPONSE = OpenApiResponse(description="In use (images, sources or imports point to it); retire it instead.")
-
-
-def _call(fn, **kwargs):
-    """Run a service; its model validation errors become a 400 with field messages."""
-    try:
-        return fn(**kwargs)
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError(serializers.as_serializer_error(exc)) from None
-    except services.IngestError as exc:
-        raise serializers.ValidationError({"detail": str(exc)}) from None
-
-
-class ProtectedDestroyMixin:
-    """DELETE of a row that others point to (models use PROTECT) answers 409 with a message."""
-
-    def perform_destroy(self, instance):
-        try:
-            with transaction.atomic():
-                instance.delete()
-        except ProtectedError as exc:
-            kinds = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
-            raise Conflict(
-                f"{str(instance._meta.verbose_name).capitalize()} {instance} is used by {', '.join(kinds)} "
-                "and cannot be deleted."
-                + (" Retire it (is_active=false) instead." if hasattr(instance, "is_active") else "")
-            ) from None
 
 
 def resolve_target(attrs: dict, *, category: Category | None = None) -> tuple[Category | None, Subcategory | None]:
@@ -109,11 +76,11 @@ class CategorySerializer(serializers.ModelSerializer):
         extra_kwargs = {"quota": {"required": True}}
 
     def create(self, validated_data):
-        return _call(services.save_category, **validated_data)
+        return services.save_category(**validated_data)
 
     def update(self, instance, validated_data):
         values = {f: getattr(instance, f) for f in ("slug", "name", "quota", "full_policy", "is_active")}
-        return _call(services.save_category, **{**values, **validated_data}, instance=instance)
+        return services.save_category(**{**values, **validated_data}, instance=instance)
 
 
 class SubcategorySerializer(serializers.ModelSerializer):
@@ -131,11 +98,11 @@ class SubcategorySerializer(serializers.ModelSerializer):
         return value
 
     def create(self, validated_data):
-        return _call(services.save_subcategory, **validated_data)
+        return services.save_subcategory(**validated_data)
 
     def update(self, instance, validated_data):
         values = {f: getattr(instance, f) for f in ("category", "slug", "name", "quota", "is_active")}
-        return _call(services.save_subcategory, **{**values, **validated_data}, instance=instance)
+        return services.save_subcategory(**{**values, **validated_data}, instance=instance)
 
 
 @extend_schema_view(destroy=extend_schema(responses={204: None, 409: CONFLICT_RESPONSE}))
@@ -153,14 +120,11 @@ class CategoryViewSet(viewsets.ModelViewSet):
     pagination_class = Pagination
 
     def perform_destroy(self, instance):
-        try:
-            services.delete_category(instance)
-        except services.InUseError as exc:
-            raise Conflict(str(exc)) from None
+        services.delete_category(instance)
 
 
 @extend_schema_view(destroy=extend_schema(responses={204: None, 409: CONFLICT_RESPONSE}))
-class SubcategoryViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
+class SubcategoryViewSet(viewsets.ModelViewSet):
     """Subcategories; `?category=<slug>` lists one category's. Retire with PATCH `{"is_active": false}`."""
 
     queryset = Subcategory.objects.select_related("category")
@@ -171,6 +135,9 @@ class SubcategoryViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
     ordering_fields = ["position", "slug", "quota"]
     ordering = ["category__position", "position", "id"]
     pagination_class = Pagination
+
+    def perform_destroy(self, instance):
+        services.delete_subcategory(instance)
 
 
 # ---------------------------------------------------------------- licences and sources
@@ -187,9 +154,17 @@ class LicenceSerializer(serializers.ModelSerializer):
         model = Licence
         fields = ["id", "code", "name", "url", "commercial_use", "attribution_required", "share_alike"]
 
+    def create(self, validated_data):
+        return services.save_licence(**validated_data)
+
+    def update(self, instance, validated_data):
+        values = {f: getattr(instance, f) for f in ("code", "name", "url", "commercial_use", "attribution_required",
+                                                    "share_alike")}
+        return services.save_licence(**{**values, **validated_data}, instance=instance)
+
 
 @extend_schema_view(destroy=extend_schema(responses={204: None, 409: CONFLICT_RESPONSE}))
-class LicenceViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
+class LicenceViewSet(viewsets.ModelViewSet):
     """Licences, addressed by code (`/api/licences/cc-by-4.0/`)."""
 
     queryset = Licence.objects.all()
@@ -201,6 +176,9 @@ class LicenceViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
     ordering_fields = ["code", "name"]
     ordering = ["code"]
     pagination_class = Pagination
+
+    def perform_destroy(self, instance):
+        services.delete_licence(instance)
 
 
 class SourceSerializer(serializers.ModelSerializer):
@@ -220,15 +198,18 @@ class SourceSerializer(serializers.ModelSerializer):
         return value
 
     def create(self, validated_data):
-        return _call(services.save_source, **validated_data, user=self.context["request"].user)
+        return services.save_source(**validated_data, user=self.context["request"].user)
 
     def update(self, instance, validated_data):
         values = {f: getattr(instance, f) for f in ("name", "kind", "default_licence", "description", "location")}
-        return _call(services.save_source, **{**values, **validated_data}, instance=instance)
+        return services.save_source(**{**values, **validated_data}, instance=instance)
 
 
 @extend_schema_view(destroy=extend_schema(responses={204: None, 409: CONFLICT_RESPONSE}))
-class SourceViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
+class SourceViewSet(viewsets.ModelViewSet):
+    """Where photos come from, with their default licence. DELETE works only for a source no image
+    or import uses."""
+
     queryset = Source.objects.select_related("default_licence", "created_by")
     serializer_class = SourceSerializer
     permission_classes = [HasRole]
@@ -237,6 +218,9 @@ class SourceViewSet(ProtectedDestroyMixin, viewsets.ModelViewSet):
     ordering_fields = ["name", "created_at"]
     ordering = ["name"]
     pagination_class = Pagination
+
+    def perform_destroy(self, instance):
+        services.delete_source(instance)
 
 
 # ---------------------------------------------------------------- images
@@ -263,16 +247,11 @@ class ImageSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def _url(self, field) -> str:
-        url = field.url
-        request = self.context.get("request")
-        return request.build_absolute_uri(url) if request else url
-
     def get_file_url(self, obj: Image) -> str:
-        return self._url(obj.file)
+        return file_url(obj.file, self.context)
 
     def get_thumbnail_url(self, obj: Image) -> str:
-        return self._url(obj.thumbnail)
+        return file_url(obj.thumbnail, self.context)
 
 
 class ImageCategoriseSerializer(serializers.Serializer):
@@ -293,9 +272,6 @@ class ImageCategoriseSerializer(serializers.Serializer):
             attrs["subcategory"] = image.subcategory.slug
         category, subcategory = resolve_target(attrs, category=image.category)
         return {"category": category, "subcategory": subcategory}
-
-    def update(self, instance, validated_data):
-        return _call(services.recategorise_image, image=instance, **validated_data)
 
 
 @extend_schema_view(
@@ -320,7 +296,7 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upda
         image = self.get_object()
         serializer = ImageCategoriseSerializer(image, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        image = serializer.save()
+        image = services.recategorise_image(image=image, **serializer.validated_data)
         return Response(ImageSerializer(image, context=self.get_serializer_context()).data)
 
 
@@ -472,25 +448,22 @@ class ImportJobViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Re
         form = ImportCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         d = form.validated_data
-        try:
-            job = services.create_import(
-                source=d["source"],
-                user=request.user,
-                files=d.get("files") or None,
-                manifest=d.get("manifest") or None,
-                manifest_base=d.get("manifest_base") or None,
-                s3_bucket=d.get("s3_bucket") or None,
-                s3_prefix=d.get("s3_prefix", ""),
-                s3_endpoint_url=d.get("s3_endpoint_url") or None,
-                folder=d.get("folder") or None,
-                category=d["category"],
-                subcategory=d["subcategory"],
-                licence=d.get("licence"),
-                author=d.get("author", ""),
-                trusted=False,
-            )
-        except services.IngestError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        job = services.create_import(
+            source=d["source"],
+            user=request.user,
+            files=d.get("files") or None,
+            manifest=d.get("manifest") or None,
+            manifest_base=d.get("manifest_base") or None,
+            s3_bucket=d.get("s3_bucket") or None,
+            s3_prefix=d.get("s3_prefix", ""),
+            s3_endpoint_url=d.get("s3_endpoint_url") or None,
+            folder=d.get("folder") or None,
+            category=d["category"],
+            subcategory=d["subcategory"],
+            licence=d.get("licence"),
+            author=d.get("author", ""),
+            trusted=False,
+        )
         data = self.get_serializer(job).data
         return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["links"]["self"]})
 
@@ -510,11 +483,7 @@ class ImportJobViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Re
     def resume(self, request, pk=None):
         """Queue an interrupted import again (its worker died, it hit a time limit or an error that
         was not one file's fault); the new run reads only the entries not yet reported."""
-        job = self.get_object()
-        try:
-            job = services.resume_import(job)
-        except services.NotResumable as exc:
-            return Response({"detail": str(exc), "code": "not_interrupted"}, status=status.HTTP_409_CONFLICT)
+        job = services.resume_import(self.get_object())
         return Response(self.get_serializer(job).data)
 
 

@@ -4,3 +4,16 @@ from django.apps import AppConfig
 class DatasetsConfig(AppConfig):
     name = "datasets"
     verbose_name = "Datasets"
+
+    def ready(self):
+        # How the API answers this app's refusals (config.api.exception_handler).
+        from rest_framework import status
+
+        from config.api import register_service_error
+
+        from . import services
+
+        register_service_error(services.IngestError, status.HTTP_400_BAD_REQUEST)
+        register_service_error(services.InUseError, status.HTTP_409_CONFLICT)
+        register_service_error(services.NotResumable, status.HTTP_409_CONFLICT,
+                               lambda exc: {"detail": str(exc), "code": "not_interrupted"})

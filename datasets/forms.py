@@ -1,20 +1,9 @@
 """Forms for the datasets pages. They validate input; services do the saving."""
 from django import forms
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from . import readers
 from .models import Category, Licence, Source, Subcategory
-
-
-def add_service_errors(form: forms.BaseForm, exc: ValidationError) -> None:
-    """Show a service's ValidationError on a form: field errors on their fields where the form
-    has them, the rest (and message-only errors) at the top. Pages of every app use it."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 class CategoryForm(forms.ModelForm):

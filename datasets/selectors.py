@@ -1,6 +1,7 @@
 """Read queries for the datasets app."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db.models import Count
@@ -33,14 +34,21 @@ class QuotaRow:
         return bool(self.quota) and self.collected >= self.quota
 
 
+# Who counts labeled images: datasets knows nothing of labeling (labeling depends on datasets, not
+# the reverse), so labeling registers its counter when it loads (labeling.apps).
+_labeled_counts_provider: Callable[[], dict[tuple[int | None, int | None], int]] | None = None
+
+
+def register_labeled_counts(provider: Callable[[], dict[tuple[int | None, int | None], int]] | None) -> None:
+    """Set the function that counts images with at least one comment set, per (category,
+    subcategory); None removes it (the dashboard then shows no labeled column)."""
+    global _labeled_counts_provider
+    _labeled_counts_provider = provider
+
+
 def labeled_counts() -> dict[tuple[int | None, int | None], int] | None:
-    """Images with at least one comment, per (category, subcategory): None until labeling exists."""
-    try:
-        from labeling import selectors as labeling_selectors
-    except ImportError:
-        return None
-    fn = getattr(labeling_selectors, "labeled_image_counts", None)
-    return fn() if fn else None
+    """Images with at least one comment, per (category, subcategory): None while no app counts them."""
+    return _labeled_counts_provider() if _labeled_counts_provider is not None else None
 
 
 def quota_dashboard(include_retired: bool = False) -> tuple[list[QuotaRow], dict]:

@@ -83,6 +83,44 @@ class InUseError(Exception):
     """A row that images or imports point to cannot be deleted; retire it instead."""
 
 
+def _delete_unused(instance) -> None:
+    """Delete a row nothing points to (the models PROTECT their rows), else InUseError naming
+    what uses it."""
+    try:
+        with transaction.atomic():
+            instance.delete()
+    except ProtectedError as exc:
+        kinds = ", ".join(sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects}))
+        message = gettext("%(kind)s %(name)s is used by %(users)s and cannot be deleted.") % {
+            "kind": str(instance._meta.verbose_name).capitalize(), "name": instance, "users": kinds}
+        if hasattr(instance, "is_active"):
+            message += " " + gettext("Retire it (is_active=false) instead.")
+        raise InUseError(message) from None
+
+
+def delete_subcategory(subcategory: Subcategory) -> None:
+    _delete_unused(subcategory)
+
+
+def save_licence(*, code: str, name: str, commercial_use: bool, attribution_required: bool, url: str = "",
+                 share_alike: bool = False, instance: Licence | None = None) -> Licence:
+    licence = instance or Licence()
+    licence.code, licence.name, licence.url = code, name, url
+    licence.commercial_use, licence.attribution_required, licence.share_alike = (
+        commercial_use, attribution_required, share_alike)
+    licence.full_clean()
+    licence.save()
+    return licence
+
+
+def delete_licence(licence: Licence) -> None:
+    _delete_unused(licence)
+
+
+def delete_source(source: Source) -> None:
+    _delete_unused(source)
+
+
 def delete_category(category: Category) -> None:
     """Delete a category with no images or imports, and its (equally unused) subcategories."""
     used = Image.objects.filter(category=category).count()

@@ -7,7 +7,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,9 +16,10 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.permissions import role_required
+from config.forms import add_service_errors
 
 from . import selectors, services
-from .forms import CategoryForm, ImportForm, SourceForm, SubcategoryForm, add_service_errors
+from .forms import CategoryForm, ImportForm, SourceForm, SubcategoryForm
 from .models import Category, Image, ImportItem, ImportJob, ImportStatus, Licence, Outcome, Source, Subcategory
 
 READERS = (Role.PLANNER, Role.ENGINEER)
@@ -195,11 +195,10 @@ def import_new(request):
                 "folder": {"folder": d["folder"]},
             }[mode]
             try:
-                with transaction.atomic():
-                    job = services.create_import(
-                        source=d["source"], user=request.user, category=d["category"],
-                        subcategory=d["subcategory"], licence=d["licence"], author=d["author"], **what,
-                    )
+                job = services.create_import(
+                    source=d["source"], user=request.user, category=d["category"],
+                    subcategory=d["subcategory"], licence=d["licence"], author=d["author"], **what,
+                )
             except services.IngestError as exc:
                 form.add_error(None, str(exc))
             else:

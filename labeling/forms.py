@@ -1,5 +1,6 @@
 """Forms for the planner pages. They validate input; labeling.services does the saving (the
-project settings page saves its ModelForm and comment-type formset inside one transaction)."""
+project settings page hands its form's data and its comment-type formset's changes to one
+services.update_project call)."""
 from __future__ import annotations
 
 from django import forms
@@ -155,6 +156,18 @@ class BaseCommentTypeFormSet(BaseInlineFormSet):
             kept.extend(exc.messages)
         if kept:
             raise forms.ValidationError(kept)
+
+    def changes(self) -> list[dict]:
+        """The rows as services.update_project's comment_types: deleted, changed and added types."""
+        out = []
+        for f in self.forms:
+            pk = f.instance.pk
+            if self.can_delete and self._should_delete_form(f):
+                if pk:
+                    out.append({"id": pk, "DELETE": True})
+            elif f.has_changed():
+                out.append({**({"id": pk} if pk else {}), **{k: f.cleaned_data[k] for k in TYPE_FIELDS}})
+        return out
 
     def specs(self) -> list[dict]:
         """The kept rows as create_project's comment_types."""

@@ -3,9 +3,10 @@ comment types and rules, the progress dashboard, the guideline editor with examp
 and reported photos.
 
 Planners (and admins) change things; engineers may read the list and the dashboard. Every
-change goes through labeling.services (the settings page saves its ModelForm and comment-type
-formset in one transaction), every list is paginated, and every figure comes from the counters
-and indexed GROUP BY queries in labeling.selectors, so each page stays fast at 500,000 photos.
+change is one call of labeling.services (the settings page hands its form and its comment-type
+formset's changes to services.update_project), every list is paginated, and every figure comes
+from the counters and indexed GROUP BY queries in labeling.selectors, so each page stays fast at
+500,000 photos.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import F
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,10 +26,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from accounts import services as account_services
 from accounts.models import Role
 from accounts.permissions import role_required
-from datasets.forms import add_service_errors
+from config.forms import add_service_errors
 from datasets.models import Category, Image
 
 from . import markup, selectors, services
@@ -114,14 +113,10 @@ def project_new(request):
     formset = FormSet(request.POST or None, instance=Project(), prefix="types", initial=initial)
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         data = dict(form.cleaned_data)
-        filters = {k: data.pop(k) for k in ("categories", "subcategories", "sources")}
-        name = data.pop("name")
         try:
-            with transaction.atomic():
-                project = services.create_project(name, created_by=request.user, comment_types=formset.specs(),
-                                                  **filters, **data)
-                added, removed = services.sync_project_images(project)
-        except ValidationError as exc:
+            project, (added, removed) = services.create_project_with_queue(
+                data.pop("name"), created_by=request.user, comment_types=formset.specs(), **data)
+        except (ValidationError, services.LabelingError) as exc:
             add_service_errors(form, exc)
         else:
             messages.success(request, _("Project “%(name)s” created.") % {"name": project.name})
@@ -140,12 +135,8 @@ def project_edit(request, pk: int):
     formset = FormSet(request.POST or None, instance=project, prefix="types")
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         try:
-            with transaction.atomic():
-                project = form.save()
-                formset.save()
-                services.check_comment_type_limit(project)
-                added, removed = services.sync_project_images(project)
-        except ValidationError as exc:
+            added, removed = services.update_project(project, comment_types=formset.changes(), **form.cleaned_data)
+        except (ValidationError, services.LabelingError) as exc:
             add_service_errors(form, exc)
         else:
             messages.success(request, _("Project settings saved."))
@@ -216,9 +207,7 @@ def project_guideline(request, pk: int):
         action = request.POST.get("action", "save")
         if action == "publish":
             try:
-                with transaction.atomic():
-                    services.save_guideline_draft(project, body)
-                    version = services.publish_guideline(project, body, published_by=request.user)
+                version = services.publish_guideline(project, body, published_by=request.user)
             except ValidationError as exc:
                 add_service_errors(form, exc)
             else:
@@ -367,29 +356,13 @@ def example_delete(request, pk: int, example_id: int):
     return redirect(reverse("project-guideline", args=[project.pk]) + "#examples")
 
 
-def _comment_specs(example: GuidelineExample) -> list[dict]:
-    return [{"comment_type": c.comment_type.slug if c.comment_type else None, "text": c.text,
-             "verdict": c.verdict, "why": c.why} for c in example.comments.all()]
-
-
 @require_POST
 @role_required(*PLANNERS)
 def example_move(request, pk: int, example_id: int):
-    """Move an example one place up or down: positions become 0..n-1 in the new order (only the
-    examples whose position changes are rewritten, through services.save_example)."""
+    """Move an example one place up or down (services.move_example)."""
     project = _project(pk)
-    examples = _examples(project)
-    index = next((i for i, ex in enumerate(examples) if ex.pk == example_id), None)
-    if index is None:
+    if not services.move_example(project, example_id, request.POST.get("direction", "")):
         raise Http404
-    other = index - 1 if request.POST.get("direction") == "up" else index + 1
-    if 0 <= other < len(examples):
-        examples[index], examples[other] = examples[other], examples[index]
-        with transaction.atomic():
-            for position, ex in enumerate(examples):
-                if ex.position != position:
-                    services.save_example(project, ex.image, note=ex.note, comments=_comment_specs(ex),
-                                          example=ex, position=position)
     return redirect(reverse("project-guideline", args=[project.pk]) + "#examples")
 
 
@@ -421,10 +394,8 @@ def project_labelers(request, pk: int):
             if new_form.is_valid():
                 d = new_form.cleaned_data
                 try:
-                    with transaction.atomic():
-                        user = account_services.create_user(d["username"], d["password"], Role.LABELER,
-                                                            first_name=d["name"])
-                        services.add_member(project, user, cap_override=d["cap_override"])
+                    user = services.add_new_labeler(project, username=d["username"], password=d["password"],
+                                                    name=d["name"], cap_override=d["cap_override"])
                 except ValidationError as exc:
                     add_service_errors(new_form, exc)
                 else:

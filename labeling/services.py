@@ -26,7 +26,7 @@ from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, ProtectedError, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -110,6 +110,11 @@ class AlreadySubmitted(LabelingError):
     default_message = _("This photo was already submitted.")
 
 
+class InUse(LabelingError):
+    code = "in_use"
+    default_message = _("Comments point to this, so it cannot be deleted.")
+
+
 class SubmissionRejected(ValidationError):
     """The texts break rules. `message_dict` maps a comment type slug to its messages and
     `codes` to the rule codes; nothing was stored."""
@@ -165,6 +170,71 @@ def create_project(name: str, *, created_by=None, categories=(), subcategories=(
 
 
 @transaction.atomic
+def create_project_with_queue(name: str, **kwargs) -> tuple[Project, tuple[int, int]]:
+    """create_project, then its queue filled with the matching photos: what the settings page and
+    the API do. Returns the project and (added, removed)."""
+    project = create_project(name, **kwargs)
+    return project, sync_project_images(project)
+
+
+PROJECT_FILTERS = ("categories", "subcategories", "sources")
+
+
+@transaction.atomic
+def update_project(project: Project, *, comment_types: list[dict] | None = None, **fields) -> tuple[int, int] | None:
+    """Change a project's settings (the settings page and the API's PUT/PATCH both come here).
+
+    `fields` are Project fields; `categories`, `subcategories` and `sources` (rows) replace the
+    photo filters, and whenever they are given the queue is brought in line with them (returns
+    sync_project_images's (added, removed); None when no filter was given). `comment_types`
+    changes the types (see save_comment_types). All or nothing."""
+    filters = {name: list(fields.pop(name)) for name in PROJECT_FILTERS if name in fields}
+    for name, value in fields.items():
+        setattr(project, name, value)
+    project.full_clean(exclude=list(PROJECT_FILTERS))
+    project.save()
+    for name, value in filters.items():
+        getattr(project, name).set(value)
+    if comment_types is not None:
+        save_comment_types(project, comment_types)
+    return sync_project_images(project) if filters else None
+
+
+def save_comment_types(project: Project, changes: list[dict]) -> None:
+    """Apply a list of comment type changes: {"id": pk, "DELETE": True} deletes a type (refused
+    while comments of it exist), {"id": pk, **fields} changes one, {**fields} adds one. Types not
+    named stay as they are. Deletes go first, so a new type may take a deleted one's slug; the
+    limit on the number of types is checked on the result."""
+    changes = [dict(c) for c in changes]
+    existing = CommentType.objects.in_bulk([c["id"] for c in changes if c.get("id")])
+    for change in changes:
+        if change.get("id") and change.get("DELETE"):
+            if change["id"] in existing:
+                delete_comment_type(existing[change["id"]])
+    for change in changes:
+        pk = change.pop("id", None)
+        if change.pop("DELETE", False):
+            continue
+        if change.get("position") is None:
+            change.pop("position", None)
+        if pk is None:
+            add_comment_type(project, **change)
+        elif pk in existing and existing[pk].project_id == project.pk:
+            update_comment_type(existing[pk], **change)
+    check_comment_type_limit(project)
+
+
+@transaction.atomic
+def delete_project(project: Project) -> None:
+    """Delete a project nobody has commented in; one with comments is closed instead."""
+    try:
+        with transaction.atomic():
+            project.delete()
+    except ProtectedError:
+        raise InUse(_("Comments were written in this project; close it (is_active=false) instead.")) from None
+
+
+@transaction.atomic
 def add_comment_type(project: Project, **fields) -> CommentType:
     """Add one comment type (at the end unless `position` is given), within the limit."""
     stored = check_comment_type_limit(project, adding=1)
@@ -173,6 +243,25 @@ def add_comment_type(project: Project, **fields) -> CommentType:
     ct.full_clean()
     ct.save()
     return ct
+
+
+@transaction.atomic
+def update_comment_type(comment_type: CommentType, **fields) -> CommentType:
+    """Change a comment type's name, slug, description, lengths or position."""
+    for name, value in fields.items():
+        setattr(comment_type, name, value)
+    comment_type.full_clean()
+    comment_type.save()
+    return comment_type
+
+
+def delete_comment_type(comment_type: CommentType) -> None:
+    """Delete a comment type nobody has written a comment of."""
+    try:
+        with transaction.atomic():
+            comment_type.delete()
+    except ProtectedError:
+        raise InUse(_("Comments of this type exist; it cannot be deleted.")) from None
 
 
 def add_member(project: Project, user, *, cap_override: int | None = None) -> ProjectMember:
@@ -947,7 +1036,37 @@ def delete_example(example: GuidelineExample) -> None:
     example.delete()
 
 
+@transaction.atomic
+def move_example(project: Project, example_id: int, direction: str) -> bool:
+    """Move an example one place up (`direction` "up") or down: positions become 0..n-1 in the
+    new order (only the examples whose position changes are rewritten). False when there is no
+    such example; moving past either end changes nothing."""
+    examples = list(GuidelineExample.objects.filter(project=project).select_related("image")
+                    .prefetch_related("comments__comment_type").order_by("position", "id"))
+    index = next((i for i, ex in enumerate(examples) if ex.pk == example_id), None)
+    if index is None:
+        return False
+    other = index - 1 if direction == "up" else index + 1
+    if 0 <= other < len(examples):
+        examples[index], examples[other] = examples[other], examples[index]
+        for position, ex in enumerate(examples):
+            if ex.position != position:
+                GuidelineExample.objects.filter(pk=ex.pk).update(position=position)
+    return True
+
+
 # --- Labelers -------------------------------------------------------------------------------
+
+@transaction.atomic
+def add_new_labeler(project: Project, *, username: str, password: str, name: str = "",
+                    cap_override: int | None = None) -> User:
+    """Create a labeler account and make it an active member of `project`: both or neither."""
+    from accounts import services as accounts
+
+    user = accounts.create_user(username, password, Role.LABELER, first_name=name)
+    add_member(project, user, cap_override=cap_override)
+    return user
+
 
 def set_member_cap(project: Project, user, cap_override: int | None) -> ProjectMember:
     if cap_override is not None and cap_override < 0:

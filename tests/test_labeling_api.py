@@ -16,7 +16,7 @@ from accounts import services as accounts
 from accounts.models import User
 from datasets.models import Category
 from labeling import services
-from labeling.models import Assignment, AssignmentStatus, Comment, Project, ProjectImage, ProjectMember
+from labeling.models import Assignment, AssignmentStatus, Comment, CommentType, Project, ProjectImage, ProjectMember
 
 from .test_assignment import fake_images
 
@@ -288,7 +288,7 @@ def test_a_labeler_of_another_project_is_refused(make_project, labelers):
 def test_a_submit_racing_another_answers_200_with_the_stored_set(make_project, labelers, monkeypatch):
     """Two requests for one assignment at once: both read it as leased, one stores the set. The
     other gets the stored set back from services.submit and must answer 200, showing it submitted."""
-    from labeling import api as labeling_api
+    from labeling.api import labeler as labeling_api
 
     project = make_project(1)
     alice = client_of(labelers[0])
@@ -405,7 +405,11 @@ def test_comment_types_crud(make_project, labelers, planner, api):
     a = services.next_assignment(project, labelers[0])
     services.submit(a, labelers[0], GOOD)
     reaction = project.comment_types.get(slug="reaction")
-    assert planner.delete(f"{url}{reaction.pk}/").status_code == 409
+    refused = planner.delete(f"{url}{reaction.pk}/")
+    assert refused.status_code == 409 and refused.json()["code"] == "in_use"
+    # PUT/PATCH go through services.update_comment_type: the model's checks, as field errors.
+    assert planner.patch(f"{url}{reaction.pk}/", {"max_length": 50}, format="json").status_code == 200
+    assert CommentType.objects.get(pk=reaction.pk).max_length == 50
 
 
 # ---------------------------------------------------------------- members

@@ -4,7 +4,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import User
 from datasets.models import Category, Image, ImportJob, Source, Subcategory
-from datasets.management.commands.seed_demo import DEMO_SOURCE, DEMO_USERS
+from labeling.management.commands.seed_demo import DEMO_SOURCE, DEMO_USERS
 
 
 def run(**kwargs) -> str:

@@ -99,3 +99,53 @@ def test_rabbitmq_broker_and_s3_storage_each_by_one_variable(tmp_path):
     assert s["broker"] == "amqp://guest:guest@127.0.0.1:5672//"
     assert s["storage"] == "storages.backends.s3.S3Storage"
     assert s["engine"] == "django.db.backends.sqlite3"
+
+
+def test_bad_numbers_and_switches_are_each_named_by_manage_py_check(tmp_path):
+    """`manage.py check` lists every bad variable at once with the form it needs (config.E001);
+    the settings still load (each falls back to its default), so the check can run at all."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED)}
+    base.update(DJANGO_SETTINGS_MODULE="config.settings", PLATFORM_VAR_DIR=str(tmp_path / "var"),
+                INGEST_MAX_PIXELS="50M", DJANGO_DEBUG="maybe", LABELING_MAX_COMMENT_TYPES="0")
+    proc = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=base, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0
+    out = proc.stderr + proc.stdout
+    assert "ValueError" not in out and "Traceback" not in out
+    assert "(config.E001) INGEST_MAX_PIXELS='50M' is not valid." in out
+    assert "Set INGEST_MAX_PIXELS to a whole number of at least 1" in out
+    assert "(config.E001) DJANGO_DEBUG='maybe' is not valid." in out
+    assert "Set DJANGO_DEBUG to one of 1/true/yes/on or 0/false/no/off" in out
+    assert "(config.E001) LABELING_MAX_COMMENT_TYPES='0' is not valid." in out
+    assert "identified 3 issues" in out
+
+
+def test_production_refuses_to_start_with_a_bad_number_naming_it(tmp_path):
+    proc = setup_django(tmp_path, PLATFORM_ENV="production", DJANGO_SECRET_KEY="s3cret-from-the-vault",
+                        DJANGO_ALLOWED_HOSTS="example.org", INGEST_MAX_PIXELS="50M")
+    assert proc.returncode != 0
+    assert "ImproperlyConfigured" in proc.stderr and "ValueError" not in proc.stderr
+    assert "INGEST_MAX_PIXELS='50M' is not valid: expected a whole number of at least 1" in proc.stderr
+
+
+def test_good_numbers_still_parse(tmp_path):
+    s = settings_for(tmp_path, INGEST_LONGEST_SIDE="2_048")
+    assert s["longest_side"] == 2048
+
+
+def test_a_bad_database_url_and_log_level_are_named_without_the_password(tmp_path):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED + ("LOG_LEVEL",))}
+    base.update(DJANGO_SETTINGS_MODULE="config.settings", PLATFORM_VAR_DIR=str(tmp_path / "var"),
+                DATABASE_URL="postgress://app:hunter2@db/app", LOG_LEVEL="LOUD")
+    proc = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=base, capture_output=True,
+                          text=True, timeout=120)
+    out = proc.stderr + proc.stdout
+    assert proc.returncode != 0 and "Traceback" not in out
+    assert "(config.E001) DATABASE_URL='postgress://...' is not valid." in out and "hunter2" not in out
+    assert "Set LOG_LEVEL to one of DEBUG, INFO, WARNING, ERROR, CRITICAL" in out
+
+
+def test_a_misspelt_platform_env_refuses_to_start(tmp_path):
+    proc = setup_django(tmp_path, PLATFORM_ENV="prod")
+    assert proc.returncode != 0
+    assert "PLATFORM_ENV='prod' is not valid: expected embedded or production." in proc.stderr

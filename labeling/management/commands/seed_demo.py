@@ -1,4 +1,5 @@
-"""Demo data for the embedded platform: a user per role, a demo source and generated photos.
+"""Demo data for the embedded platform: a user per role, a demo source and generated photos, and
+a demo project over them (a labeling command: labeling builds on datasets, not the reverse).
 
 Safe to run again: users and the source are created once, and photos are imported only while
 the demo source has fewer than asked for (re-imported ones are duplicates and stored once).

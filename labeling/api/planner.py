@@ -1,26 +1,13 @@
-"""REST API of labeling: projects and their configuration for planners, and the labeler's flow
-(next, submit, skip, report, history, rules, guideline) for the labeler page and custom clients
-such as a mobile app (session + CSRF, or `Authorization: Token <key>`).
-
-Who may do what:
-- Planners write project configuration (projects, comment types, members, guidelines, examples,
-  reports); planners and ML engineers read it; admins do everything (accounts.permissions.HasRole).
-- A labeler lists and reads the projects where they are an active member and uses the labeler
-  flow there. On any other project every project endpoint answers **403** (the project exists,
-  they are just not in it: the same answer `next` gives, see NotAMember). An assignment that is
-  not the caller's answers **404**, so ids of other labelers' work reveal nothing.
-
-Service errors become responses in one place (`_run`): SubmissionRejected -> 400
-{"code": "rules", "errors": {slug: [{code, message}]}}; NotAMember -> 403 and the other
-LabelingErrors -> 409 {"code", "detail"}; Django ValidationError -> 400 field errors.
-"""
+"""REST API of labeling for planners: projects and their configuration (comment types, members,
+guideline and examples), reported photos and progress. Planners write, planners and engineers
+read, labelers read the projects they are members of and their published guideline (see
+labeling.api.common, which also says how service errors answer)."""
 from __future__ import annotations
 
 import copy
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
-from django.db.models import F, ProtectedError
+from django.db.models import F
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -31,18 +18,16 @@ from drf_spectacular.utils import (
     extend_schema_field,
     extend_schema_view,
 )
-from rest_framework import exceptions, generics, permissions, serializers, status, viewsets
+from rest_framework import exceptions, generics, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Role, User
-from accounts.permissions import HasRole
-from config.api import FormParser, JSONParser, MultiPartParser, Pagination, page_number
+from config.api import FormParser, JSONParser, MultiPartParser, Pagination, file_url, page_number
 from datasets.models import Category, Image, Source, Subcategory
 
-from . import markup, selectors, services
-from . import text as text_rules
-from .models import (
+from .. import markup, selectors, services
+from ..models import (
     Assignment,
     AssignmentStatus,
     CommentType,
@@ -50,175 +35,19 @@ from .models import (
     GuidelineVersion,
     Project,
     ProjectMember,
-    ReportReason,
     Verdict,
 )
-
-STAFF_READ = (Role.PLANNER, Role.ENGINEER)
-
-
-# ---------------------------------------------------------------- errors
-
-
-class ServiceRefused(exceptions.APIException):
-    """A LabelingError as a response: {"code": exc.code, "detail": message}."""
-
-    status_code = status.HTTP_409_CONFLICT
-
-    def __init__(self, exc: services.LabelingError, status_code: int = status.HTTP_409_CONFLICT):
-        self.status_code = status_code
-        super().__init__({"code": exc.code, "detail": str(exc)})
-
-
-class RulesRefused(exceptions.APIException):
-    status_code = status.HTTP_400_BAD_REQUEST
-
-    def __init__(self, exc: services.SubmissionRejected):
-        errors = {
-            slug: [{"code": code, "message": message} for code, message in zip(exc.codes[slug], messages)]
-            for slug, messages in exc.message_dict.items()
-        }
-        super().__init__({"code": "rules", "errors": errors})
-
-
-def _run(fn, *args, **kwargs):
-    """Run a service and turn its refusals into API responses (see the module docstring)."""
-    try:
-        return fn(*args, **kwargs)
-    except services.SubmissionRejected as exc:
-        raise RulesRefused(exc) from None
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError(serializers.as_serializer_error(exc)) from None
-    except services.NotAMember as exc:
-        raise ServiceRefused(exc, status.HTTP_403_FORBIDDEN) from None
-    except services.LabelingError as exc:
-        raise ServiceRefused(exc) from None
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "Comments point to this row, so it cannot be deleted."
-    default_code = "in_use"
-
-
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    detail = serializers.CharField()
-
-
-class RuleViolationSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="too_short, too_long, jamo_or_emoji_only, repeated_run, copied_example, "
-                                           "own_repeat, url, email, phone, required, unknown_type")
-    message = serializers.CharField()
-
-
-class RulesErrorSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text='Always "rules".')
-    errors = serializers.DictField(child=RuleViolationSerializer(many=True), help_text="Per comment type slug.")
-
-
-NOT_MEMBER = OpenApiResponse(ErrorSerializer, description="Not an active labeler of this project (code not_member).")
-NOT_YOURS = OpenApiResponse(description="No such assignment of yours.")
-CONFLICT = OpenApiResponse(ErrorSerializer, description="The engine refuses: code lease_lost, closed, cap_reached, "
-                                                        "project_inactive or error.")
-IN_USE = OpenApiResponse(description="Comments point to it; it cannot be deleted.")
-
-
-# ---------------------------------------------------------------- access
-
-
-def _is_staff_reader(user) -> bool:
-    return user.has_role(*STAFF_READ)
-
-
-def _project_for(request, pk, *, members: bool) -> Project:
-    """The project in the URL: 404 when there is none; planners, engineers and admins pass; with
-    `members`, so does an active member; anyone else gets 403."""
-    project = get_object_or_404(Project, pk=pk)
-    user = request.user
-    if _is_staff_reader(user):
-        return project
-    if members and ProjectMember.objects.filter(project=project, user=user, is_active=True).exists():
-        return project
-    raise ServiceRefused(services.NotAMember(), status.HTTP_403_FORBIDDEN)
-
-
-class ProjectPermission(permissions.BasePermission):
-    """Projects: labelers, planners and engineers read (labelers only their own projects, see
-    ProjectViewSet.get_object); planners write; admins do everything."""
-
-    def has_permission(self, request, view):
-        user = request.user
-        if not (user and user.is_authenticated):
-            return False
-        if request.method in permissions.SAFE_METHODS:
-            return user.has_role(Role.LABELER, *STAFF_READ)
-        return user.has_role(Role.PLANNER)
-
-
-# ---------------------------------------------------------------- shared representations
-
-
-class TaskImageSerializer(serializers.Serializer):
-    """The photo of an assignment: its stored copy and thumbnail, as absolute URLs."""
-
-    id = serializers.UUIDField()
-    url = serializers.SerializerMethodField()
-    thumbnail_url = serializers.SerializerMethodField()
-    width = serializers.IntegerField()
-    height = serializers.IntegerField()
-
-    def _url(self, field) -> str:
-        if not field:
-            return ""
-        request = self.context.get("request")
-        return request.build_absolute_uri(field.url) if request else field.url
-
-    def get_url(self, obj: Image) -> str:
-        return self._url(obj.file)
-
-    def get_thumbnail_url(self, obj: Image) -> str:
-        return self._url(obj.thumbnail)
-
-
-class AssignmentSerializer(serializers.ModelSerializer):
-    image = TaskImageSerializer(read_only=True)
-    # A plain string (not an enum) in the schema: "status" names other enums in this API.
-    status = serializers.CharField(read_only=True, help_text="leased, submitted, skipped, reported, expired or returned.")
-
-    class Meta:
-        model = Assignment
-        fields = ["id", "project", "image", "status", "leased_at", "expires_at", "submitted_at"]
-        read_only_fields = fields
-
-
-class ProgressSerializer(serializers.Serializer):
-    done = serializers.IntegerField(help_text="Photos this labeler submitted in the project.")
-    cap = serializers.IntegerField(help_text="The most photos they may label in the project.")
-
-
-class CommentOutSerializer(serializers.Serializer):
-    comment_type = serializers.CharField(help_text="Comment type slug.")
-    text = serializers.CharField()
-    length = serializers.IntegerField(help_text="Characters as the rules count them.")
-    guideline_version = serializers.IntegerField(allow_null=True)
-
-
-def _progress(member: ProjectMember) -> dict:
-    return {"done": member.submitted_count, "cap": member.cap}
-
-
-def _member_progress(project_id: int, user) -> dict:
-    member = ProjectMember.objects.select_related("project").get(project_id=project_id, user=user)
-    return _progress(member)
-
-
-def _comments(comments, slugs: dict[int, str] | None = None) -> list[dict]:
-    out = []
-    for c in comments:
-        slug = slugs[c.comment_type_id] if slugs is not None else c.comment_type.slug
-        out.append({"comment_type": slug, "text": c.text, "length": c.length, "guideline_version": c.guideline_version})
-    return out
+from .common import (
+    CONFLICT,
+    IN_USE,
+    NOT_MEMBER,
+    ProgressSerializer,
+    ProjectChildMixin,
+    ProjectPermission,
+    TaskImageSerializer,
+    is_staff_reader,
+    project_for,
+)
 
 
 # ---------------------------------------------------------------- projects and comment types
@@ -246,7 +75,10 @@ class CommentTypeSerializer(serializers.ModelSerializer):
         return attrs
 
     def create(self, validated_data):
-        return _run(services.add_comment_type, self.context["project"], **validated_data)
+        return services.add_comment_type(self.context["project"], **validated_data)
+
+    def update(self, instance, validated_data):
+        return services.update_comment_type(instance, **validated_data)
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -292,7 +124,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         # The count first: each nested type is checked on its own, which for 10,000 took 30 s.
         types = data.get("comment_types") if hasattr(data, "get") else None
         if isinstance(types, list):
-            _run(services.check_comment_type_count, len(types))
+            services.check_comment_type_count(len(types))
         return super().to_internal_value(data)
 
     def validate_comment_types(self, value):
@@ -316,36 +148,13 @@ class ProjectSerializer(serializers.ModelSerializer):
             kwargs["comment_types"] = [
                 {**ct, "position": ct.get("position", i)} for i, ct in enumerate(types)
             ]
-        project = _run(services.create_project, validated_data.pop("name"),
-                       created_by=self.context["request"].user, **kwargs, **validated_data)
-        services.sync_project_images(project)
+        project, _sync = services.create_project_with_queue(
+            validated_data.pop("name"), created_by=self.context["request"].user, **kwargs, **validated_data)
         return project
 
     def update(self, instance, validated_data):
-        return _update_project(instance, validated_data)
-
-
-FILTER_FIELDS = ("categories", "subcategories", "sources")
-
-
-def _update_project(project: Project, data: dict) -> Project:
-    """Change a project's settings; when its photo filters change, re-sync the queue.
-    (Belongs in services: see the API helper's report.)"""
-    m2m = {name: data.pop(name) for name in FILTER_FIELDS if name in data}
-    with transaction.atomic():
-        for name, value in data.items():
-            setattr(project, name, value)
-        _run(project.full_clean, exclude=list(FILTER_FIELDS))
-        project.save()
-        changed = False
-        for name, value in m2m.items():
-            before = set(getattr(project, name).values_list("pk", flat=True))
-            if before != {v.pk for v in value}:
-                getattr(project, name).set(value)
-                changed = True
-    if changed:
-        services.sync_project_images(project)
-    return project
+        services.update_project(instance, **validated_data)
+        return instance
 
 
 @extend_schema_view(
@@ -369,14 +178,14 @@ class ProjectViewSet(viewsets.ModelViewSet):
             "categories", "subcategories", "sources", "comment_types"
         )
         user = self.request.user
-        if getattr(self, "swagger_fake_view", False) or _is_staff_reader(user) or self.action != "list":
+        if getattr(self, "swagger_fake_view", False) or is_staff_reader(user) or self.action != "list":
             return qs
         return qs.filter(members__user=user, members__is_active=True)
 
     def get_object(self):
         project = super().get_object()
-        if not _is_staff_reader(self.request.user):
-            _project_for(self.request, project.pk, members=True)
+        if not is_staff_reader(self.request.user):
+            project_for(self.request.user, project.pk, members=True)
         return project
 
     def get_serializer_context(self):
@@ -390,23 +199,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
         return context
 
     def perform_destroy(self, instance):
-        try:
-            with transaction.atomic():
-                instance.delete()
-        except ProtectedError:
-            raise Conflict("Comments were written in this project; close it (is_active=false) instead.") from None
-
-
-class ProjectChildMixin:
-    """Views under /api/projects/{project_pk}/: planners write, planners and engineers read."""
-
-    permission_classes = [HasRole]
-
-    @property
-    def project(self) -> Project:
-        if not hasattr(self, "_project"):
-            self._project = get_object_or_404(Project, pk=self.kwargs["project_pk"])
-        return self._project
+        services.delete_project(instance)
 
 
 @extend_schema_view(destroy=extend_schema(responses={204: None, 409: IN_USE}))
@@ -417,23 +210,11 @@ class CommentTypeViewSet(ProjectChildMixin, viewsets.ModelViewSet):
     pagination_class = None
     filter_backends: list = []
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return CommentType.objects.none()
-        return CommentType.objects.filter(project=self.project).order_by("position", "id")
-
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        if not getattr(self, "swagger_fake_view", False):
-            context["project"] = self.project
-        return context
+    def project_queryset(self, project):
+        return CommentType.objects.filter(project=project).order_by("position", "id")
 
     def perform_destroy(self, instance):
-        try:
-            with transaction.atomic():
-                instance.delete()
-        except ProtectedError:
-            raise Conflict("Comments of this type exist; it cannot be deleted.") from None
+        services.delete_comment_type(instance)
 
 
 # ---------------------------------------------------------------- members
@@ -506,17 +287,15 @@ class MemberList(ProjectChildMixin, generics.ListCreateAPIView):
     ordering = ["user__username"]
     filterset_fields = ["is_active"]
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return ProjectMember.objects.none()
-        return ProjectMember.objects.filter(project=self.project).select_related("user", "project")
+    def project_queryset(self, project):
+        return ProjectMember.objects.filter(project=project).select_related("user", "project")
 
     @extend_schema(request=MemberAddSerializer, responses={201: MemberSerializer})
     def post(self, request, project_pk):
         form = MemberAddSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        member = _run(services.add_member, self.project, form.validated_data["user_obj"],
-                      cap_override=form.validated_data.get("cap_override"))
+        member = services.add_member(self.project, form.validated_data["user_obj"],
+                                     cap_override=form.validated_data.get("cap_override"))
         return Response(MemberSerializer(member).data, status=status.HTTP_201_CREATED)
 
 
@@ -539,13 +318,13 @@ class MemberDetail(ProjectChildMixin, APIView):
         form = MemberCapSerializer(data=request.data, partial=True)
         form.is_valid(raise_exception=True)
         if "cap_override" in form.validated_data:
-            member = _run(services.set_member_cap, self.project, member.user, form.validated_data["cap_override"])
+            member = services.set_member_cap(self.project, member.user, form.validated_data["cap_override"])
         return Response(MemberSerializer(member).data)
 
     @extend_schema(responses={200: DeactivatedSerializer})  # a body, so 200 (not DELETE's usual 204)
     def delete(self, request, project_pk, user_id: int):
         member = self.get_member(user_id)
-        returned = _run(services.deactivate_member, self.project, member.user)
+        returned = services.deactivate_member(self.project, member.user)
         return Response({"returned_leases": returned})
 
 
@@ -562,7 +341,7 @@ class MemberImport(ProjectChildMixin, APIView):
     def post(self, request, project_pk):
         form = CsvImportSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        result = _run(services.import_labelers_csv, self.project, form.validated_data["file"].read())
+        result = services.import_labelers_csv(self.project, form.validated_data["file"].read())
         return Response(result)
 
 
@@ -611,14 +390,15 @@ class PublishSerializer(serializers.Serializer):
     body = serializers.CharField(required=False, trim_whitespace=False, help_text="Left out: publish the draft.")
 
 
-class CurrentGuideline(APIView):
+class CurrentGuideline(ProjectChildMixin, APIView):
     """The guideline labelers work under: the current published version with its examples.
     Members of the project, planners, engineers and admins; 404 while none is published."""
 
+    members_may_read = True
+
     @extend_schema(responses={200: GuidelineVersionSerializer, 403: NOT_MEMBER, 404: OpenApiResponse(description="None published yet.")})
     def get(self, request, project_pk: int):
-        project = _project_for(request, project_pk, members=True)
-        version = services.current_guideline(project)
+        version = services.current_guideline(self.project)
         if version is None:
             raise exceptions.NotFound("No guideline has been published for this project yet.")
         return Response(GuidelineVersionSerializer(version).data)
@@ -639,7 +419,7 @@ class GuidelineDraft(ProjectChildMixin, APIView):
     def put(self, request, project_pk: int):
         form = DraftSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        project = _run(services.save_guideline_draft, self.project, form.validated_data["body"])
+        project = services.save_guideline_draft(self.project, form.validated_data["body"])
         return Response(self._out(project))
 
 
@@ -651,8 +431,8 @@ class GuidelinePublish(ProjectChildMixin, APIView):
     def post(self, request, project_pk: int):
         form = PublishSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        version = _run(services.publish_guideline, self.project, form.validated_data.get("body"),
-                       published_by=request.user)
+        version = services.publish_guideline(self.project, form.validated_data.get("body"),
+                                             published_by=request.user)
         return Response(GuidelineVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
@@ -663,10 +443,8 @@ class GuidelineVersions(ProjectChildMixin, generics.ListAPIView):
     pagination_class = Pagination
     filter_backends: list = []
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return GuidelineVersion.objects.none()
-        return GuidelineVersion.objects.filter(project=self.project).select_related("published_by").order_by("-version")
+    def project_queryset(self, project):
+        return GuidelineVersion.objects.filter(project=project).select_related("published_by").order_by("-version")
 
 
 class ExampleCommentSerializer(serializers.Serializer):
@@ -687,17 +465,11 @@ class ExampleSerializer(serializers.ModelSerializer):
         fields = ["id", "image", "image_url", "thumbnail_url", "note", "position", "comments"]
         extra_kwargs = {"position": {"required": False}}
 
-    def _url(self, field) -> str:
-        if not field:
-            return ""
-        request = self.context.get("request")
-        return request.build_absolute_uri(field.url) if request else field.url
-
     def get_image_url(self, obj: GuidelineExample) -> str:
-        return self._url(obj.image.file)
+        return file_url(obj.image.file, self.context)
 
     def get_thumbnail_url(self, obj: GuidelineExample) -> str:
-        return self._url(obj.image.thumbnail)
+        return file_url(obj.image.thumbnail, self.context)
 
     def validate_image(self, value):
         # services.save_example catches a repeated photo only when creating (see the API report).
@@ -725,8 +497,8 @@ class ExampleSerializer(serializers.ModelSerializer):
                               "verdict": c.verdict, "why": c.why} for c in example.comments.all()],
             }
             validated_data = {**current, **validated_data}
-        return _run(
-            services.save_example, self.context["project"], validated_data["image"],
+        return services.save_example(
+            self.context["project"], validated_data["image"],
             note=validated_data.get("note", ""), comments=validated_data.get("comments", []),
             example=example, position=validated_data.get("position"),
         )
@@ -746,17 +518,9 @@ class ExampleViewSet(ProjectChildMixin, viewsets.ModelViewSet):
     pagination_class = None
     filter_backends: list = []
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return GuidelineExample.objects.none()
-        return (GuidelineExample.objects.filter(project=self.project).select_related("image")
+    def project_queryset(self, project):
+        return (GuidelineExample.objects.filter(project=project).select_related("image")
                 .prefetch_related("comments__comment_type").order_by("position", "id"))
-
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        if not getattr(self, "swagger_fake_view", False):
-            context["project"] = self.project
-        return context
 
     def perform_destroy(self, instance):
         services.delete_example(instance)
@@ -795,10 +559,8 @@ class ReportList(ProjectChildMixin, generics.ListAPIView):
     pagination_class = Pagination
     filter_backends: list = []
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Assignment.objects.none()
-        qs = Assignment.objects.filter(project=self.project, status=AssignmentStatus.REPORTED).select_related(
+    def project_queryset(self, project):
+        qs = Assignment.objects.filter(project=project, status=AssignmentStatus.REPORTED).select_related(
             "image", "labeler"
         ).order_by(F("reported_at").desc(nulls_last=True), "-leased_at", "-id")
         resolved = self.request.query_params.get("resolved", "").lower()
@@ -823,7 +585,7 @@ class ReportResolve(ProjectChildMixin, APIView):
         )
         form = ResolveSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        assignment = _run(services.resolve_report, assignment, form.validated_data["resolution"])
+        assignment = services.resolve_report(assignment, form.validated_data["resolution"])
         return Response(ReportSerializer(assignment, context={"request": request}).data)
 
 
@@ -923,267 +685,3 @@ class ProgressView(ProjectChildMixin, APIView):
                          "results": rows},
         }
         return Response(ProjectProgressSerializer(data).data)
-
-
-# ---------------------------------------------------------------- the labeler's flow
-
-
-class NextRequestSerializer(serializers.Serializer):
-    count = serializers.IntegerField(
-        required=False, default=1, min_value=1, max_value=5,
-        help_text="How many photos: the first to show, the rest fetched ahead (each is a lease and counts "
-                  "towards the cap).",
-    )
-
-
-class NextResponseSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(choices=[("ok", "ok"), ("cap_reached", "cap_reached"), ("no_work", "no_work")])
-    detail = serializers.CharField(help_text="Translated message for cap_reached and no_work; empty for ok.")
-    assignments = AssignmentSerializer(many=True)
-    progress = ProgressSerializer()
-
-
-class SubmitRequestSerializer(serializers.Serializer):
-    comments = serializers.DictField(
-        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
-        help_text='{"<comment type slug>": "text", ...}: one text per comment type of the project.',
-    )
-
-
-class SubmitResponseSerializer(serializers.Serializer):
-    assignment = AssignmentSerializer()
-    comments = CommentOutSerializer(many=True)
-    progress = ProgressSerializer()
-    already_submitted = serializers.BooleanField(
-        help_text="True when an earlier request with another (or no) Idempotency-Key had stored the set (another "
-                  "tab or device): these texts were not stored; `comments` are the stored ones.")
-
-
-class AssignmentProgressSerializer(serializers.Serializer):
-    assignment = AssignmentSerializer()
-    progress = ProgressSerializer()
-
-
-class ReportRequestSerializer(serializers.Serializer):
-    reason = serializers.ChoiceField(choices=ReportReason.choices)
-    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-
-
-class HistorySerializer(serializers.ModelSerializer):
-    assignment_id = serializers.IntegerField(source="pk", read_only=True)
-    image = TaskImageSerializer(read_only=True)
-    comments = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Assignment
-        fields = ["assignment_id", "image", "submitted_at", "comments"]
-        read_only_fields = fields
-
-    @extend_schema_field(CommentOutSerializer(many=True))
-    def get_comments(self, obj: Assignment):
-        return _comments(obj.comments.all())
-
-
-class RulesCommentTypeSerializer(serializers.Serializer):
-    slug = serializers.CharField()
-    name = serializers.CharField()
-    description = serializers.CharField()
-    min_length = serializers.IntegerField()
-    max_length = serializers.IntegerField()
-
-
-RULE_FIELDS = ("count_whitespace", "reject_jamo_or_emoji_only", "max_repeat_run", "reject_copied_examples",
-               "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers")
-
-
-class RuleSwitchesSerializer(serializers.Serializer):
-    count_whitespace = serializers.BooleanField()
-    reject_jamo_or_emoji_only = serializers.BooleanField()
-    max_repeat_run = serializers.IntegerField(help_text="0: off.")
-    reject_copied_examples = serializers.BooleanField()
-    reject_own_repeats = serializers.BooleanField()
-    reject_urls = serializers.BooleanField()
-    reject_emails = serializers.BooleanField()
-    reject_phone_numbers = serializers.BooleanField()
-
-
-class RulesSerializer(serializers.Serializer):
-    comment_types = RulesCommentTypeSerializer(many=True)
-    rules = RuleSwitchesSerializer()
-    example_texts = serializers.ListField(child=serializers.CharField(),
-                                         help_text="Texts of the current guideline's examples (copy check).")
-    messages = serializers.DictField(child=serializers.CharField(),
-                                     help_text="Rule code -> translated message template (%(min)d, %(max)d, %(n)d).")
-    guideline_version = serializers.IntegerField()
-
-
-def _own_assignment(request, pk) -> Assignment:
-    """The caller's assignment (with its photo), else 404."""
-    return get_object_or_404(Assignment.objects.select_related("image"), pk=pk, labeler=request.user)
-
-
-def _assignment_data(assignment: Assignment, request) -> dict:
-    return AssignmentSerializer(assignment, context={"request": request}).data
-
-
-def _next(project: Project, user, count: int) -> tuple[str, str, list[Assignment]]:
-    """(state, message, leases): running out of cap or of photos is a state, not an error."""
-    try:
-        return "ok", "", services.next_assignments(project, user, count)
-    except (services.CapReached, services.NoWorkLeft) as exc:
-        return exc.code, str(exc), []
-
-
-class NextView(APIView):
-    """The labeler's next photos: their own unexpired leases first, topped up with new ones.
-    Always 200 with a state: ok, cap_reached or no_work."""
-
-    @extend_schema(
-        request=NextRequestSerializer,
-        responses={200: NextResponseSerializer, 403: NOT_MEMBER, 409: CONFLICT},
-    )
-    def post(self, request, project_pk: int):
-        form = NextRequestSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        member = ProjectMember.objects.select_related("project").filter(project_id=project_pk, user=request.user).first()
-        if member is None:
-            get_object_or_404(Project.objects.only("pk"), pk=project_pk)
-            raise ServiceRefused(services.NotAMember(), status.HTTP_403_FORBIDDEN)
-        state, detail, leases = _run(_next, member.project, request.user, form.validated_data["count"])
-        if leases:
-            images = Image.objects.only("id", "file", "thumbnail", "width", "height").in_bulk(
-                [a.image_id for a in leases]
-            )
-            for a in leases:
-                a.image = images[a.image_id]
-        return Response({
-            "state": state,
-            "detail": detail,
-            "assignments": AssignmentSerializer(leases, many=True, context={"request": request}).data,
-            "progress": _progress(member),
-        })
-
-
-class AssignmentDetail(APIView):
-    """One assignment: the labeler's own; planners, engineers and admins read any."""
-
-    @extend_schema(responses={200: AssignmentSerializer, 403: NOT_MEMBER, 404: NOT_YOURS})
-    def get(self, request, pk: int):
-        qs = Assignment.objects.select_related("image")
-        if not _is_staff_reader(request.user):
-            qs = qs.filter(labeler=request.user)
-        assignment = get_object_or_404(qs, pk=pk)
-        # A removed labeler gets no photo URL (on S3 a signed one) for their old work.
-        _project_for(request, assignment.project_id, members=True)
-        return Response(_assignment_data(assignment, request))
-
-
-class SubmitView(APIView):
-    """Store the comment set of the caller's assignment. Idempotent: a repeat (a double click, a
-    retried request; send the same `Idempotency-Key`) stores nothing and answers 200 with the
-    stored set; the first store answers 201. A repeat with another key (a second tab) answers
-    200 with `already_submitted: true` and the stored set."""
-
-    @extend_schema(
-        request=SubmitRequestSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
-                                     description="Any string up to 100 characters, the same on retries.")],
-        responses={
-            201: SubmitResponseSerializer,
-            200: OpenApiResponse(SubmitResponseSerializer, description="A repeat: the set stored before."),
-            400: OpenApiResponse(RulesErrorSerializer, description="The rules refuse the texts; nothing stored."),
-            403: NOT_MEMBER, 404: NOT_YOURS, 409: CONFLICT,
-        },
-    )
-    def post(self, request, pk: int):
-        assignment = _own_assignment(request, pk)
-        form = SubmitRequestSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        before = assignment.status
-        key = request.headers.get("Idempotency-Key", "")
-        comments = _run(services.submit, assignment, request.user, form.validated_data["comments"], key)
-        # services.submit copies the stored state onto `assignment` only when this call stored
-        # the set; a repeat (also one that raced this call) leaves the instance as it was.
-        created = before != AssignmentStatus.SUBMITTED and assignment.status == AssignmentStatus.SUBMITTED
-        if created:
-            out = _comments(comments)
-        else:
-            if assignment.status != AssignmentStatus.SUBMITTED:
-                assignment.refresh_from_db(fields=["status", "submitted_at", "expires_at", "idempotency_key"])
-            out = _comments(comments, dict(CommentType.objects.filter(project_id=assignment.project_id)
-                                           .values_list("pk", "slug")))
-        return Response(
-            {"assignment": _assignment_data(assignment, request), "comments": out,
-             "progress": _member_progress(assignment.project_id, request.user),
-             "already_submitted": not created and not (key and key[:100] == assignment.idempotency_key)},
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
-
-
-class SkipView(APIView):
-    """Give the photo back; it never comes back to this labeler. A repeat is harmless."""
-
-    @extend_schema(request=None, responses={200: AssignmentProgressSerializer, 403: NOT_MEMBER, 404: NOT_YOURS, 409: CONFLICT})
-    def post(self, request, pk: int):
-        assignment = _own_assignment(request, pk)
-        _run(services.skip, assignment, request.user)
-        return Response({"assignment": _assignment_data(assignment, request),
-                         "progress": _member_progress(assignment.project_id, request.user)})
-
-
-class ReportView(APIView):
-    """Report the photo (inappropriate, broken, personal information) for planners; like a skip,
-    it never comes back to this labeler."""
-
-    @extend_schema(request=ReportRequestSerializer,
-                   responses={200: AssignmentProgressSerializer, 403: NOT_MEMBER, 404: NOT_YOURS, 409: CONFLICT})
-    def post(self, request, pk: int):
-        assignment = _own_assignment(request, pk)
-        form = ReportRequestSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        _run(services.report, assignment, request.user, form.validated_data["reason"],
-             form.validated_data.get("note", ""))
-        return Response({"assignment": _assignment_data(assignment, request),
-                         "progress": _member_progress(assignment.project_id, request.user)})
-
-
-class HistoryView(generics.ListAPIView):
-    """The caller's own submitted comment sets in the project, newest first."""
-
-    serializer_class = HistorySerializer
-    pagination_class = Pagination
-    filter_backends: list = []
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Assignment.objects.none()
-        project = _project_for(self.request, self.kwargs["project_pk"], members=True)
-        return (
-            Assignment.objects.filter(project=project, labeler=self.request.user, status=AssignmentStatus.SUBMITTED)
-            .select_related("image").prefetch_related("comments__comment_type").order_by("-submitted_at", "-id")
-        )
-
-    @extend_schema(responses={200: HistorySerializer(many=True), 403: NOT_MEMBER})
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
-
-
-class RulesView(APIView):
-    """What the labeler page mirrors before submit: comment types with their lengths, the rule
-    switches, the guideline's example texts and the translated messages. The server still judges."""
-
-    @extend_schema(responses={200: RulesSerializer, 403: NOT_MEMBER})
-    def get(self, request, project_pk: int):
-        project = _project_for(request, project_pk, members=True)
-        version = services.current_guideline(project)
-        data = {
-            "comment_types": project.comment_types.order_by("position", "id").values(
-                "slug", "name", "description", "min_length", "max_length"
-            ),
-            "rules": {name: getattr(project, name) for name in RULE_FIELDS},
-            "example_texts": version.example_texts() if version else [],
-            "messages": {code: str(message) for code, message in text_rules.MESSAGES.items()},
-            "guideline_version": project.guideline_version,
-        }
-        return Response(RulesSerializer(data).data)
-
