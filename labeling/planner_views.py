@@ -59,6 +59,8 @@ PLANNERS = (Role.PLANNER,)
 PROJECTS_PER_PAGE = 50
 LABELERS_PER_PAGE = 50
 REPORTS_PER_PAGE = 50
+# The session's last exclusion on a reports page, offered for undo once, on the next reports page.
+REPORT_UNDO_KEY = "report_undo"
 PHOTOS_PER_PAGE = 48
 CSV_HEADER = ",".join(services.CSV_COLUMNS)
 
@@ -527,10 +529,6 @@ def project_reports(request, pk: int):
         query=urlencode({"state": state}), here=request.get_full_path(),
         states=[("open", _("Open")), ("resolved", _("Resolved")), ("all", _("All"))],
     ))
-
-
-# The last exclusion on the reports page, offered for undo once on the next reports page.
-REPORT_UNDO_KEY = "report_undo"
 
 
 def _reported(project: Project, assignment_id: int) -> Assignment:
