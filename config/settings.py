@@ -437,13 +437,20 @@ PLANNER_DASHBOARD_REFRESH_SECONDS = env_int("PLANNER_DASHBOARD_REFRESH_SECONDS",
 LABELING_MAX_COMMENT_TYPES = env_int("LABELING_MAX_COMMENT_TYPES", 20, minimum=1)
 LABELING_MAX_GUIDELINE_CHARS = env_int("LABELING_MAX_GUIDELINE_CHARS", 200_000)
 
+# 403s and 404s are logged as one line each, without a traceback; 500s keep theirs
+# (config.logging.ClientErrorsWithoutTraceback). Django's loggers pass everything on to this one
+# console (Django's own debug console would print each line, traceback and all, a second time).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"client_errors_without_traceback": {"()": "config.logging.ClientErrorsWithoutTraceback"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["client_errors_without_traceback"]}},
     "root": {"handlers": ["console"],
              "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True)},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django": {"handlers": [], "level": "INFO"},
+    },
 }
 
 if PRODUCTION:

@@ -1,5 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
@@ -8,10 +10,16 @@ from config.api import IdConverter
 from config.csp import redoc_policy
 from datasets.media import serve_media
 
+def favicon(request):
+    """Browsers ask for /favicon.ico on pages without a <link rel=icon> (the admin, JSON): the SVG."""
+    return redirect(static("favicon.svg"))
+
+
 # `<id:...>`: ids that fit a bigint (config.api.IdConverter); registered before the includes use it.
 register_converter(IdConverter, "id")
 
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     # Public in the embedded default, behind a sign-in in production (API_DOCS_PUBLIC).

@@ -43,7 +43,7 @@ class ProjectForm(forms.ModelForm):
             "reject_phone_numbers": _("Refuse phone numbers"),
         }
         help_texts = {
-            "description": _("For planners; labelers see the guideline, not this."),
+            "description": _("Labelers see it on their home page under the project's name (its first 160 characters)."),
             "is_active": _("Closed projects hand out no photos."),
             "overlap": _("Distinct labelers who comment on each photo."),
             "cap_per_labeler": _("Most photos one labeler may label here; set a different cap per person on the labelers page."),

@@ -21,4 +21,6 @@ urlpatterns = [
     path("<id:pk>/labelers/<id:user_id>/active/", views.member_active, name="project-member-active"),
     path("<id:pk>/reports/", views.project_reports, name="project-reports"),
     path("<id:pk>/reports/<id:assignment_id>/resolve/", views.report_resolve, name="project-report-resolve"),
+    path("<id:pk>/reports/<id:assignment_id>/exclude/", views.report_exclude, name="project-report-exclude"),
+    path("<id:pk>/reports/<id:assignment_id>/undo/", views.report_undo, name="project-report-undo"),
 ]

@@ -58,6 +58,8 @@ PLANNERS = (Role.PLANNER,)
 PROJECTS_PER_PAGE = 50
 LABELERS_PER_PAGE = 50
 REPORTS_PER_PAGE = 50
+# The session's last exclusion on a reports page, offered for undo once, on the next reports page.
+REPORT_UNDO_KEY = "report_undo"
 PHOTOS_PER_PAGE = 48
 CSV_HEADER = ",".join(services.CSV_COLUMNS)
 
@@ -490,27 +492,77 @@ def project_reports(request, pk: int):
         state = "all"
     reports = reports.select_related("image", "labeler").order_by(F("reported_at").desc(nulls_last=True), "-leased_at", "-id")
     page = Paginator(reports, REPORTS_PER_PAGE).get_page(request.GET.get("page"))
+    undo = request.session.pop(REPORT_UNDO_KEY, None)
+    if undo and undo.get("project") != project.pk:
+        undo = None
     return render(request, "labeling/planner/reports.html", _context(
-        request, project, "reports", page=page, state=state, counts=counts,
+        request, project, "reports", page=page, state=state, counts=counts, undo=undo,
         query=urlencode({"state": state}), here=request.get_full_path(),
         states=[("open", _("Open")), ("resolved", _("Resolved")), ("all", _("All"))],
     ))
+
+
+def _reported(project: Project, assignment_id: int) -> Assignment:
+    return get_object_or_404(Assignment.objects.select_related("image", "labeler"), project=project,
+                             pk=assignment_id, status=AssignmentStatus.REPORTED)
+
+
+def _service_error(request, exc) -> None:
+    messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
 
 
 @require_POST
 @role_required(*PLANNERS)
 def report_resolve(request, pk: int, assignment_id: int):
     project = _project(pk)
-    assignment = get_object_or_404(Assignment, project=project, pk=assignment_id, status=AssignmentStatus.REPORTED)
+    assignment = _reported(project, assignment_id)
     resolution = request.POST.get("resolution", "")
+    back = _back(request, reverse("project-reports", args=[project.pk]))
+    if resolution == "excluded" and not request.POST.get("confirm"):
+        # Nothing asked first (no script in the page): a page that asks.
+        confirm_url = reverse("project-report-exclude", args=[project.pk, assignment.pk])
+        return redirect(f"{confirm_url}?{urlencode({'next': back})}")
+    previous = assignment.report_resolution
     try:
         services.resolve_report(assignment, resolution)
     except (ValidationError, services.LabelingError) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        _service_error(request, exc)
     else:
-        if resolution == "excluded":
+        if resolution == "excluded" and previous != "excluded":
+            # The reports page says so itself, with an Undo button.
+            request.session[REPORT_UNDO_KEY] = {"project": project.pk, "assignment": assignment.pk,
+                                                "previous": previous}
+        elif resolution == "excluded":
             messages.success(request, _("The photo is out of the project: nobody gets it again."))
         else:
             messages.success(request, _("The photo stays in the project for other labelers."))
+    return redirect(back)
+
+
+@role_required(*PLANNERS)
+def report_exclude(request, pk: int, assignment_id: int):
+    """Asks before excluding a reported photo, for a page without script (with script, the
+    reports page asks in a dialog and posts straight to report_resolve)."""
+    project = _project(pk)
+    assignment = _reported(project, assignment_id)
+    return render(request, "labeling/planner/report_exclude.html", _context(
+        request, project, "reports", a=assignment,
+        back=_back(request, reverse("project-reports", args=[project.pk])),
+    ))
+
+
+@require_POST
+@role_required(*PLANNERS)
+def report_undo(request, pk: int, assignment_id: int):
+    """Takes back an exclusion: the report is open (or kept) again and the photo back in the queue."""
+    project = _project(pk)
+    assignment = _reported(project, assignment_id)
+    request.session.pop(REPORT_UNDO_KEY, None)
+    try:
+        services.undo_report_resolution(assignment, request.POST.get("previous", ""))
+    except (ValidationError, services.LabelingError) as exc:
+        _service_error(request, exc)
+    else:
+        messages.success(request, _("Undone: the photo is back in the project's queue."))
     return redirect(_back(request, reverse("project-reports", args=[project.pk])))
 

@@ -923,6 +923,31 @@ def resolve_report(assignment: Assignment, resolution: str) -> Assignment:
     return assignment
 
 
+def undo_report_resolution(assignment: Assignment, previous: str = "") -> Assignment:
+    """Take back a planner's "excluded": the report goes back to `previous` ("" open, or "kept")
+    and the photo back into the project's queue, unless another report of the same photo is
+    still excluded."""
+    if assignment.status != AssignmentStatus.REPORTED:
+        raise LabelingError(_("Only reported photos can be resolved."))
+    if previous not in ("", "kept"):
+        raise ValidationError({"resolution": _("Choose kept or open.")})
+    with transaction.atomic():
+        undone = Assignment.objects.filter(pk=assignment.pk, report_resolution="excluded").update(
+            report_resolution=previous
+        )
+        if not undone:
+            raise LabelingError(_("This photo is not excluded (any more): there is nothing to undo."))
+        still_excluded = Assignment.objects.filter(
+            project_id=assignment.project_id, image_id=assignment.image_id, report_resolution="excluded"
+        ).exists()
+        if not still_excluded:
+            ProjectImage.objects.filter(project_id=assignment.project_id, image_id=assignment.image_id).update(
+                excluded=False
+            )
+    assignment.report_resolution = previous
+    return assignment
+
+
 # --- Guidelines and examples ----------------------------------------------------------------
 
 def check_guideline_size(body: str) -> None:

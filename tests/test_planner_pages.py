@@ -686,7 +686,7 @@ def test_reports_keep_and_exclude(client, users, project, labelers):
     assert "얼굴이 보여요" in html and "Personal information" in html
 
     client.post(reverse("project-report-resolve", args=[project.pk, a.pk]), {"resolution": "kept"})
-    client.post(reverse("project-report-resolve", args=[project.pk, b.pk]), {"resolution": "excluded"})
+    client.post(reverse("project-report-resolve", args=[project.pk, b.pk]), {"resolution": "excluded", "confirm": "1"})
     a.refresh_from_db()
     b.refresh_from_db()
     assert (a.report_resolution, b.report_resolution) == ("kept", "excluded")
@@ -703,6 +703,85 @@ def test_reports_keep_and_exclude(client, users, project, labelers):
     c = services.next_assignment(project, labelers[2])
     assert client.post(reverse("project-report-resolve", args=[project.pk, c.pk]),
                        {"resolution": "kept"}).status_code == 404
+
+
+def test_exclude_asks_first_without_script(client, users, project, labelers):
+    """A post without the page's confirm (no script ran) lands on a page that asks; nothing changed yet."""
+    a = services.next_assignment(project, labelers[0])
+    services.report(a, labelers[0], "broken", "반쯤 잘렸어요")
+    login(client, users)
+    reports = reverse("project-reports", args=[project.pk]) + "?state=all"
+    response = client.post(reverse("project-report-resolve", args=[project.pk, a.pk]),
+                           {"resolution": "excluded", "next": reports})
+    confirm_url = reverse("project-report-exclude", args=[project.pk, a.pk])
+    assert response.status_code == 302 and response["Location"].startswith(confirm_url)
+    a.refresh_from_db()
+    assert a.report_resolution == "" and not ProjectImage.objects.get(project=project, image_id=a.image_id).excluded
+
+    html = client.get(response["Location"]).content.decode()
+    assert "Exclude this photo?" in html and "반쯤 잘렸어요" in html
+    assert 'name="confirm" value="1"' in html and f'href="{reports}"' in html  # cancel goes back
+    # The reports page's own button asks in the page's script, which then posts confirm=1.
+    table = client.get(reports).content.decode()
+    assert 'data-confirm-field="confirm"' in table
+    response = client.post(reverse("project-report-resolve", args=[project.pk, a.pk]),
+                           {"resolution": "excluded", "confirm": "1", "next": reports})
+    assert response["Location"] == reports
+    assert ProjectImage.objects.get(project=project, image_id=a.image_id).excluded
+    # Only planners see the question.
+    client.force_login(users["engineer"])
+    assert client.get(confirm_url).status_code == 403
+
+
+@pytest.mark.parametrize("before", ["", "kept"])
+def test_undo_exclude_reopens_report_and_queue(client, users, project, labelers, before):
+    a = services.next_assignment(project, labelers[0])
+    services.report(a, labelers[0], "inappropriate")
+    if before:
+        services.resolve_report(a, before)
+    pi = ProjectImage.objects.get(project=project, image_id=a.image_id)
+    slots = pi.slots_taken
+    login(client, users)
+    url = reverse("project-reports", args=[project.pk])
+    response = client.post(reverse("project-report-resolve", args=[project.pk, a.pk]),
+                           {"resolution": "excluded", "confirm": "1"}, follow=True)
+    html = response.content.decode()
+    assert "The photo is out of the project: nobody gets it again." in html
+    undo_url = reverse("project-report-undo", args=[project.pk, a.pk])
+    assert f'action="{undo_url}"' in html and ">Undo</button>" in html
+    pi.refresh_from_db()
+    assert pi.excluded
+    # Offered once: the next visit of the page has no Undo.
+    assert undo_url not in client.get(url).content.decode()
+
+    html = client.post(undo_url, {"previous": before}, follow=True).content.decode()
+    assert "Undone: the photo is back in the project&#x27;s queue." in html
+    a.refresh_from_db()
+    pi.refresh_from_db()
+    assert a.report_resolution == before and not pi.excluded and pi.slots_taken == slots
+    # The photo is handed out again (to another labeler).
+    assert a.image_id in {x.image_id for x in services.next_assignments(project, labelers[1], count=10)}
+    # Nothing left to undo: a clear error, no change.
+    html = client.post(undo_url, {"previous": ""}, follow=True).content.decode()
+    assert "nothing to undo" in html
+    a.refresh_from_db()
+    assert a.report_resolution == before
+
+
+def test_undo_keeps_photo_out_while_another_report_excludes_it(project, labelers):
+    a = services.next_assignment(project, labelers[0])
+    services.report(a, labelers[0], "broken")
+    # The same photo, reported by a second labeler.
+    b = next(x for x in services.next_assignments(project, labelers[1], count=10) if x.image_id == a.image_id)
+    services.report(b, labelers[1], "broken")
+    services.resolve_report(a, "excluded")
+    services.resolve_report(b, "excluded")
+    services.undo_report_resolution(a)
+    assert ProjectImage.objects.get(project=project, image_id=a.image_id).excluded
+    services.undo_report_resolution(b, "kept")
+    assert not ProjectImage.objects.get(project=project, image_id=a.image_id).excluded
+    with pytest.raises(services.LabelingError):
+        services.undo_report_resolution(b)  # not excluded any more
 
 
 def test_open_reports_badge_on_project_tabs(client, users, project, labelers):

@@ -2,12 +2,21 @@
 (function () {
   "use strict";
 
-  // <form data-confirm="..."> and <button data-confirm="...">: ask before submitting.
+  // <form data-confirm="..."> and <button data-confirm="...">: ask before submitting. A button's
+  // data-confirm-field="name" posts name=1 once asked, so the server skips its own confirm page
+  // (the one a page without script gets).
   document.addEventListener("submit", function (e) {
     var form = e.target;
     var button = e.submitter;
     var msg = (button && button.getAttribute("data-confirm")) || form.getAttribute("data-confirm");
-    if (msg && !window.confirm(msg)) e.preventDefault();
+    if (!msg) return;
+    if (!window.confirm(msg)) { e.preventDefault(); return; }
+    var field = button && button.getAttribute("data-confirm-field");
+    if (field && !form.querySelector('input[name="' + field + '"]')) {
+      var input = document.createElement("input");
+      input.type = "hidden"; input.name = field; input.value = "1";
+      form.appendChild(input);
+    }
   });
 
   // Formsets: [data-formset] holds the management form, [data-rows] and a <template

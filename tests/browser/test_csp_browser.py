@@ -51,6 +51,7 @@ PAGES = [
     ("project-example-edit", "example", PLANNERS),
     ("project-labelers", "project", PLANNERS),
     ("project-reports", "project", PLANNERS),
+    ("project-report-exclude", "report", PLANNERS),
     ("admin:index", None, (ADMIN,)),
     ("admin:accounts_user_changelist", None, (ADMIN,)),
     ("admin:accounts_user_change", "admin_user", (ADMIN,)),
@@ -63,7 +64,8 @@ DRAWN = {"api-docs": ".swagger-ui .opblock", "api-redoc": ".api-content h1"}
 NOT_PAGES = {
     "logout", "token-revoke", "category-active", "subcategory-active", "import-progress", "import-resume",
     "project-guideline-preview", "project-example-delete", "project-example-move", "project-member-cap",
-    "project-member-active", "project-report-resolve", "set_language", "schema",
+    "project-member-active", "project-report-resolve", "project-report-undo", "set_language", "schema",
+    "favicon",
 }
 
 VIOLATION_LISTENER = """
@@ -108,10 +110,11 @@ def world(users, source):
         {"comment_type": "reaction", "text": "와 맛있겠다", "verdict": "good", "why": "자연스러워요"},
     ])
     version = services.publish_guideline(project, "# 가이드\n\n- **친구에게 말하듯**\n", published_by=users["planner"])
+    reported = services.report(services.next_assignment(project, users["labeler"]), users["labeler"], "broken")
     return {
         None: [], "category": [Category.objects.get(slug="food").pk], "job": [job.pk], "image": [images[0].pk],
         "project": [project.pk], "version": [project.pk, version.version], "example": [project.pk, example.pk],
-        "new_example": [project.pk], "admin_user": [users["admin"].pk],
+        "new_example": [project.pk], "admin_user": [users["admin"].pk], "report": [project.pk, reported.pk],
         "_query": {"project-example-new": f"?image={images[1].pk}"},
     }
 

@@ -134,7 +134,7 @@ def test_labeler_home_on_a_phone_in_korean(new_page, users, login, shot):
     shot(page, "labeler-home-phone")
     # The menu folds behind a button on a phone.
     assert not page.locator("nav.nav").is_visible()
-    page.click(".nav-toggle-label")
+    page.click(".nav-toggle")
     assert page.locator("nav.nav").is_visible()
     shot(page, "labeler-home-phone-menu")
     # Switch to English and back.

@@ -179,8 +179,9 @@ def test_planner_builds_a_project_and_watches_it_fill_in(page, new_page, users, 
     assert "얼굴이 크게 나와요" in row.inner_text()
     assert row.locator("img").evaluate("i => i.naturalWidth") > 0
     shot(page, "planner-reports")
+    page.once("dialog", lambda d: d.accept())  # Exclude asks first, then offers Undo
     row.locator("button[value=excluded]").click()
-    page.wait_for_selector(".msg-success")
+    page.wait_for_selector(".undo-bar")
     assert page.locator(f"tr[data-report='{lease.pk}']").count() == 0  # open reports only
     page.click(".filters a.chip[href='?state=resolved']")
     assert page.locator(f"tr[data-report='{lease.pk}'] [data-resolution]").inner_text().strip() != ""
