@@ -106,3 +106,32 @@ def api(users):
         return c
 
     return client
+
+
+@pytest.fixture
+def labelers(db):
+    """Four labelers, lab0..lab3 ("Lab 0".."Lab 3"); slice where a test wants fewer."""
+    from tests.factories import make_labelers
+
+    return make_labelers(4)
+
+
+@pytest.fixture
+def make_project(db, source, labelers):
+    """make(n_images=3, *, overlap=2, cap=300, category=None, members=labelers, ...): `n_images`
+    new catalogue rows (without files), then a project over the catalogue with its queue and
+    members. Each call's rows and name are its own."""
+    import itertools
+
+    from tests.factories import fake_images
+    from tests.factories import make_project as build
+
+    counter = itertools.count()
+
+    def make(n_images=3, *, overlap=2, cap=300, category=None, members=None, start=None, image_fields=None, **fields):
+        n = next(counter)
+        fake_images(source, n_images, start=n * 1000 if start is None else start,
+                    **{"category": category, **(image_fields or {})})
+        return build(overlap=overlap, cap_per_labeler=cap, members=labelers if members is None else members, **fields)
+
+    return make

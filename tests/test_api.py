@@ -19,7 +19,6 @@ from datasets.models import Category, Image, ImportItem, ImportJob, Licence, Sou
 from tests.conftest import make_photo
 
 
-
 @pytest.fixture
 def planner(api):
     return api("planner")

@@ -18,7 +18,6 @@ from labeling.models import Assignment
 from .test_api import image_row
 from .test_labeling_api import GOOD
 
-
 NUL_MESSAGE = "Null characters are not allowed."
 
 

@@ -4,7 +4,6 @@ Runs on SQLite by default and on PostgreSQL with DATABASE_URL=postgres://...
 """
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 import pytest
@@ -17,50 +16,12 @@ from datasets.models import Category, Image, Source, Subcategory
 from datasets.selectors import quota_dashboard
 from labeling import selectors, services
 from labeling.models import Assignment, AssignmentStatus, Comment, ProjectImage
-
-GOOD = {"reaction": "와 진짜 맛있겠다", "specific": "족발 윤기가 장난 아니네요 쫀득해 보여요"}
-
-
-def fake_images(source, n, *, category=None, subcategory=None, start=0):
-    """Catalogue rows without files: the engine never opens them."""
-    rows = []
-    for i in range(start, start + n):
-        digest = hashlib.sha256(f"{source.pk}-{i}".encode()).hexdigest()
-        rows.append(Image(
-            file=f"images/{i}.jpg", thumbnail=f"thumbs/{i}.jpg", sha256=digest,
-            pixel_sha256=hashlib.sha256(digest.encode()).hexdigest(), phash=i, width=10, height=10,
-            original_width=10, original_height=10, original_format="JPEG", original_bytes=100,
-            category=category, subcategory=subcategory, source=source, licence=source.default_licence,
-        ))
-    return Image.objects.bulk_create(rows)
-
-
-def texts(n):
-    """A distinct, rule-abiding comment set (the own-repeat rule refuses the same text twice)."""
-    return {"reaction": f"와 멋지다 {n}", "specific": f"사진 속 풍경이 정말 아름다워요 {n}번"}
+from tests.factories import GOOD, fake_images, texts
 
 
 @pytest.fixture
 def food():
     return Category.objects.get(slug="food")
-
-
-@pytest.fixture
-def labelers(db):
-    return [accounts.create_user(f"lab{i}", "pw-long-enough-1", "labeler") for i in range(4)]
-
-
-@pytest.fixture
-def make_project(db, source, labelers):
-    def make(n_images=3, *, overlap=2, cap=300, category=None, members=None, **fields):
-        fake_images(source, n_images, category=category)
-        project = services.create_project(f"p{overlap}-{cap}-{n_images}", overlap=overlap, cap_per_labeler=cap, **fields)
-        services.sync_project_images(project)
-        for user in labelers if members is None else members:
-            services.add_member(project, user)
-        return project
-
-    return make
 
 
 def slots(project):

@@ -27,9 +27,9 @@ from accounts import services as accounts
 from datasets.models import Licence, Source
 from labeling import services
 from labeling.models import Assignment, AssignmentStatus, Comment, ProjectImage, ProjectMember
+from tests.factories import fake_images
 
 from .conftest import require_service
-from .test_assignment import fake_images
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

@@ -21,15 +21,12 @@ from labeling import services
 from labeling.models import AssignmentStatus, ProjectMember
 from labeling.text import MESSAGES
 from tests.conftest import PASSWORD, make_photo
-from tests.test_assignment import fake_images
+from tests.factories import fake_images, texts
 
 pytestmark = pytest.mark.django_db
 
 PAGES = ("label", "label-history", "label-guide")
 
-
-def texts(n: int) -> dict[str, str]:
-    return {"reaction": f"와 멋지다 {n}", "specific": f"사진 속 풍경이 정말 아름다워요 {n}번"}
 
 
 @pytest.fixture

@@ -17,35 +17,7 @@ from accounts.models import User
 from datasets.models import Category
 from labeling import services
 from labeling.models import Assignment, AssignmentStatus, Comment, CommentType, Project, ProjectImage, ProjectMember
-
-from .test_assignment import fake_images
-
-GOOD = {"reaction": "와 진짜 맛있겠다", "specific": "족발 윤기가 장난 아니네요 쫀득해 보여요"}
-
-
-def texts(n) -> dict:
-    return {"reaction": f"와 멋지다 {n}", "specific": f"사진 속 풍경이 정말 아름다워요 {n}번"}
-
-
-@pytest.fixture
-def labelers(db):
-    return [accounts.create_user(f"lab{i}", "pw-long-enough-1", "labeler") for i in range(4)]
-
-
-@pytest.fixture
-def make_project(db, source, labelers):
-    counter = iter(range(1000))
-
-    def make(n_images=3, *, overlap=2, cap=300, members=None, start=None, **fields):
-        n = next(counter)
-        fake_images(source, n_images, start=start if start is not None else n * 1000, **fields.pop("image_fields", {}))
-        project = services.create_project(f"project {n}", overlap=overlap, cap_per_labeler=cap, **fields)
-        services.sync_project_images(project)
-        for user in labelers if members is None else members:
-            services.add_member(project, user)
-        return project
-
-    return make
+from tests.factories import GOOD, fake_images, texts
 
 
 def client_of(user) -> APIClient:

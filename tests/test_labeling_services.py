@@ -16,7 +16,7 @@ from accounts.models import User
 from datasets.models import Category
 from labeling import services
 from labeling.models import Assignment, Comment, GuidelineExample, GuidelineVersion, ProjectImage, ProjectMember
-from tests.test_assignment import fake_images, texts
+from tests.factories import fake_images, texts
 
 pytestmark = pytest.mark.django_db
 
@@ -31,16 +31,11 @@ def english():
 
 
 @pytest.fixture
-def labelers(db):
-    return [accounts.create_user(f"lab{i}", "pw-long-enough-1", "labeler") for i in range(3)]
-
-
-@pytest.fixture
 def project(source, labelers):
     fake_images(source, 6, category=Category.objects.get(slug="food"))
     p = services.create_project("services", overlap=2, cap_per_labeler=4)
     services.sync_project_images(p)
-    for user in labelers:
+    for user in labelers[:3]:
         services.add_member(p, user)
     return p
 

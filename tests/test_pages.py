@@ -403,8 +403,8 @@ def test_manifest_import(client, users, source, tmp_path, django_capture_on_comm
 
 
 def test_image_list_filters_and_paginates(client, users, source, licence):
-    from datasets.models import Image
     from datasets import services
+    from datasets.models import Image
 
     client.force_login(users["engineer"])
     services.ingest_one(make_photo(seed=60), source=source, category="food", subcategory="korean")

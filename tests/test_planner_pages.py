@@ -21,6 +21,7 @@ from labeling.models import (
     ProjectMember,
 )
 from tests.conftest import ROLES, make_photo
+from tests.factories import fake_images, texts
 
 ANON = "anonymous"
 ALL = (ANON, *ROLES)
@@ -48,21 +49,12 @@ def photos(db, source):
 
 
 @pytest.fixture
-def labelers(db):
-    return [accounts.create_user(f"lab{i}", "pw-long-enough-1", "labeler", first_name=f"Lab {i}") for i in range(3)]
-
-
-@pytest.fixture
 def project(db, photos, labelers, users):
     p = services.create_project("Food talk", created_by=users["planner"])
     services.sync_project_images(p)
-    for user in labelers:
+    for user in labelers[:3]:
         services.add_member(p, user)
     return p
-
-
-def texts(n):
-    return {"reaction": f"와 멋지다 {n}", "specific": f"사진 속 풍경이 정말 아름다워요 {n}번"}
 
 
 def submit_one(project, user, n):
@@ -361,7 +353,6 @@ def test_dashboard_sorts_and_pages_labelers(client, users, project, labelers):
 
 
 def test_dashboard_queries_do_not_grow_with_labelers_or_photos(client, users, project, labelers, source):
-    from tests.test_assignment import fake_images
 
     login(client, users)
     submit_one(project, labelers[0], 0)
@@ -383,7 +374,6 @@ def test_dashboard_queries_do_not_grow_with_labelers_or_photos(client, users, pr
 def test_labeler_stats_medians_sorting_and_pages(project, labelers, source):
     """Medians of comment length per type and of seconds per photo, computed for one page of
     labelers (PostgreSQL: percentile_cont; SQLite: in Python); the same answers on both."""
-    from tests.test_assignment import fake_images
 
     fake_images(source, 6)
     services.sync_project_images(project)

@@ -7,8 +7,9 @@ import pytest
 
 from labeling import services
 from labeling.models import Assignment, AssignmentStatus
+from tests.factories import GOOD
 
-from .test_labeling_api import GOOD, client_of, labelers, make_project, next_, planner, submit, token_client  # noqa: F401 (fixtures)
+from .test_labeling_api import client_of, next_, submit, token_client
 
 
 @pytest.fixture
@@ -39,7 +40,8 @@ def test_a_removed_labeler_cannot_report_skip_or_submit(removed, how):
     assert not Assignment.objects.filter(status=AssignmentStatus.REPORTED).exists()  # nothing reached planners
 
 
-def test_a_removed_labeler_cannot_read_their_old_assignments(removed, planner):
+def test_a_removed_labeler_cannot_read_their_old_assignments(removed, users):
+    planner = client_of(users["planner"])
     client = client_of(removed["labeler"])
     for pk in (removed["held"], removed["done"]):
         response = client.get(f"/api/assignments/{pk}/")

@@ -10,8 +10,9 @@ from django.core.exceptions import ValidationError
 
 from labeling import selectors, services
 from labeling.models import Assignment, Comment, ProjectMember, RuleHit
+from tests.factories import GOOD
 
-from .test_labeling_api import GOOD, client_of, labelers, make_project, next_, submit  # noqa: F401 (fixtures)
+from .test_labeling_api import client_of, next_, submit
 
 
 def blocked(client, assignment_id, rules):

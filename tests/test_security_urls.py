@@ -199,8 +199,9 @@ def test_migration_blanks_stored_links_of_other_schemes():
     "https://example.com/a b", "https://example.com/\x85", "mailto:someone@example.com", "/relative/path",
 ])
 def test_the_shared_check_refuses_everything_but_absolute_http_urls(url):
-    from datasets.weblinks import is_web_link, link_problem, validate_web_link
     from django.core.exceptions import ValidationError
+
+    from datasets.weblinks import is_web_link, link_problem, validate_web_link
 
     assert not is_web_link(url)
     with translation.override("en"):

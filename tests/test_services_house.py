@@ -12,7 +12,7 @@ from datasets import services as datasets
 from datasets.models import Category, Licence, Source
 from labeling import services
 from labeling.models import CommentType, GuidelineExample, Project, ProjectImage, ProjectMember
-from tests.test_assignment import fake_images, texts
+from tests.factories import fake_images, texts
 
 pytestmark = pytest.mark.django_db
 

@@ -13,11 +13,11 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-from django.utils import translation
 import urllib3.util.connection
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import translation
 
 from datasets import readers, services
 from datasets.models import ImportJob, ImportStatus

@@ -7,7 +7,6 @@ from accounts import services as account_services
 from accounts.models import ApiToken
 
 
-
 def with_key(key: str, keyword: str = "Token") -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"{keyword} {key}")

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from tests.conftest import make_photo
+from tests.factories import texts
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -24,9 +25,6 @@ def photos(db, source):
     return [services.ingest_one(make_photo(seed=700 + i, width=480, height=360), source=source, category=cat,
                                 original_name=f"photo-{i}.jpg").image for i, cat in enumerate(cats)]
 
-
-def texts(n):
-    return {"reaction": f"와 멋지다 {n}", "specific": f"사진 속 풍경이 정말 아름다워요 {n}번"}
 
 
 def test_planner_builds_a_project_and_watches_it_fill_in(page, new_page, users, photos, login, shot, settings,
