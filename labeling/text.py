@@ -1,6 +1,8 @@
 """Comment text: how long it is to a Korean reader, and the rules a comment must pass.
 
 Pure functions, no database: the server judges with these, and the labeler page mirrors them.
+A change here needs the same change in static/js/textrules.js (the page's copy); the browser test
+tests/browser/test_textrules_js.py runs one table of cases through both and fails when they differ.
 
 Length is counted the way a reader counts characters: the text is NFC-normalised (so a syllable
 typed as decomposed jamo, NFD, counts once), split into extended grapheme clusters (so an emoji

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need and run the whole suite twice: on SQLite and on PostgreSQL;
-# then check that requirements.txt alone runs a Celery worker on Redis
+# Install everything the tests need, run the linter (ruff), run the whole suite twice with coverage:
+# on SQLite and on PostgreSQL, and report the coverage of both together; then check that requirements.txt alone runs a Celery worker on Redis
 # (scripts/check_production_install.sh). Starts PostgreSQL and Redis when they are installed but
 # not answering. Exits non-zero if any of the three fails. Extra arguments go to both pytest runs
 # (e.g. scripts/test.sh -x -k quota).
@@ -39,6 +39,11 @@ fi
 for _ in $(seq 30); do answers 5432 && answers 6379 && break; sleep 1; done
 
 mkdir -p test-artifacts
+
+# The linter first (a second or two); a finding fails the run, but the suites still run.
+say "Linter (ruff check .)"
+.venv/bin/ruff check . 2>&1 | tee test-artifacts/ruff.log
+lint_rc=${PIPESTATUS[0]}
 # Tests never touch the developer's var/ (SQLite file, media, broker folder).
 export PLATFORM_VAR_DIR="$PWD/test-artifacts/var"
 unset DATABASE_URL CELERY_BROKER_URL S3_BUCKET PLATFORM_ENV
@@ -47,7 +52,7 @@ unset DATABASE_URL CELERY_BROKER_URL S3_BUCKET PLATFORM_ENV
 run_suite() {  # name, log file, pytest args...
     local name="$1" log="$2"; shift 2
     say "Test suite on $name"
-    .venv/bin/pytest "$@" 2>&1 | tee "$log"
+    .venv/bin/pytest --cov --cov-append --cov-report= "$@" 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
     if [ "$rc" -eq 5 ]; then
         echo "pytest collected no tests on $name: counted as a failure"
@@ -55,6 +60,9 @@ run_suite() {  # name, log file, pytest args...
     fi
     return "$rc"
 }
+
+# Coverage of both runs goes into one data file (.coveragerc), reported after the second.
+rm -f test-artifacts/.coverage test-artifacts/.coverage.*
 
 # SQLite on a file (as the embedded default runs), not in memory: threads and a worker share it,
 # so the labelers' concurrency test runs on SQLite too.
@@ -72,17 +80,23 @@ else
     if [ -n "${CI:-}" ]; then postgres_rc=1; else echo "(skipped locally; CI=true makes this a failure)"; postgres_rc=0; fi
 fi
 
+say "Coverage of both runs (line by line: test-artifacts/coverage/index.html)"
+.venv/bin/coverage report 2>&1 | tee test-artifacts/coverage.log | tail -n 40
+.venv/bin/coverage html -q || true
+
 # requirements.txt alone (no test packages) must run the production path: a worker on Redis.
 say "Production install check (requirements.txt alone, a Celery worker on Redis)"
 scripts/check_production_install.sh 2>&1 | tee test-artifacts/production-install.log
 production_rc=${PIPESTATUS[0]}
 
 say "Summary"
+printf 'Linter:     %s  (exit %s)\n' "$(tail -n1 test-artifacts/ruff.log)" "$lint_rc"
+printf 'Coverage:   %s\n' "$(tail -n1 test-artifacts/coverage.log)"
 printf 'SQLite:     %s  (exit %s)\n' "$(tail -n1 test-artifacts/pytest-sqlite.log)" "$sqlite_rc"
 printf 'PostgreSQL: %s  (exit %s)\n' "$(tail -n1 test-artifacts/pytest-postgres.log)" "$postgres_rc"
 printf '%s  (exit %s)\n' "$(tail -n1 test-artifacts/production-install.log)" "$production_rc"
-if [ "$sqlite_rc" -ne 0 ] || [ "$postgres_rc" -ne 0 ] || [ "$production_rc" -ne 0 ]; then
-    echo "FAILED (SQLite exit $sqlite_rc, PostgreSQL exit $postgres_rc, production install exit $production_rc)"
+if [ "$lint_rc" -ne 0 ] || [ "$sqlite_rc" -ne 0 ] || [ "$postgres_rc" -ne 0 ] || [ "$production_rc" -ne 0 ]; then
+    echo "FAILED (linter exit $lint_rc, SQLite exit $sqlite_rc, PostgreSQL exit $postgres_rc, production install exit $production_rc)"
     exit 1
 fi
-echo "OK: both runs and the production install check passed"
+echo "OK: the linter, both runs and the production install check passed"

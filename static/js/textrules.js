@@ -1,6 +1,7 @@
 /* Comment text rules, mirrored from labeling/text.py so the labeler page can show the server's
  * verdict live, before submit. The server stays the judge; tests/browser/test_textrules_js.py runs
- * one table of cases through both and asserts the same lengths and rule codes.
+ * one table of cases through both and asserts the same lengths and rule codes. A change here needs
+ * the same change in labeling/text.py, and the other way round.
  *
  * Python's `str` and `re` semantics are ported exactly where they differ from JavaScript's:
  * whitespace is str.isspace() (not String.prototype.trim's set), \d is any decimal digit (\p{Nd}),
