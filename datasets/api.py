@@ -553,6 +553,7 @@ class QuotaTotalsSerializer(serializers.Serializer):
     collected = serializers.IntegerField()
     uncategorised = serializers.IntegerField(help_text="Images with no category.")
     labeled = serializers.IntegerField(allow_null=True)
+    withdrawn = serializers.IntegerField(help_text="Retired or excluded images, counted nowhere else.")
 
 
 class QuotaDashboardSerializer(serializers.Serializer):
