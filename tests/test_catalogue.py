@@ -256,3 +256,199 @@ def test_labeled_counts_on_the_quota_dashboard_follow_the_status(project, labele
     datasets.set_image_status([a.image_id], ImageStatus.RETIRED)
     totals = dataset_selectors.quota_dashboard()[1]
     assert totals["labeled"] == 0 and totals["collected"] == 3
+
+
+# --- Pages ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def client_as(client, users):
+    def login(role):
+        client.force_login(users[role])
+        return client
+    return login
+
+
+def test_the_grid_retires_the_chosen_photos_and_shows_them_under_their_status(client_as, project, food):
+    images = list(Image.objects.filter(category=food).order_by("pk"))
+    c = client_as("planner")
+    page = c.get("/datasets/images/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'id="bulk-form"' in page and page.count('name="ids"') == 4
+    r = c.post("/datasets/images/bulk/", {"ids": [str(i.pk) for i in images[:3]], "action": "retire",
+                                          "reason": "blurry", "next": "/datasets/images/?category=food"},
+               HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    assert r.redirect_chain[-1][0] == "/datasets/images/?category=food"
+    assert "3 photos retired." in r.content.decode()
+    assert Image.objects.filter(status="retired", status_reason="blurry").count() == 3
+    assert r.context["page"].paginator.count == 1  # the grid shows active photos
+    retired = c.get("/datasets/images/?status=retired", HTTP_ACCEPT_LANGUAGE="en")
+    assert retired.context["page"].paginator.count == 3 and "Retired" in retired.content.decode()
+    assert c.get("/datasets/images/?status=all").context["page"].paginator.count == 4
+    quotas = c.get("/datasets/quotas/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "3 retired or excluded photos are not counted." in quotas
+    # Restore from the grid of retired photos; one was already active.
+    r = c.post("/datasets/images/bulk/", {"ids": [str(i.pk) for i in images], "action": "restore",
+                                          "next": "/datasets/images/?status=retired"},
+               HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    body = r.content.decode()
+    assert "3 photos restored." in body and "1 photo already had that status." in body
+    assert len(queue(project)) == 4
+
+
+def test_the_grid_moves_photos_and_refuses_bad_input_with_a_message(client_as, project, food, people):
+    images = list(Image.objects.filter(category=food).order_by("pk"))
+    c = client_as("planner")
+    r = c.post("/datasets/images/bulk/", {"ids": [str(images[0].pk)], "action": "move", "target": "people"},
+               HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    assert f"1 photo moved to {people.name}." in r.content.decode()
+    assert Image.objects.get(pk=images[0].pk).category == people
+    sub = people.subcategories.first()
+    c.post("/datasets/images/bulk/", {"ids": [str(images[1].pk)], "action": "move",
+                                      "target": f"people/{sub.slug}"})
+    assert Image.objects.get(pk=images[1].pk).subcategory == sub
+    for data, fragment in [
+        ({"ids": [str(images[2].pk)], "action": "move"}, "Choose where to move the photos."),
+        ({"ids": ["not-a-uuid"], "action": "retire"}, "is not a photo id."),
+        ({"action": "retire"}, "Choose at least one photo."),
+        ({"ids": [str(images[2].pk)], "action": "delete"}, "Select a valid choice."),
+    ]:
+        r = c.post("/datasets/images/bulk/", data, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+        assert fragment in r.content.decode(), fragment
+    assert Image.objects.filter(category=food, status="active").count() == 2
+    # An outside `next` is not followed.
+    r = c.post("/datasets/images/bulk/", {"ids": [str(images[2].pk)], "action": "retire",
+                                          "next": "https://evil.example/"})
+    assert r["Location"] == "/datasets/images/"
+
+
+def test_engineers_read_the_grid_without_actions_and_may_not_post(client_as, project, food):
+    image = Image.objects.filter(category=food).first()
+    c = client_as("engineer")
+    assert 'id="bulk-form"' not in c.get("/datasets/images/").content.decode()
+    assert "data-image-actions" not in c.get(f"/datasets/images/{image.pk}/").content.decode()
+    assert c.post("/datasets/images/bulk/", {"ids": [str(image.pk)], "action": "retire"}).status_code == 403
+    assert Image.objects.get(pk=image.pk).status == "active"
+
+
+def test_the_image_page_retires_and_restores_one_photo(client_as, project, food, users):
+    image = Image.objects.filter(category=food).first()
+    c = client_as("planner")
+    url = f"/datasets/images/{image.pk}/"
+    assert "data-image-actions" in c.get(url).content.decode()
+    r = c.post("/datasets/images/bulk/", {"ids": [str(image.pk)], "action": "exclude", "reason": "얼굴", "next": url},
+               HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    body = r.content.decode()
+    assert r.redirect_chain[-1][0] == url
+    assert "1 photo excluded." in body and 'data-status="excluded"' in body and "얼굴" in body
+    assert "by planner1" in body and 'value="restore"' in body
+    c.post("/datasets/images/bulk/", {"ids": [str(image.pk)], "action": "restore", "next": url})
+    assert Image.objects.get(pk=image.pk).status == "active"
+
+
+def test_the_project_page_says_how_many_photos_joined_and_when(client_as, source, food,
+                                                                django_capture_on_commit_callbacks):
+    project = services.create_project("intake", categories=[food])
+    c = client_as("planner")
+    body = c.get(f"/projects/{project.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "join the queue when their import finishes" in body and "Last:" not in body
+    with django_capture_on_commit_callbacks(execute=True):
+        run_upload(source, 2, seed=700, category=food)
+    body = c.get(f"/projects/{project.pk}/?partial=1", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'data-joined="2"' in body and "Last: 2 photos joined" in body
+
+
+def test_the_project_form_sets_a_frozen_photo_set(client_as, source, food, django_capture_on_commit_callbacks):
+    from tests.test_planner_pages import DEFAULT_ROWS, project_data, type_rows
+
+    c = client_as("planner")
+    page = c.get("/projects/new/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'name="photo_set" value="follow"' in page and "Frozen" in page
+    data = project_data(name="frozen by form", photo_set="frozen")
+    data.update(type_rows(DEFAULT_ROWS))
+    data["categories"] = [str(food.pk)]
+    r = c.post("/projects/new/", data)
+    assert r.status_code == 302
+    project = Project.objects.get(name="frozen by form")
+    assert project.photo_set == "frozen"
+    with django_capture_on_commit_callbacks(execute=True):
+        run_upload(source, 1, seed=800, category=food)
+    assert not queue(project)
+    assert "Photo set frozen" in c.get(f"/projects/{project.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    # Saved again without the option (an older client), it stays frozen.
+    data = project_data(name="frozen by form", description="changed")
+    data.update(type_rows([{"name": ct.name, "slug": ct.slug, "min_length": ct.min_length, "max_length": ct.max_length,
+                            "position": ct.position, "id": ct.pk} for ct in project.comment_types.all()]))
+    data["categories"] = [str(food.pk)]
+    assert c.post(f"/projects/{project.pk}/edit/", data).status_code == 302
+    project.refresh_from_db()
+    assert (project.description, project.photo_set) == ("changed", "frozen")
+
+
+# --- API --------------------------------------------------------------------------------------
+
+def test_the_api_bulk_action_retires_moves_and_restores(api, project, food, people):
+    ids = [str(pk) for pk in Image.objects.filter(category=food).order_by("pk").values_list("pk", flat=True)]
+    planner = api("planner")
+    r = planner.post("/api/images/bulk/", {"action": "retire", "ids": ids[:2], "reason": "dup"}, format="json")
+    assert r.status_code == 200, r.content
+    assert r.json() == {"action": "retire", "changed": 2, "unchanged": 0}
+    listed = planner.get("/api/images/").json()
+    assert listed["count"] == 2
+    assert planner.get("/api/images/?status=retired").json()["count"] == 2
+    assert planner.get("/api/images/?status=all").json()["count"] == 4
+    one = planner.get(f"/api/images/{ids[0]}/").json()  # found whatever its status
+    assert (one["status"], one["status_reason"]) == ("retired", "dup")
+    r = planner.post("/api/images/bulk/", {"action": "move", "ids": ids[2:], "category": "people"}, format="json")
+    assert r.json()["changed"] == 2 and Image.objects.filter(category=people).count() == 2
+    r = planner.post("/api/images/bulk/", {"action": "restore", "ids": ids}, format="json")
+    assert r.json() == {"action": "restore", "changed": 2, "unchanged": 2}
+    assert len(queue(project)) == 2  # the two moved to people left the food project
+
+
+def test_the_api_bulk_action_refuses_bad_input_and_changes_nothing(api, project, food, settings):
+    import uuid
+
+    ids = [str(pk) for pk in Image.objects.filter(category=food).values_list("pk", flat=True)]
+    planner = api("planner")
+    cases = [
+        ({"action": "retire", "ids": ids + [str(uuid.uuid4())]}, "ids"),
+        ({"action": "retire", "ids": []}, "ids"),
+        ({"action": "retire", "ids": [str(uuid.uuid4()) for _ in range(datasets.BULK_MAX + 1)]}, "ids"),
+        ({"action": "move", "ids": ids}, "category"),
+        ({"action": "move", "ids": ids, "category": "food", "subcategory": "nope"}, "subcategory"),
+        ({"action": "burn", "ids": ids}, "action"),
+    ]
+    for body, field in cases:
+        r = planner.post("/api/images/bulk/", body, format="json")
+        assert r.status_code == 400 and field in r.json(), (body, r.content)
+    Category.objects.filter(slug="people").update(quota=1, full_policy="refuse")
+    r = planner.post("/api/images/bulk/", {"action": "move", "ids": ids, "category": "people"}, format="json")
+    assert r.status_code == 400 and "room for 1 more" in str(r.json())
+    assert Image.objects.filter(category=food, status="active").count() == 4
+    assert api("engineer").post("/api/images/bulk/", {"action": "retire", "ids": ids}, format="json").status_code == 403
+
+
+def test_the_api_project_has_the_photo_set_option(api, food):
+    planner = api("planner")
+    r = planner.post("/api/projects/", {"name": "api frozen", "categories": ["food"], "photo_set": "frozen"},
+                     format="json")
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert (body["photo_set"], body["last_joined_at"], body["last_joined_count"]) == ("frozen", None, 0)
+    r = planner.patch(f"/api/projects/{body['id']}/", {"photo_set": "follow", "last_joined_count": 9}, format="json")
+    assert r.json()["photo_set"] == "follow" and r.json()["last_joined_count"] == 0
+    assert Project.objects.get(pk=body["id"]).photo_set == "follow"
+
+
+# --- Admin ------------------------------------------------------------------------------------
+
+def test_the_admin_lists_images_and_retires_them_through_the_service(client_as, project, food):
+    images = list(Image.objects.filter(category=food))
+    c = client_as("admin")
+    for url in ("/admin/datasets/image/", "/admin/datasets/image/?status__exact=active", f"/admin/datasets/image/{images[0].pk}/change/",
+                "/admin/datasets/category/", "/admin/datasets/subcategory/", "/admin/datasets/licence/",
+                "/admin/datasets/source/", "/admin/datasets/importjob/", "/admin/datasets/importitem/"):
+        assert c.get(url).status_code == 200, url
+    r = c.post("/admin/datasets/image/", {"action": "make_retired", "_selected_action": [str(i.pk) for i in images[:2]]})
+    assert r.status_code == 302
+    assert Image.objects.filter(status="retired").count() == 2
+    assert len(queue(project)) == 2
