@@ -159,8 +159,11 @@ class Image(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     # Changed only by datasets.services.set_image_status (labeling's queues follow).
-    status = models.CharField(max_length=16, choices=ImageStatus.choices, default=ImageStatus.ACTIVE)
-    status_reason = models.CharField(max_length=300, blank=True, help_text=_("Why it was retired or excluded."))
+    # db_default on these two: rows written by code that does not know them (old migrations) are active.
+    status = models.CharField(max_length=16, choices=ImageStatus.choices, default=ImageStatus.ACTIVE,
+                              db_default=ImageStatus.ACTIVE)
+    status_reason = models.CharField(max_length=300, blank=True, db_default="",
+                                     help_text=_("Why it was retired or excluded."))
     status_changed_at = models.DateTimeField(null=True, blank=True)
     status_changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

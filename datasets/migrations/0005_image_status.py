@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='image',
             name='status',
-            field=models.CharField(choices=[('active', 'Active'), ('retired', 'Retired'), ('excluded', 'Excluded')], default='active', max_length=16),
+            field=models.CharField(choices=[('active', 'Active'), ('retired', 'Retired'), ('excluded', 'Excluded')], db_default='active', default='active', max_length=16),
         ),
         migrations.AddField(
             model_name='image',
@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='image',
             name='status_reason',
-            field=models.CharField(blank=True, help_text='Why it was retired or excluded.', max_length=300),
+            field=models.CharField(blank=True, db_default='', help_text='Why it was retired or excluded.', max_length=300),
         ),
         migrations.AddIndex(
             model_name='image',
