@@ -185,6 +185,7 @@ class ImageBulkForm(forms.Form):
                              widget=forms.TextInput(attrs={"placeholder": _("Why (optional)")}))
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         choices = [("", _("Choose a category"))]
         subs: dict[int, list[Subcategory]] = {}
