@@ -9,13 +9,13 @@
   var count = form.querySelector("[data-selected-count]");
   var submit = form.querySelector("[data-bulk-submit]");
   var action = form.querySelector('select[name="action"]');
-  var template = form.getAttribute("data-msg-selected") || "%(n)s";
+  var template = form.getAttribute("data-msg-selected") || "__N__";
 
   function update() {
     var n = boxes.filter(function (b) { return b.checked; }).length;
     all.checked = n > 0 && n === boxes.length;
     all.indeterminate = n > 0 && n < boxes.length;
-    count.textContent = template.replace("%(n)s", String(n));
+    count.textContent = template.replace("__N__", String(n));
     submit.disabled = n === 0;
     boxes.forEach(function (b) { b.closest("li").classList.toggle("picked", b.checked); });
   }

@@ -95,3 +95,24 @@ def test_planner_excludes_one_photo_from_its_page(page, users, photos, login, sh
     page.locator('[data-image-actions] button[value="move"]').click()
     page.wait_for_load_state()
     assert Image.objects.get(pk=images[1].pk).category.slug == "people"
+
+
+def test_planner_watches_an_imports_photos_join_the_open_project(page, users, photos, source, login, shot, settings):
+    """The issue's loop: the project page is open, an import finishes, and the live dashboard shows
+    the new photos in the queue and says how many joined and when."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from datasets import services as datasets
+
+    settings.PLANNER_DASHBOARD_REFRESH_SECONDS = 1
+    _images, project = photos
+    login(page, "planner1")
+    page.goto(f"/projects/{project.pk}/")
+    assert page.locator('[data-total="photos"]').inner_text() == "4"
+    assert page.locator("[data-joined]").count() == 0
+    files = [SimpleUploadedFile(f"new-{i}.jpg", make_photo(400, 300, seed=4200 + i)) for i in range(3)]
+    job = datasets.create_import(source=source, files=files, category="food", enqueue=False)
+    datasets.run_import(job.pk)  # committed at once (transactional test): the join task runs eagerly
+    page.wait_for_selector('[data-joined="3"]', timeout=10_000)
+    assert page.locator('[data-total="photos"]').inner_text() == "7"
+    shot(page, "catalogue-project-photos-joined")
