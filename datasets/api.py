@@ -364,7 +364,8 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upda
         return selectors.images(status=None)
 
     @extend_schema(request=ImageBulkSerializer, responses={200: ImageBulkResultSerializer})
-    @action(detail=False, methods=["post"])
+    # JSON only: a list of up to BULK_MAX ids as form fields would pass Django's form-field limit.
+    @action(detail=False, methods=["post"], parser_classes=[JSONParser])
     def bulk(self, request):
         """Move, retire, exclude or restore many photos at once (planners). Quotas and labeling
         queues follow: a retired or excluded photo leaves every queue where nobody has worked on it,

@@ -452,3 +452,10 @@ def test_the_admin_lists_images_and_retires_them_through_the_service(client_as, 
     assert r.status_code == 302
     assert Image.objects.filter(status="retired").count() == 2
     assert len(queue(project)) == 2
+
+
+def test_the_api_bulk_action_takes_json_only(api, project, food):
+    ids = [str(pk) for pk in Image.objects.filter(category=food).values_list("pk", flat=True)]
+    r = api("planner").post("/api/images/bulk/", {"action": "retire", "ids": ids}, format="multipart")
+    assert r.status_code == 415
+    assert Image.objects.filter(status="active").count() == 4
