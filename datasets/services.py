@@ -894,7 +894,15 @@ def _announce_images(job: ImportJob) -> None:
     photos it stored are in the catalogue either way; a resumed import announces again at its end
     and receivers add only what is new."""
     if job.accepted:
-        transaction.on_commit(lambda: images_added.send(sender=ImportJob, import_job_id=job.pk))
+        transaction.on_commit(lambda: _send_images_added(job.pk))
+
+
+def _send_images_added(job_id: int) -> None:
+    """A receiver that fails (say, the broker is down when labeling queues its task) is logged and
+    costs the import nothing: its photos are stored, and saving a project's settings adds them."""
+    for receiver, result in images_added.send_robust(sender=ImportJob, import_job_id=job_id):
+        if isinstance(result, Exception):
+            log.error("import %s: %r failed on images_added", job_id, receiver, exc_info=result)
 
 
 def _remove_staging(job: ImportJob) -> None:

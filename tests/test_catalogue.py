@@ -459,3 +459,30 @@ def test_the_api_bulk_action_takes_json_only(api, project, food):
     r = api("planner").post("/api/images/bulk/", {"action": "retire", "ids": ids}, format="multipart")
     assert r.status_code == 415
     assert Image.objects.filter(status="active").count() == 4
+
+
+def test_an_import_is_done_even_when_its_photos_cannot_be_announced(source, food, monkeypatch, caplog,
+                                                                     django_capture_on_commit_callbacks):
+    from labeling import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.join_imported_images_task, "delay", broker_down)
+    project = services.create_project("follows", categories=[food])
+    with django_capture_on_commit_callbacks(execute=True):
+        job = run_upload(source, 1, seed=950, category=food)
+    job.refresh_from_db()
+    assert job.status == ImportStatus.DONE and job.accepted == 1
+    assert "failed on images_added" in caplog.text
+    assert not queue(project)
+    services.sync_project_images(project)  # saving the settings adds them
+    assert len(queue(project)) == 1
+
+
+def test_the_api_moves_photos_out_of_every_category(api, project, food):
+    ids = [str(pk) for pk in Image.objects.filter(category=food).values_list("pk", flat=True)]
+    r = api("planner").post("/api/images/bulk/", {"action": "move", "ids": ids[:2], "category": None}, format="json")
+    assert r.status_code == 200 and r.json()["changed"] == 2
+    assert Image.objects.filter(category__isnull=True).count() == 2
+    assert len(queue(project)) == 2  # the food project's untouched rows of those two left

@@ -116,3 +116,8 @@ def test_planner_watches_an_imports_photos_join_the_open_project(page, users, ph
     page.wait_for_selector('[data-joined="3"]', timeout=10_000)
     assert page.locator('[data-total="photos"]').inner_text() == "7"
     shot(page, "catalogue-project-photos-joined")
+    # The option on the settings page: follow new photos (the default) or freeze the photo set.
+    page.goto(f"/projects/{project.pk}/edit/")
+    assert page.locator('input[name="photo_set"][value="follow"]').is_checked()
+    page.locator('input[name="photo_set"][value="frozen"]').check()
+    shot(page, "catalogue-project-photo-set")
