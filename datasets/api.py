@@ -243,7 +243,7 @@ class ImageSerializer(serializers.ModelSerializer):
             "id", "file_url", "thumbnail_url", "width", "height", "original_width", "original_height",
             "original_format", "original_bytes", "original_name", "sha256", "pixel_sha256", "phash",
             "category", "subcategory", "source", "source_name", "licence", "author", "original_url", "title",
-            "external_id", "attribution", "import_job", "created_at",
+            "external_id", "attribution", "import_job", "created_at", "status", "status_reason", "status_changed_at",
         ]
         read_only_fields = fields
 
@@ -274,6 +274,49 @@ class ImageCategoriseSerializer(serializers.Serializer):
         return {"category": category, "subcategory": subcategory}
 
 
+class ImageBulkSerializer(serializers.Serializer):
+    """POST /api/images/bulk/: one action on up to BULK_MAX photos, in one transaction."""
+
+    action = serializers.ChoiceField(
+        choices=["move", "retire", "exclude", "restore"],
+        help_text="move: to `category` (and `subcategory`); retire: out of use; exclude: must not be used; "
+                  "restore: active again. Retired and excluded photos leave quotas and labeling queues.",
+    )
+    ids = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=services.BULK_MAX,
+                                help_text=f"Image ids (at most {services.BULK_MAX}).")
+    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all(), allow_null=True,
+                                            required=False, help_text="move: category slug (null: no category).")
+    subcategory = serializers.CharField(allow_null=True, allow_blank=True, required=False,
+                                        help_text="move: subcategory slug within the category.")
+    reason = serializers.CharField(allow_blank=True, required=False, max_length=300,
+                                   help_text="retire / exclude: why (kept with the photo).")
+
+    def validate(self, attrs):
+        if attrs["action"] == "move":
+            if "category" not in attrs:
+                raise serializers.ValidationError({"category": "Give the category to move the photos to (null: none)."})
+            attrs["category"], attrs["subcategory"] = resolve_target(attrs)
+        unknown = set(attrs["ids"]) - set(Image.objects.filter(pk__in=attrs["ids"]).values_list("pk", flat=True))
+        if unknown:
+            raise serializers.ValidationError({"ids": f"No image with id {sorted(map(str, unknown))[0]} "
+                                                      f"({len(unknown)} unknown); nothing was changed."})
+        return attrs
+
+    def save(self, user):
+        data = self.validated_data
+        if data["action"] == "move":
+            return services.recategorise_images(data["ids"], category=data["category"],
+                                                subcategory=data["subcategory"])
+        status_ = {"retire": "retired", "exclude": "excluded", "restore": "active"}[data["action"]]
+        return services.set_image_status(data["ids"], status=status_, reason=data.get("reason", ""), user=user)
+
+
+class ImageBulkResultSerializer(serializers.Serializer):
+    action = serializers.CharField()
+    changed = serializers.IntegerField(help_text="Photos that changed (the others already were so).")
+    unchanged = serializers.IntegerField()
+
+
 @extend_schema_view(
     partial_update=extend_schema(request=ImageCategoriseSerializer, responses={200: ImageSerializer}),
 )
@@ -287,10 +330,27 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upda
     ordering_fields = ["created_at"]
     ordering = ["-created_at"]
     pagination_class = Pagination
-    http_method_names = ["get", "patch", "head", "options"]
+    http_method_names = ["get", "post", "patch", "head", "options"]  # post: the bulk action only
 
     def get_queryset(self):
-        return selectors.images()
+        # The list shows active photos unless ?status= asks for others; one photo is found whatever its status.
+        if self.action == "list" and not self.request.query_params.get("status"):
+            return selectors.images()
+        return selectors.images(status=None)
+
+    @extend_schema(request=ImageBulkSerializer, responses={200: ImageBulkResultSerializer})
+    # JSON only: a list of up to BULK_MAX ids as form fields would pass Django's form-field limit.
+    @action(detail=False, methods=["post"], parser_classes=[JSONParser])
+    def bulk(self, request):
+        """Move, retire, exclude or restore many photos at once (planners). Quotas and labeling
+        queues follow: a retired or excluded photo leaves every queue where nobody has worked on it,
+        and is never handed out again. Unknown ids change nothing."""
+        serializer = ImageBulkSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        changed = serializer.save(user=request.user)
+        ids = serializer.validated_data["ids"]
+        return Response({"action": serializer.validated_data["action"], "changed": changed,
+                         "unchanged": len(set(ids)) - changed})
 
     def partial_update(self, request, *args, **kwargs):
         image = self.get_object()
@@ -531,6 +591,7 @@ class QuotaTotalsSerializer(serializers.Serializer):
     collected = serializers.IntegerField()
     uncategorised = serializers.IntegerField(help_text="Images with no category.")
     labeled = serializers.IntegerField(allow_null=True)
+    withdrawn = serializers.IntegerField(help_text="Retired or excluded images, counted nowhere else.")
 
 
 class QuotaDashboardSerializer(serializers.Serializer):

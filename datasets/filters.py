@@ -20,7 +20,7 @@ from drf_spectacular.utils import extend_schema_field
 
 from config.api import BIGINT_MAX
 
-from .models import Category, Image, ImportItem, ImportJob, ImportStatus, Outcome, Source, SourceKind, Subcategory
+from .models import Category, Image, ImageStatus, ImportItem, ImportJob, ImportStatus, Outcome, Source, SourceKind, Subcategory
 
 class IsoDateTimeField(BaseIsoDateTimeField):
     """An ISO 8601 date-time the database can compare with, handed on in UTC: its offset within
@@ -118,6 +118,13 @@ class ImageFilter(FilterSet):
     uncategorised = django_filters.BooleanFilter(
         field_name="category", lookup_expr="isnull", help_text="true: only images with no category."
     )
+    status = django_filters.ChoiceFilter(
+        choices=[*ImageStatus.choices, ("all", "All")], method="filter_status",
+        help_text="active (the default), retired, excluded, or all.",
+    )
+
+    def filter_status(self, queryset, name, value):
+        return queryset if value == "all" else queryset.filter(status=value)
 
     class Meta:
         model = Image

@@ -1,4 +1,6 @@
 """Forms for the datasets pages. They validate input; services do the saving."""
+import uuid
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -135,3 +137,61 @@ class ImportForm(forms.Form):
         if subcategory is not None and category is not None and subcategory.category_id != category.pk:
             self.add_error("subcategory", _("This subcategory is not in the chosen category."))
         return data
+
+
+class UUIDListField(forms.Field):
+    """Several photo ids from one form (checkboxes named alike)."""
+
+    widget = forms.MultipleHiddenInput
+    default_error_messages = {"invalid": _("“%(value)s” is not a photo id."), "required": _("Choose at least one photo.")}
+
+    def to_python(self, value):
+        if not value:
+            return []
+        out = []
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            try:
+                out.append(uuid.UUID(str(item)))
+            except ValueError:
+                raise ValidationError(self.error_messages["invalid"], code="invalid",
+                                      params={"value": str(item)[:40]}) from None
+        return list(dict.fromkeys(out))
+
+
+class ImageBulkForm(forms.Form):
+    """The image grid's (and an image page's) actions on chosen photos: move them to a category or
+    subcategory, retire, exclude or restore them. datasets.services does the change."""
+
+    MOVE, RETIRE, EXCLUDE, RESTORE = "move", "retire", "exclude", "restore"
+    ACTIONS = [
+        (MOVE, _("Move to…")), (RETIRE, _("Retire")), (EXCLUDE, _("Exclude")), (RESTORE, _("Restore")),
+    ]
+
+    ids = UUIDListField()
+    action = forms.ChoiceField(choices=ACTIONS, label=_("Action"))
+    target = forms.ChoiceField(required=False, label=_("Category"))
+    reason = forms.CharField(required=False, max_length=300, label=_("Reason"),
+                             widget=forms.TextInput(attrs={"placeholder": _("Why (optional)")}))
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        choices = [("", _("Choose a category"))]
+        subs: dict[int, list[Subcategory]] = {}
+        for s in Subcategory.objects.filter(is_active=True).order_by("position", "id"):
+            subs.setdefault(s.category_id, []).append(s)
+        for c in Category.objects.filter(is_active=True).order_by("position", "id"):
+            choices.append((c.name, [(c.slug, c.name)] + [(f"{c.slug}/{s.slug}", f"{c.name} › {s.name}")
+                                                           for s in subs.get(c.pk, [])]))
+        self.fields["target"].choices = choices
+
+    def clean(self):
+        data = super().clean()
+        if data.get("action") == self.MOVE and not data.get("target"):
+            self.add_error("target", _("Choose where to move the photos."))
+        return data
+
+    def target_parts(self) -> tuple[str, str]:
+        """(category slug, subcategory slug or '') of the chosen target."""
+        category, _sep, subcategory = self.cleaned_data["target"].partition("/")
+        return category, subcategory

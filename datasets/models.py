@@ -116,6 +116,18 @@ def thumb_path(instance: "Image", filename: str) -> str:
     return f"thumbs/{h[:2]}/{h[2:4]}/{instance.id}.jpg"
 
 
+class ImageStatus(models.TextChoices):
+    """Whether a photo is in use. Only active photos count towards quotas, join labeling queues
+    and are handed out; a retired or excluded photo keeps its row, files and comments, and a
+    planner can restore it."""
+
+    ACTIVE = "active", _("Active")
+    # Taken out of use, nothing wrong with it (enough of its kind, poor quality, ...).
+    RETIRED = "retired", _("Retired")
+    # Must not be used (personal information, inappropriate, a licence problem).
+    EXCLUDED = "excluded", _("Excluded")
+
+
 class Image(models.Model):
     """One photo in the catalogue: a normalised RGB JPEG, its thumbnail, hashes and provenance."""
 
@@ -147,10 +159,22 @@ class Image(models.Model):
     import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="images")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
+    # Changed only by datasets.services.set_image_status (labeling's queues follow).
+    # db_default on these two: rows written by code that does not know them (old migrations) are active.
+    status = models.CharField(max_length=16, choices=ImageStatus.choices, default=ImageStatus.ACTIVE,
+                              db_default=ImageStatus.ACTIVE)
+    status_reason = models.CharField(max_length=300, blank=True, db_default="",
+                                     help_text=_("Why it was retired or excluded."))
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["category", "subcategory"], name="image_cat_subcat"),
+            # The quota dashboard's GROUP BY (category, subcategory, status) reads this index alone.
+            models.Index(fields=["category", "subcategory", "status"], name="image_cat_subcat_status"),
             models.Index(fields=["source"], name="image_source"),
         ]
 

@@ -47,6 +47,10 @@ MESSAGES = {
     "quota_full_refused": _("%(target)s is full (%(have)s of %(quota)s); the planner chose to refuse images "
                             "past the quota."),
     "quota_full_accepted": _("%(target)s is full (%(have)s of %(quota)s); accepted over quota."),
+    "quota_room_refused": _("%(target)s has room for %(room)s more, not %(adding)s (%(have)s of %(quota)s); the "
+                            "planner chose to refuse images past the quota."),
+    "quota_room_accepted": _("%(target)s has room for %(room)s more, not %(adding)s (%(have)s of %(quota)s); "
+                             "accepted over quota."),
     "bad_original_url": _("original_url must be an http(s) URL; got %(value)s"),
     # -- duplicates
     "same_bytes": _("Same bytes as an image already stored."),

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count
 
-from .models import Category, Image, Subcategory
+from .models import Category, Image, ImageStatus, Subcategory
 
 
 @dataclass
@@ -54,13 +54,16 @@ def labeled_counts() -> dict[tuple[int | None, int | None], int] | None:
 def quota_dashboard(include_retired: bool = False) -> tuple[list[QuotaRow], dict]:
     """Target, collected and labeled for every category and subcategory, in two queries.
 
-    One GROUP BY over the (category, subcategory) index counts every image; the rest is in Python
+    One GROUP BY over the (category, subcategory, status) index counts every active image; the rest is in Python
     over a few dozen rows, so the page stays fast however many images there are.
     """
-    counts = {
-        (r["category_id"], r["subcategory_id"]): r["n"]
-        for r in Image.objects.order_by().values("category_id", "subcategory_id").annotate(n=Count("*"))
-    }
+    counts: dict[tuple[int | None, int | None], int] = {}
+    withdrawn = 0
+    for r in Image.objects.order_by().values("category_id", "subcategory_id", "status").annotate(n=Count("*")):
+        if r["status"] == ImageStatus.ACTIVE:  # only active photos count towards a quota
+            counts[(r["category_id"], r["subcategory_id"])] = r["n"]
+        else:
+            withdrawn += r["n"]
     labeled = labeled_counts()
     cats = Category.objects.all() if include_retired else Category.objects.filter(is_active=True)
     subs = Subcategory.objects.all() if include_retired else Subcategory.objects.filter(is_active=True)
@@ -86,13 +89,22 @@ def quota_dashboard(include_retired: bool = False) -> tuple[list[QuotaRow], dict
         "quota": sum(r.quota for r in rows),
         "collected": sum(counts.values()),
         "uncategorised": counts.get((None, None), 0),
+        "withdrawn": withdrawn,  # retired or excluded photos, counted nowhere else
         "labeled": None if labeled is None else sum(labeled.values()),
     }
     return rows, totals
 
 
-def images(*, category: str | None = None, subcategory: str | None = None, source: int | None = None):
+# The grid's and the API's status filter: one status, or every photo.
+STATUS_ALL = "all"
+
+
+def images(*, category: str | None = None, subcategory: str | None = None, source: int | None = None,
+           status: str | None = ImageStatus.ACTIVE):
+    """The catalogue: active photos unless `status` names another (or STATUS_ALL / None: every one)."""
     qs = Image.objects.select_related("category", "subcategory", "source", "licence")
+    if status and status != STATUS_ALL:
+        qs = qs.filter(status=status)
     if category:
         qs = qs.filter(category__slug=category)
     if subcategory:

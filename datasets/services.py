@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Iterator
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.exceptions import ValidationError
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, ProtectedError, Q
@@ -28,10 +29,12 @@ from django.utils.translation import gettext
 
 from . import imaging, readers, weblinks
 from .refusals import Reason, Refusal, code_of, reason_of, several
+from .signals import images_added, images_changed
 from .models import (
     Category,
     FullPolicy,
     Image,
+    ImageStatus,
     ImportItem,
     ImportJob,
     ImportStatus,
@@ -138,18 +141,81 @@ def delete_category(category: Category) -> None:
         ) from None
 
 
-def recategorise_image(image: Image, *, category: Category | None, subcategory: Subcategory | None) -> Image:
-    """Move an image to another category/subcategory; refuses retired targets and full ones set to refuse."""
-    if (category, subcategory) == (image.category, image.subcategory):
-        return image
+# ---------------------------------------------------------------- managing the catalogue
+
+# Most photos one bulk action may change (a page of the grid is 60; the API takes lists).
+BULK_MAX = 1000
+
+
+def _image_ids(images) -> list:
+    """Primary keys of `images` (Image rows, ids or a queryset), at most BULK_MAX, or a ValidationError."""
+    if hasattr(images, "values_list"):
+        ids = list(images.values_list("pk", flat=True)[:BULK_MAX + 1])
+    else:
+        ids = list(dict.fromkeys(getattr(i, "pk", i) for i in images))
+    if not ids:
+        raise ValidationError({"ids": gettext("Choose at least one photo.")})
+    if len(ids) > BULK_MAX:
+        raise ValidationError({"ids": gettext("At most %(max)s photos at once.") % {"max": f"{BULK_MAX:,}"}})
+    return ids
+
+
+def recategorise_images(images, *, category: Category | str | None, subcategory: Subcategory | str | None) -> int:
+    """Move photos (rows, ids or a queryset; at most BULK_MAX) to another category/subcategory, in
+    one transaction. Refuses retired targets, and a target set to refuse past its quota when the
+    moved photos would take it past. Labeling's queues follow (`signals.images_changed`): photos
+    that no longer match a project leave its queue where nobody has touched them, photos that now
+    match join the open projects that follow new photos. Returns how many photos moved."""
+    ids = _image_ids(images)
     try:
         category, subcategory = resolve_target(category, subcategory)
-        quota_warning(category, subcategory)
     except imaging.ImageRefused as exc:
         raise IngestError(exc.reason.text()) from None
-    image.category, image.subcategory = category, subcategory
-    image.save(update_fields=["category", "subcategory"])
+    with transaction.atomic():
+        moving = Image.objects.filter(pk__in=ids).exclude(
+            category=category, subcategory=subcategory
+        ).select_for_update()
+        moved = list(moving.values_list("pk", flat=True))
+        if not moved:
+            return 0
+        try:
+            quota_warning(category, subcategory, adding=len(moved))
+        except imaging.ImageRefused as exc:
+            raise IngestError(exc.reason.text()) from None
+        Image.objects.filter(pk__in=moved).update(category=category, subcategory=subcategory)
+        images_changed.send(sender=Image, image_ids=moved)
+    return len(moved)
+
+
+def recategorise_image(image: Image, *, category: Category | None, subcategory: Subcategory | None) -> Image:
+    """Move one image to another category/subcategory (see recategorise_images)."""
+    if (category, subcategory) == (image.category, image.subcategory):
+        return image
+    recategorise_images([image], category=category, subcategory=subcategory)
+    image.refresh_from_db()
     return image
+
+
+def set_image_status(images, status: str, *, reason: str = "", user=None) -> int:
+    """Retire, exclude or restore (status "active") photos: rows, ids or a queryset, at most
+    BULK_MAX, in one transaction. A retired or excluded photo keeps its files and comments; it no
+    longer counts towards quotas, joins no labeling queue and is never handed out again, and it
+    leaves every queue where nobody has touched it (`signals.images_changed`). Returns how many
+    photos changed."""
+    if status not in ImageStatus.values:
+        raise ValidationError({"status": gettext("Choose one of: %(choices)s.") % {"choices": ", ".join(ImageStatus.values)}})
+    ids = _image_ids(images)
+    reason = "" if status == ImageStatus.ACTIVE else " ".join(str(reason or "").split())[:300]
+    with transaction.atomic():
+        rows = Image.objects.filter(pk__in=ids).exclude(status=status).select_for_update()
+        changed = list(rows.values_list("pk", flat=True))
+        if not changed:
+            return 0
+        Image.objects.filter(pk__in=changed).update(
+            status=status, status_reason=reason, status_changed_at=timezone.now(), status_changed_by=user,
+        )
+        images_changed.send(sender=Image, image_ids=changed)
+    return len(changed)
 
 
 # ---------------------------------------------------------------- licences and targets
@@ -205,17 +271,23 @@ def resolve_target(category: Category | str | None, subcategory: Subcategory | s
     return category, subcategory
 
 
-def quota_warning(category: Category | None, subcategory: Subcategory | None) -> Reason | str:
-    """'' while there is room; a warning if full and the policy warns; raises if it refuses."""
+def quota_warning(category: Category | None, subcategory: Subcategory | None, *, adding: int = 1) -> Reason | str:
+    """'' while there is room for `adding` more active photos; a warning if that passes the quota
+    and the policy warns; raises if it refuses."""
     if category is None:
         return ""
     target, label = (subcategory, str(subcategory)) if subcategory is not None else (category, category.name)
     if not target.quota:
         return ""
     filter_ = {"subcategory": subcategory} if subcategory is not None else {"category": category}
-    have = Image.objects.filter(**filter_).count()
-    if have < target.quota:
+    have = Image.objects.filter(status=ImageStatus.ACTIVE, **filter_).count()
+    if have + adding <= target.quota:
         return ""
+    if have < target.quota:  # room for some of the `adding`, not all
+        params = {"target": label, "room": target.quota - have, "adding": adding, "have": have, "quota": target.quota}
+        if category.full_policy == FullPolicy.REFUSE:
+            raise imaging.ImageRefused("quota_room_refused", **params)
+        return Reason("quota_room_accepted", **params)
     if category.full_policy == FullPolicy.REFUSE:
         raise imaging.ImageRefused("quota_full_refused", target=label, have=have, quota=target.quota)
     return Reason("quota_full_accepted", target=label, have=have, quota=target.quota)
@@ -860,7 +932,25 @@ def _finish(job: ImportJob, status: str, error: Reason | str = "") -> ImportJob:
     if status != ImportStatus.INTERRUPTED:  # an interrupted import keeps its staged files for a resume
         _remove_staging(job)
     job.refresh_from_db()
+    _announce_images(job)
     return job
+
+
+def _announce_images(job: ImportJob) -> None:
+    """Tell the apps built on the catalogue (labeling's open projects) that the import stored
+    photos, once its state is committed. Also when it failed or was interrupted part-way: the
+    photos it stored are in the catalogue either way; a resumed import announces again at its end
+    and receivers add only what is new."""
+    if job.accepted:
+        transaction.on_commit(lambda: _send_images_added(job.pk))
+
+
+def _send_images_added(job_id: int) -> None:
+    """A receiver that fails (say, the broker is down when labeling queues its task) is logged and
+    costs the import nothing: its photos are stored, and saving a project's settings adds them."""
+    for receiver, result in images_added.send_robust(sender=ImportJob, import_job_id=job_id):
+        if isinstance(result, Exception):
+            log.error("import %s: %r failed on images_added", job_id, receiver, exc_info=result)
 
 
 def _remove_staging(job: ImportJob) -> None:

@@ -15,5 +15,6 @@ urlpatterns = [
     path("imports/<id:pk>/progress.json", views.import_progress, name="import-progress"),
     path("imports/<id:pk>/resume/", views.import_resume, name="import-resume"),
     path("images/", views.images, name="images"),
+    path("images/bulk/", views.images_bulk, name="images-bulk"),
     path("images/<uuid:pk>/", views.image_detail, name="image-detail"),
 ]

@@ -11,7 +11,9 @@ from django.db.models import Count
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
@@ -19,8 +21,8 @@ from accounts.permissions import role_required
 from config.forms import add_service_errors
 
 from . import selectors, services
-from .forms import CategoryForm, ImportForm, SourceForm, SubcategoryForm
-from .models import Category, Image, ImportItem, ImportJob, ImportStatus, Licence, Outcome, Source, Subcategory
+from .forms import CategoryForm, ImageBulkForm, ImportForm, SourceForm, SubcategoryForm
+from .models import Category, Image, ImageStatus, ImportItem, ImportJob, ImportStatus, Licence, Outcome, Source, Subcategory
 
 READERS = (Role.PLANNER, Role.ENGINEER)
 IMAGES_PER_PAGE = 60
@@ -288,26 +290,100 @@ def import_resume(request, pk: int):
 # ---------------------------------------------------------------- images
 
 
+STATUS_FILTERS = (ImageStatus.ACTIVE, ImageStatus.RETIRED, ImageStatus.EXCLUDED, selectors.STATUS_ALL)
+
+
 @role_required(*READERS)
 def images(request):
-    f = {k: request.GET.get(k, "").strip() for k in ("category", "subcategory", "source", "licence")}
+    f = {k: request.GET.get(k, "").strip() for k in ("category", "subcategory", "source", "licence", "status")}
+    if f["status"] not in STATUS_FILTERS:
+        f["status"] = ""  # the default: active photos
     # isdecimal, not isdigit ("²" is a digit int() refuses); 18 digits stay inside bigint.
     source_id = int(f["source"]) if f["source"].isdecimal() and len(f["source"]) <= 18 else None
-    qs = selectors.images(category=f["category"] or None, subcategory=f["subcategory"] or None, source=source_id)
+    qs = selectors.images(category=f["category"] or None, subcategory=f["subcategory"] or None, source=source_id,
+                          status=f["status"] or ImageStatus.ACTIVE)
     if f["licence"]:
         qs = qs.filter(licence__code=f["licence"])
     page = Paginator(qs, IMAGES_PER_PAGE).get_page(request.GET.get("page"))
     query = urlencode({k: v for k, v in f.items() if v})
     categories = list(Category.objects.prefetch_related("subcategories"))
+    can_edit = request.user.has_role(Role.PLANNER)
     return render(request, "datasets/images.html", {
         "page": page, "filters": f, "query": query,
         "categories": categories,
         "subcategories": [s for c in categories for s in c.subcategories.all()],
         "sources": Source.objects.all(), "licences": Licence.objects.all(),
+        "statuses": [(ImageStatus.RETIRED, ImageStatus.RETIRED.label), (ImageStatus.EXCLUDED, ImageStatus.EXCLUDED.label),
+                     (selectors.STATUS_ALL, _("All"))],
+        "bulk_form": ImageBulkForm() if can_edit else None,
+        "back": request.get_full_path(),
     })
 
 
 @role_required(*READERS)
 def image_detail(request, pk):
-    image = get_object_or_404(Image.objects.select_related("category", "subcategory", "source", "licence"), pk=pk)
-    return render(request, "datasets/image_detail.html", {"image": image})
+    image = get_object_or_404(Image.objects.select_related("category", "subcategory", "source", "licence",
+                                                           "status_changed_by"), pk=pk)
+    can_edit = request.user.has_role(Role.PLANNER)
+    return render(request, "datasets/image_detail.html", {
+        "image": image, "bulk_form": ImageBulkForm() if can_edit else None, "back": request.get_full_path(),
+    })
+
+
+def _images_back(request) -> str:
+    """Where a bulk action returns: the grid page (with its filters) or image page it came from."""
+    target = request.POST.get("next") or ""
+    if target.startswith(reverse("images")) and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}):
+        return target
+    return reverse("images")
+
+
+@require_POST
+@role_required(Role.PLANNER)
+def images_bulk(request):
+    """Move, retire, exclude or restore the chosen photos (datasets.services), then back."""
+    back = _images_back(request)
+    form = ImageBulkForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect(back)
+    ids, action = form.cleaned_data["ids"], form.cleaned_data["action"]
+    try:
+        if action == ImageBulkForm.MOVE:
+            category, subcategory = form.target_parts()
+            n = services.recategorise_images(ids, category=category, subcategory=subcategory)
+            label = _target_labels(form).get(form.cleaned_data["target"], "")
+            message = ngettext("%(n)s photo moved to %(target)s.", "%(n)s photos moved to %(target)s.", n)
+            messages.success(request, message % {"n": f"{n:,}", "target": label})
+        else:
+            status = {ImageBulkForm.RETIRE: ImageStatus.RETIRED, ImageBulkForm.EXCLUDE: ImageStatus.EXCLUDED,
+                      ImageBulkForm.RESTORE: ImageStatus.ACTIVE}[action]
+            n = services.set_image_status(ids, status, reason=form.cleaned_data["reason"], user=request.user)
+            message = {
+                ImageStatus.RETIRED: ngettext("%(n)s photo retired.", "%(n)s photos retired.", n),
+                ImageStatus.EXCLUDED: ngettext("%(n)s photo excluded.", "%(n)s photos excluded.", n),
+                ImageStatus.ACTIVE: ngettext("%(n)s photo restored.", "%(n)s photos restored.", n),
+            }[status]
+            messages.success(request, message % {"n": f"{n:,}"})
+    except ValidationError as exc:
+        for error in exc.messages:
+            messages.error(request, error)
+        return redirect(back)
+    except services.IngestError as exc:
+        messages.error(request, str(exc))
+        return redirect(back)
+    if n < len(ids):
+        unchanged = len(ids) - n
+        if action == ImageBulkForm.MOVE:
+            message = ngettext("%(n)s photo was already there.", "%(n)s photos were already there.", unchanged)
+        else:
+            message = ngettext("%(n)s photo already had that status.", "%(n)s photos already had that status.", unchanged)
+        messages.info(request, message % {"n": f"{unchanged:,}"})
+    return redirect(back)
+
+
+def _target_labels(form: ImageBulkForm) -> dict:
+    return {value: label for _group, options in form.fields["target"].choices[1:] for value, label in options}

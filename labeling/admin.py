@@ -21,8 +21,9 @@ class CommentTypeInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_active", "overlap", "cap_per_labeler", "lease_minutes", "created_at")
-    list_filter = ("is_active",)
+    list_display = ("name", "is_active", "photo_set", "overlap", "cap_per_labeler", "lease_minutes", "last_joined_at",
+                    "created_at")
+    list_filter = ("is_active", "photo_set")
     search_fields = ("name",)
     filter_horizontal = ("categories", "subcategories", "sources")
     inlines = [CommentTypeInline]

@@ -26,13 +26,13 @@ class ProjectForm(forms.ModelForm):
         model = Project
         fields = [
             "name", "description", "is_active", "overlap", "cap_per_labeler", "lease_minutes",
-            "categories", "subcategories", "sources", *RULE_FIELDS,
+            "categories", "subcategories", "sources", "photo_set", *RULE_FIELDS,
         ]
         labels = {
             "name": _("Name"), "description": _("Description"), "is_active": _("Open for labeling"),
             "overlap": _("Overlap (labelers per photo)"), "cap_per_labeler": _("Cap per labeler"),
             "lease_minutes": _("Lease (minutes)"), "categories": _("Categories"),
-            "subcategories": _("Subcategories"), "sources": _("Sources"),
+            "subcategories": _("Subcategories"), "sources": _("Sources"), "photo_set": _("New photos"),
             "count_whitespace": _("Count spaces in the length"),
             "reject_jamo_or_emoji_only": _("Refuse jamo-only or emoji-only text"),
             "max_repeat_run": _("Longest run of one repeated character"),
@@ -51,6 +51,9 @@ class ProjectForm(forms.ModelForm):
             "categories": _("Photos in any chosen category or subcategory. Choose none for every category."),
             "subcategories": _("Adds these subcategories (also from categories not chosen above)."),
             "sources": _("Only photos from these sources. Choose none for every source."),
+            "photo_set": _("Follow: photos imported later (or moved or restored into the filters) join the queue while "
+                           "the project is open. Frozen: they do not; saving these settings still brings the queue in "
+                           "line with the filters."),
             "count_whitespace": _("Off: length counts letters, digits, punctuation and emoji, not spaces."),
             "reject_jamo_or_emoji_only": _("“ㅋㅋㅋ”, “ㅠㅠ” or only emoji are refused."),
             "max_repeat_run": _("More of one character in a row is refused (“와아아아아아아”). 0 turns the check off."),
@@ -65,6 +68,7 @@ class ProjectForm(forms.ModelForm):
             "categories": forms.CheckboxSelectMultiple,
             "subcategories": forms.CheckboxSelectMultiple,
             "sources": forms.CheckboxSelectMultiple,
+            "photo_set": forms.RadioSelect,
             "overlap": forms.NumberInput(attrs={"min": 1, "max": 20}),
             "cap_per_labeler": forms.NumberInput(attrs={"min": 0}),
             "lease_minutes": forms.NumberInput(attrs={"min": 1}),
@@ -83,12 +87,17 @@ class ProjectForm(forms.ModelForm):
         for s in subs:
             groups.setdefault(s.category.name, []).append((s.pk, s.name))
         self.fields["subcategories"].widget.choices = list(groups.items())
+        # A form posted without the option (older clients, scripts) keeps the project's setting.
+        self.fields["photo_set"].required = False
+
+    def clean_photo_set(self):
+        return self.cleaned_data.get("photo_set") or self.instance.photo_set
 
     def rules(self):
         return [self[name] for name in RULE_FIELDS]
 
     def filters(self):
-        return [self["categories"], self["subcategories"], self["sources"]]
+        return [self["categories"], self["subcategories"], self["sources"], self["photo_set"]]
 
 
 TYPE_FIELDS = ("name", "slug", "description", "min_length", "max_length", "position")

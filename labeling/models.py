@@ -20,12 +20,19 @@ def random_key() -> float:
     return random.random()
 
 
+class PhotoSet(models.TextChoices):
+    FOLLOW = "follow", _("Follow new photos")
+    FROZEN = "frozen", _("Frozen")
+
+
 class Project(models.Model):
     """A labeling job: which photos, how many distinct labelers per photo, caps, leases and rules.
 
     Photos are chosen by filters: images in any of `categories` or any of `subcategories`
     (both empty: every category), narrowed to `sources` when any are chosen. The queue itself is
-    `ProjectImage`, materialised by `services.sync_project_images`.
+    `ProjectImage`, materialised by `services.sync_project_images` when the settings are saved;
+    while the project is open and follows new photos (`photo_set`), photos that an import stores
+    later, or that are moved or restored into its filters, join it (`services.add_images_to_queues`).
     """
 
     name = models.CharField(max_length=200, unique=True)
@@ -43,6 +50,15 @@ class Project(models.Model):
     categories = models.ManyToManyField(Category, blank=True, related_name="+")
     subcategories = models.ManyToManyField(Subcategory, blank=True, related_name="+")
     sources = models.ManyToManyField(Source, blank=True, related_name="+")
+    photo_set = models.CharField(
+        max_length=8, choices=PhotoSet.choices, default=PhotoSet.FOLLOW,
+        help_text=_("Follow: photos imported later that match the filters join the queue while the project is open. "
+                    "Frozen: they do not (saving the settings still brings the queue in line with the filters)."),
+    )
+    # The last time photos joined the queue after the settings were saved (an import, a photo
+    # moved or restored), and how many.
+    last_joined_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_joined_count = models.PositiveIntegerField(default=0, editable=False)
 
     # Text rules (lengths are per comment type); the fields mirror labeling.text.Rules.
     count_whitespace = models.BooleanField(default=False)

@@ -17,7 +17,7 @@ from django.db.models import Aggregate, Case, Count, Exists, F, FloatField, Oute
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from datasets.models import Category, Image
+from datasets.models import Category, Image, ImageStatus
 
 from .models import (
     Assignment,
@@ -78,10 +78,10 @@ def _uuid_or_none(value):
 
 
 def labeled_image_counts() -> dict[tuple[int | None, int | None], int]:
-    """Images with at least one submitted comment set (in any project), per (category,
-    subcategory), in one GROUP BY query."""
+    """Active images with at least one submitted comment set (in any project), per (category,
+    subcategory), in one GROUP BY query (a retired or excluded photo counts nowhere)."""
     rows = (
-        Assignment.objects.filter(status=AssignmentStatus.SUBMITTED)
+        Assignment.objects.filter(status=AssignmentStatus.SUBMITTED, image__status=ImageStatus.ACTIVE)
         .order_by()
         .values("image__category_id", "image__subcategory_id")
         .annotate(n=Count("image_id", distinct=True))

@@ -32,7 +32,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from accounts.models import Role, User
-from datasets.models import Category, Image
+from datasets.models import Category, Image, ImageStatus
 
 from . import text as text_rules
 from .models import (
@@ -44,6 +44,7 @@ from .models import (
     ExampleComment,
     GuidelineExample,
     GuidelineVersion,
+    PhotoSet,
     Project,
     ProjectImage,
     ProjectMember,
@@ -273,8 +274,9 @@ def add_member(project: Project, user, *, cap_override: int | None = None) -> Pr
     return ProjectMember.objects.get(project=project, user=user)
 
 
-def _matching_images(project: Project):
-    qs = Image.objects.all()
+def _matching_images(project: Project, within=None):
+    """The active photos that match the project's filters (among `within`, an Image queryset)."""
+    qs = (Image.objects.all() if within is None else within).filter(status=ImageStatus.ACTIVE)
     cats = list(project.categories.values_list("pk", flat=True))
     subs = list(project.subcategories.values_list("pk", flat=True))
     if cats or subs:
@@ -310,6 +312,96 @@ def sync_project_images(project: Project, *, batch_size: int = 5000) -> tuple[in
             added += len(ProjectImage.objects.bulk_create(batch, ignore_conflicts=True))
     refresh_priorities(project)
     return added, removed
+
+
+def add_images_to_queues(images, *, batch_size: int = 5000) -> dict[int, int]:
+    """Photos of `images` (an Image queryset: an import's, or ones just moved or restored) join the
+    queue of every open project that follows new photos and whose filters they match: only those
+    photos are read, never the whole catalogue, and a photo already in a queue stays as it is. Each
+    project that got photos records how many and when. Returns {project id: photos added}."""
+    joined: dict[int, int] = {}
+    for project in Project.objects.filter(is_active=True, photo_set=PhotoSet.FOLLOW).order_by("pk"):
+        missing = _matching_images(project, within=images).exclude(
+            Exists(ProjectImage.objects.filter(project=project, image_id=OuterRef("pk")))
+        )
+        priority = _QueuePriority(project)
+        with transaction.atomic():
+            added = 0
+            batch: list[ProjectImage] = []
+            for image_id, category_id in missing.order_by().values_list("pk", "category_id").iterator(chunk_size=batch_size):
+                batch.append(ProjectImage(project=project, image_id=image_id, category_id=category_id,
+                                          priority=priority(category_id), random_key=random.random()))
+                if len(batch) >= batch_size:
+                    added += len(ProjectImage.objects.bulk_create(batch, ignore_conflicts=True))
+                    batch = []
+            if batch:
+                added += len(ProjectImage.objects.bulk_create(batch, ignore_conflicts=True))
+            if added:
+                Project.objects.filter(pk=project.pk).update(last_joined_at=timezone.now(), last_joined_count=added)
+                joined[project.pk] = added
+    return joined
+
+
+class _QueuePriority:
+    """The priority a new or moved queue row of a category gets: the one the project's queue
+    already gives that category (set by the last refresh_priorities; one indexed look-up per
+    category), else 0, the top, until the next refresh places it. Cheaper in a request than
+    category_order(), which counts every labeled photo."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self.known: dict[int | None, int] = {}
+
+    def __call__(self, category_id: int | None) -> int:
+        if category_id not in self.known:
+            rows = ProjectImage.objects.filter(project=self.project, category_id=category_id)
+            self.known[category_id] = rows.values_list("priority", flat=True).first() or 0
+        return self.known[category_id]
+
+
+def join_imported_images(import_job_id: int) -> dict[int, int]:
+    """The photos an import stored join the open projects that follow new photos (datasets sends
+    `images_added` when an import finishes; labeling.tasks runs this on a worker)."""
+    return add_images_to_queues(Image.objects.filter(import_job_id=import_job_id))
+
+
+def follow_image_changes(image_ids) -> None:
+    """Queues follow photos that changed status or category (datasets sends `images_changed`
+    inside the transaction that changed them, and this runs in it):
+
+    - a photo that no longer matches a project's filters (moved out, or retired or excluded) leaves
+      the queue where nobody has touched it (no lease, no submission, no assignment row), as
+      sync_project_images does;
+    - a retired or excluded photo that somebody has touched stays for its counts but is excluded:
+      the assignment engine never hands it out again; restored, it comes back (unless a planner
+      excluded it from that project after a report);
+    - the queue's copy of the photo's category follows, with its priority;
+    - photos that now match an open project that follows new photos join it.
+    """
+    ids = list(image_ids)
+    if not ids:
+        return
+    within = Image.objects.filter(pk__in=ids)
+    withdrawn = within.exclude(status=ImageStatus.ACTIVE).values("pk")
+    categories = set(within.order_by().values_list("category_id", flat=True).distinct())
+    with transaction.atomic():
+        for project in Project.objects.filter(pk__in=ProjectImage.objects.filter(image_id__in=ids).values("project_id")):
+            rows = ProjectImage.objects.filter(project=project, image_id__in=ids)
+            rows.filter(slots_taken=0, submitted_count=0).exclude(
+                Exists(_matching_images(project, within=within).filter(pk=OuterRef("image_id")))
+            ).exclude(Exists(Assignment.objects.filter(project=project, image_id=OuterRef("image_id")))).delete()
+            rows.filter(excluded=False, image_id__in=withdrawn).update(excluded=True)
+            rows.filter(excluded=True).exclude(image_id__in=withdrawn).exclude(
+                Exists(Assignment.objects.filter(project=project, image_id=OuterRef("image_id"),
+                                                 report_resolution="excluded"))
+            ).update(excluded=False)
+            priority = _QueuePriority(project)
+            for category_id in categories:
+                rank = priority(category_id)
+                rows.filter(image_id__in=within.filter(category_id=category_id).values("pk")).exclude(
+                    category_id=category_id, priority=rank
+                ).update(category_id=category_id, priority=rank)
+        add_images_to_queues(within)
 
 
 def category_order() -> list[int | None]:
@@ -498,6 +590,8 @@ def _sweep_expired_leases(project: Project) -> None:
 
 
 def _candidates(project: Project, labeler, *, skip_locked: bool, tried: set, lock: bool = True):
+    # `excluded` also covers photos retired or excluded from the catalogue: follow_image_changes
+    # sets it on every queue row of such a photo in the transaction that withdraws it.
     mine = Assignment.objects.filter(project=project, labeler=labeler, status__in=BLOCKING_STATUSES)
     qs = (
         ProjectImage.objects.filter(project=project, slots_taken__lt=project.overlap, excluded=False)
@@ -916,8 +1010,10 @@ def resolve_report(assignment: Assignment, resolution: str) -> Assignment:
         raise ValidationError({"resolution": _("Choose kept or excluded.")})
     with transaction.atomic():
         Assignment.objects.filter(pk=assignment.pk).update(report_resolution=resolution)
+        # "kept" never brings back a photo retired or excluded from the catalogue.
+        withdrawn = Image.objects.filter(pk=assignment.image_id).exclude(status=ImageStatus.ACTIVE).exists()
         ProjectImage.objects.filter(project_id=assignment.project_id, image_id=assignment.image_id).update(
-            excluded=resolution == "excluded"
+            excluded=resolution == "excluded" or withdrawn
         )
     assignment.report_resolution = resolution
     return assignment

@@ -112,6 +112,33 @@ def test_import_runs_on_a_real_worker_over_the_embedded_filesystem_broker(tmp_pa
     assert not [p for p in folder.iterdir() if p.is_file()]  # the message was consumed
 
 
+@transactional
+def test_an_imports_photos_join_an_open_project_on_a_real_worker(tmp_path):
+    """Issue 8: the import's task announces its photos when it finishes; the join task it queues
+    runs on the worker and adds them to the open project that follows new photos."""
+    from datasets.models import Category
+    from labeling import services as labeling
+    from labeling.models import Project, ProjectImage
+
+    project = labeling.create_project("joins on the worker", categories=[Category.objects.get(slug="food")])
+    folder = tmp_path / "broker"
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "processed_folder": str(folder / "done"),
+               "control_folder": str(folder / "control"), "store_processed": False, "polling_interval": 0.1}
+    for path in (folder, folder / "done", folder / "control"):
+        path.mkdir(parents=True, exist_ok=True)
+    with broker("filesystem://", options, transport="config.broker:Transport"):
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            job = enqueue_and_wait()
+            deadline = time.monotonic() + WAIT_SECONDS
+            while time.monotonic() < deadline and ProjectImage.objects.filter(project=project).count() < 2:
+                time.sleep(0.2)
+    check_report(job)
+    assert set(ProjectImage.objects.filter(project=project).values_list("image_id", flat=True)) == set(
+        Image.objects.filter(import_job=job).values_list("pk", flat=True))
+    project = Project.objects.get(pk=project.pk)
+    assert project.last_joined_count == 2 and project.last_joined_at is not None
+
+
 def test_the_embedded_broker_never_shows_a_half_written_message(tmp_path, monkeypatch):
     """kombu's own filesystem transport creates the message file before writing it, and a
     worker that lists the folder then reads an empty file and dies (JSONDecodeError). Ours

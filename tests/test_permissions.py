@@ -56,6 +56,8 @@ EXPECTED = {
     "api:source-detail": ("source", ("get", READ), ("patch", PATCH_EMPTY)),
     "api:image-list": ("none", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
     "api:image-detail": ("image", ("get", READ), ("patch", PATCH_EMPTY)),
+    # Bulk move / retire / exclude / restore: planners only (POST {} is a validation error).
+    "api:image-bulk": ("none", ("get", POST_ONLY_READ), ("post", CREATE_EMPTY)),
     "api:import-list": ("none", ("get", READ), ("post", CREATE_EMPTY)),
     "api:import-detail": ("import", ("get", READ), ("patch", WRITE_NOT_ALLOWED)),
     "api:import-items": ("import_items", ("get", READ), ("post", WRITE_NOT_ALLOWED)),

@@ -62,7 +62,7 @@ DRAWN = {"api-docs": ".swagger-ui .opblock", "api-redoc": ".api-content h1"}
 
 # Routes that are not pages: form targets (POST only), JSON, redirects, files.
 NOT_PAGES = {
-    "logout", "token-revoke", "category-active", "subcategory-active", "import-progress", "import-resume",
+    "logout", "token-revoke", "category-active", "subcategory-active", "import-progress", "import-resume", "images-bulk",
     "project-guideline-preview", "project-example-delete", "project-example-move", "project-member-cap",
     "project-member-active", "project-report-resolve", "project-report-undo", "set_language", "schema",
     "favicon",
