@@ -8,9 +8,9 @@ that device, and signs out with `POST /api/auth/logout/`, which revokes it.
 """
 from __future__ import annotations
 
+from django.contrib.auth import authenticate
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from django.contrib.auth import authenticate
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound

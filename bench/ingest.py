@@ -48,9 +48,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageDraw, ImageFilter
-
 from _common import setup_django
+from PIL import Image, ImageCms, ImageDraw, ImageFilter
 
 PG_NAME = "bench_ingest"
 

@@ -108,8 +108,8 @@ def run(args, connection) -> None:
 
     print(f"{connection.vendor}, {args.photos} photos, median of {args.repeat}")
     for name, fn in (("grid", grid), ("labeling", labeling)):
-        base = median_time(lambda: fn(True), args.repeat)
-        checked = median_time(lambda: fn(False), args.repeat)
+        base = median_time(lambda fn=fn: fn(True), args.repeat)
+        checked = median_time(lambda fn=fn: fn(False), args.repeat)
         print(f"  {name:9s} public {base * 1000:7.1f} ms   checked {checked * 1000:7.1f} ms   ratio {checked / base:5.2f}")
 
 

@@ -26,9 +26,6 @@ from pathlib import Path
 from _common import median_time, setup_django
 
 
-
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=500_000)

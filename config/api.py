@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable
 
 from django.core.exceptions import ValidationError as DjangoValidationError

@@ -16,7 +16,6 @@ from datasets.api import (
 )
 from labeling import api as labeling
 
-
 app_name = "api"
 
 router = DefaultRouter()

@@ -10,6 +10,7 @@ from config.api import IdConverter
 from config.csp import redoc_policy
 from datasets.media import serve_media
 
+
 def favicon(request):
     """Browsers ask for /favicon.ico on pages without a <link rel=icon> (the admin, JSON): the SVG."""
     return redirect(static("favicon.svg"))

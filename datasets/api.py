@@ -17,8 +17,8 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.validators import UniqueValidator
 from rest_framework.reverse import reverse
+from rest_framework.validators import UniqueValidator
 from rest_framework.views import APIView
 
 from accounts.permissions import HasRole
@@ -26,7 +26,6 @@ from config.api import FormParser, JSONParser, MultiPartParser, Pagination, file
 
 from . import filters, selectors, services
 from .models import Category, Image, ImportItem, ImportJob, Licence, Source, SourceKind, Subcategory
-
 
 CONFLICT_RESPONSE = OpenApiResponse(description="In use (images, sources or imports point to it); retire it instead.")
 

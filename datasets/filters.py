@@ -6,8 +6,7 @@ the database cannot compare with (an id past bigint, a time before year 1 once i
 """
 from __future__ import annotations
 
-from datetime import timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, timedelta
 
 import django_filters
 from django import forms
@@ -21,6 +20,7 @@ from drf_spectacular.utils import extend_schema_field
 from config.api import BIGINT_MAX
 
 from .models import Category, Image, ImageStatus, ImportItem, ImportJob, ImportStatus, Outcome, Source, SourceKind, Subcategory
+
 
 class IsoDateTimeField(BaseIsoDateTimeField):
     """An ISO 8601 date-time the database can compare with, handed on in UTC: its offset within
@@ -41,7 +41,7 @@ class IsoDateTimeField(BaseIsoDateTimeField):
         if offset is not None and abs(offset) > self.MAX_OFFSET:
             raise ValidationError(self.error_messages["offset"], code="offset")
         try:
-            return value.astimezone(dt_timezone.utc)
+            return value.astimezone(UTC)
         except OverflowError:
             raise ValidationError(self.error_messages["range"], code="range") from None
 

@@ -56,7 +56,7 @@ class Limits:
     thumb_quality: int = 80
 
     @classmethod
-    def from_settings(cls) -> "Limits":
+    def from_settings(cls) -> Limits:
         from django.conf import settings
 
         c = settings.INGEST

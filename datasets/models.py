@@ -106,12 +106,12 @@ class Source(models.Model):
         return self.name
 
 
-def image_path(instance: "Image", filename: str) -> str:
+def image_path(instance: Image, filename: str) -> str:
     h = instance.sha256
     return f"images/{h[:2]}/{h[2:4]}/{instance.id}.jpg"
 
 
-def thumb_path(instance: "Image", filename: str) -> str:
+def thumb_path(instance: Image, filename: str) -> str:
     h = instance.sha256
     return f"thumbs/{h[:2]}/{h[2:4]}/{instance.id}.jpg"
 

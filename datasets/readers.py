@@ -18,9 +18,9 @@ import socket
 import stat
 import unicodedata
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
 from urllib.parse import urljoin, urlparse, urlsplit, urlunsplit
 
 import requests
@@ -422,12 +422,14 @@ def _s3_failure(exc: Exception, where: str, what: str) -> Reason:
     shown in the browser and an endpoint is not necessarily S3. The details go to the log."""
     from botocore.exceptions import (
         ClientError,
-        ConnectionError as BotoConnectionError,
         HTTPClientError,
         NoCredentialsError,
         ParamValidationError,
         PartialCredentialsError,
         ReadTimeoutError,
+    )
+    from botocore.exceptions import (
+        ConnectionError as BotoConnectionError,
     )
 
     log.warning("S3 %s at %s failed: %r", what, where, exc)

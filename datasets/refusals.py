@@ -224,7 +224,7 @@ class Reason(str):
     code: str
     params: dict
 
-    def __new__(cls, code: str, **params) -> "Reason":
+    def __new__(cls, code: str, **params) -> Reason:
         if code not in MESSAGES:
             raise KeyError(f"no message for refusal code {code!r} in datasets.refusals.MESSAGES")
         params = {key: _jsonable(value) for key, value in params.items()}

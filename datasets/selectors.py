@@ -18,7 +18,7 @@ class QuotaRow:
     collected: int
     labeled: int | None
     is_active: bool
-    subcategories: list["QuotaRow"] = field(default_factory=list)
+    subcategories: list[QuotaRow] = field(default_factory=list)
     uncategorised: int = 0  # images in the category with no subcategory
 
     @property

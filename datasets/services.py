@@ -10,16 +10,16 @@ import os
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Iterable, Iterator
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, ProtectedError, Q
@@ -28,8 +28,6 @@ from django.utils.text import get_valid_filename
 from django.utils.translation import gettext
 
 from . import imaging, readers, weblinks
-from .refusals import Reason, Refusal, code_of, reason_of, several
-from .signals import images_added, images_changed
 from .models import (
     Category,
     FullPolicy,
@@ -44,6 +42,8 @@ from .models import (
     SourceKind,
     Subcategory,
 )
+from .refusals import Reason, Refusal, code_of, reason_of, several
+from .signals import images_added, images_changed
 
 log = logging.getLogger(__name__)
 

@@ -88,7 +88,7 @@ class Project(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def rules_for(self, comment_type: "CommentType") -> Rules:
+    def rules_for(self, comment_type: CommentType) -> Rules:
         return Rules(
             min_length=comment_type.min_length,
             max_length=comment_type.max_length,

@@ -104,7 +104,7 @@ class World:
         it is as reproducible as the seed."""
         segments = case.path.strip("/").split("/")
         for name, value in (case.path_parameters or {}).items():
-            kind = segments[segments.index("{%s}" % name) - 1]
+            kind = segments[segments.index(f"{{{name}}}") - 1]
             known = self.ids.get(kind, [])
             pick = zlib.crc32(repr(value).encode()) % (len(known) + 1)
             if pick < len(known):

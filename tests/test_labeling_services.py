@@ -78,7 +78,7 @@ def test_new_photos_come_from_the_category_furthest_from_quota(source, labelers)
     # animals at 0 %, and animals must come first.
     prio = dict(ProjectImage.objects.filter(project=project).values_list("category_id", "priority").distinct())
     assert prio[food.pk] < prio[animals.pk]
-    for i in range(2):
+    for _ in range(2):
         a = services.next_assignment(project, labelers[0])
         Assignment.objects.filter(pk=a.pk).update(image=ProjectImage.objects.filter(
             project=project, category=food, slots_taken=0).first().image)

@@ -12,7 +12,7 @@ import socket
 import tracemalloc
 import unicodedata
 import zipfile
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -196,7 +196,7 @@ def test_named_pipes_and_sockets_in_a_folder_are_refused_each_on_its_own(roots, 
     server.bind("socket.jpg")
     try:
         for kwargs in ({}, {"trusted": True}):
-            assert loaded(lambda: readers.folder_entries(str(allowed), **kwargs)) == {
+            assert loaded(lambda kwargs=kwargs: readers.folder_entries(str(allowed), **kwargs)) == {
                 "ok.jpg": b"ok",
                 "pipe.jpg": "Not a regular file (a named pipe); not read.",
                 "pipe.zip": "Not a regular file (a named pipe); not read.",
@@ -336,7 +336,7 @@ def zip_with_raw_names(names: list[bytes]) -> bytes:
 
 
 def test_zip_names_from_korean_windows_and_utf8_without_the_flag_are_recovered():
-    cp949, utf8, cp437 = "사진.jpg".encode("cp949"), "고양이.jpg".encode("utf-8"), "café.jpg".encode("cp437")
+    cp949, utf8, cp437 = "사진.jpg".encode("cp949"), "고양이.jpg".encode(), "café.jpg".encode("cp437")
     entries = entries_of(zip_with_raw_names([cp949, utf8, cp437]), "옛날.zip")
     assert set(entries) == {"옛날.zip/사진.jpg", "옛날.zip/고양이.jpg", "옛날.zip/café.jpg"}
     assert entries["옛날.zip/사진.jpg"].meta["original_name"] == "사진.jpg"

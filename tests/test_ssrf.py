@@ -205,10 +205,10 @@ def test_ingest_s3_command_is_trusted_but_never_echoes_the_remote(aws_env, spy):
 
 def test_s3_object_read_errors_do_not_echo_the_remote(source, aws_env, servers, settings):
     listing = (
-        '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-        "<Name>photos</Name><Prefix></Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>"
-        "<IsTruncated>false</IsTruncated><Contents><Key>a.jpg</Key><Size>10</Size></Contents></ListBucketResult>"
-    ).encode()
+        b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<Name>photos</Name><Prefix></Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>"
+        b"<IsTruncated>false</IsTruncated><Contents><Key>a.jpg</Key><Size>10</Size></Contents></ListBucketResult>"
+    )
     remote = servers({"/photos?list-type=2": (200, listing), "/photos/a.jpg": S3_DENIED})
     settings.INGEST = {**settings.INGEST, "S3_ENDPOINT_URLS": [remote.url]}
     job = services.create_import(source=source, s3_bucket="photos", s3_endpoint_url=remote.url, category="food",
@@ -332,7 +332,7 @@ def _tls_context(tmp_path, hostname: str) -> tuple[ssl.SSLContext, str, list]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())

@@ -49,7 +49,6 @@ from .common import (
     project_for,
 )
 
-
 # ---------------------------------------------------------------- projects and comment types
 
 

@@ -9,9 +9,9 @@ from django.utils import translation
 from tqdm import tqdm
 
 from datasets import imaging, services
+from datasets.models import ImportJob, ImportStatus, Outcome, Source
 from datasets.readers import display_name
 from datasets.refusals import Reason, reason_of
-from datasets.models import ImportJob, ImportStatus, Outcome, Source
 
 POLL_SECONDS = 0.5
 
