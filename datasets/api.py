@@ -301,7 +301,8 @@ class ImageBulkSerializer(serializers.Serializer):
                                                       f"({len(unknown)} unknown); nothing was changed."})
         return attrs
 
-    def save(self, user):
+    def apply(self, user) -> int:
+        """How many photos the action changed (datasets.services)."""
         data = self.validated_data
         if data["action"] == "move":
             return services.recategorise_images(data["ids"], category=data["category"],
@@ -346,7 +347,7 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upda
         and is never handed out again. Unknown ids change nothing."""
         serializer = ImageBulkSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        changed = serializer.save(user=request.user)
+        changed = serializer.apply(request.user)
         ids = serializer.validated_data["ids"]
         return Response({"action": serializer.validated_data["action"], "changed": changed,
                          "unchanged": len(set(ids)) - changed})

@@ -421,7 +421,8 @@ def test_the_api_bulk_action_refuses_bad_input_and_changes_nothing(api, project,
         r = planner.post("/api/images/bulk/", body, format="json")
         assert r.status_code == 400 and field in r.json(), (body, r.content)
     Category.objects.filter(slug="people").update(quota=1, full_policy="refuse")
-    r = planner.post("/api/images/bulk/", {"action": "move", "ids": ids, "category": "people"}, format="json")
+    r = planner.post("/api/images/bulk/", {"action": "move", "ids": ids, "category": "people"}, format="json",
+                     HTTP_ACCEPT_LANGUAGE="en")
     assert r.status_code == 400 and "room for 1 more" in str(r.json())
     assert Image.objects.filter(category=food, status="active").count() == 4
     assert api("engineer").post("/api/images/bulk/", {"action": "retire", "ids": ids}, format="json").status_code == 403

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import io
 import logging
+import logging.config
 
 import pytest
 from django.test import Client
 
 
 @pytest.fixture
-def console():
-    """What settings.LOGGING's console handler writes, while the test runs."""
+def console(settings):
+    """What settings.LOGGING's console handler writes, while the test runs. LOGGING is applied
+    afresh: a Celery worker started by an earlier test replaces the root logger's handlers."""
+    logging.config.dictConfig(settings.LOGGING)
     [handler] = [h for h in logging.getLogger().handlers if h.get_name() == "console"]
     stream = io.StringIO()
     old = handler.setStream(stream)

@@ -47,9 +47,6 @@ class NextResponseSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="Translated message for cap_reached and no_work; empty for ok.")
     assignments = AssignmentSerializer(many=True)
     progress = ProgressSerializer()
-    already_submitted = serializers.BooleanField(
-        help_text="True when an earlier request with another (or no) Idempotency-Key had stored the set (another "
-                  "tab or device): these texts were not stored; `comments` are the stored ones.")
 
 
 class SubmitRequestSerializer(serializers.Serializer):
@@ -63,6 +60,9 @@ class SubmitResponseSerializer(serializers.Serializer):
     assignment = AssignmentSerializer()
     comments = CommentOutSerializer(many=True)
     progress = ProgressSerializer()
+    already_submitted = serializers.BooleanField(
+        help_text="True when an earlier request with another (or no) Idempotency-Key had stored the set (another "
+                  "tab or device): these texts were not stored; `comments` are the stored ones.")
 
 
 class AssignmentProgressSerializer(serializers.Serializer):
