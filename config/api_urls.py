@@ -15,6 +15,7 @@ from datasets.api import (
     SubcategoryViewSet,
 )
 from labeling import api as labeling
+from labeling import comment_api
 
 
 app_name = "api"
@@ -52,6 +53,8 @@ project_urls = [
     path("reports/", labeling.ReportList.as_view(), name="project-report-list"),
     path("reports/<id:assignment_id>/resolve/", labeling.ReportResolve.as_view(), name="project-report-resolve"),
     path("progress/", labeling.ProgressView.as_view(), name="project-progress"),
+    path("comments/", comment_api.CommentList.as_view(), name="project-comment-list"),
+    path("comments/export/", comment_api.CommentExport.as_view(), name="project-comment-export"),
     path("next/", labeling.NextView.as_view(), name="project-next"),
     path("history/", labeling.HistoryView.as_view(), name="project-history"),
     path("rules/", labeling.RulesView.as_view(), name="project-rules"),

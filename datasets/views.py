@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Role
 from accounts.permissions import role_required
 
-from . import selectors, services
+from . import panels, selectors, services
 from .forms import CategoryForm, ImportForm, SourceForm, SubcategoryForm, add_service_errors
 from .models import Category, Image, ImportItem, ImportJob, ImportStatus, Licence, Outcome, Source, Subcategory
 
@@ -311,4 +311,5 @@ def images(request):
 @role_required(*READERS)
 def image_detail(request, pk):
     image = get_object_or_404(Image.objects.select_related("category", "subcategory", "source", "licence"), pk=pk)
-    return render(request, "datasets/image_detail.html", {"image": image})
+    # Sections other apps register (labeling: the comment sets written on this photo).
+    return render(request, "datasets/image_detail.html", {"image": image, "panels": panels.image_panels(request, image)})

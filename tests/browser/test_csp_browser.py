@@ -51,6 +51,7 @@ PAGES = [
     ("project-example-edit", "example", PLANNERS),
     ("project-labelers", "project", PLANNERS),
     ("project-reports", "project", PLANNERS),
+    ("project-comments", "project", READERS),
     ("admin:index", None, (ADMIN,)),
     ("admin:accounts_user_changelist", None, (ADMIN,)),
     ("admin:accounts_user_change", "admin_user", (ADMIN,)),
@@ -63,7 +64,7 @@ DRAWN = {"api-docs": ".swagger-ui .opblock", "api-redoc": ".api-content h1"}
 NOT_PAGES = {
     "logout", "token-revoke", "category-active", "subcategory-active", "import-progress", "import-resume",
     "project-guideline-preview", "project-example-delete", "project-example-move", "project-member-cap",
-    "project-member-active", "project-report-resolve", "set_language", "schema",
+    "project-member-active", "project-report-resolve", "set_language", "schema", "project-comments-export",
 }
 
 VIOLATION_LISTENER = """
