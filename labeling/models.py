@@ -244,8 +244,8 @@ class Comment(models.Model):
             models.UniqueConstraint(fields=["assignment", "comment_type"], name="comment_once_per_type"),
         ]
         # The comment browser's orders (newest/oldest, longest/shortest). Its text search uses a
-        # trigram GIN index on UPPER(text), `comment_text_trgm`, made on PostgreSQL only by
-        # migration 0003_comment_search (SQLite has no such index; it scans).
+        # trigram GIN index on text, `comment_text_trgm`, made on PostgreSQL only by migration
+        # 0003_comment_search (SQLite has no such index; it scans).
         indexes = [
             models.Index(fields=["created_at", "id"], name="comment_created"),
             models.Index(fields=["length", "id"], name="comment_length"),

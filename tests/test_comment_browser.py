@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import importlib
 import io
 import json
 import unicodedata
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from django.apps import apps as django_apps
+from django.conf import settings
+from django.db import connection
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone, translation
 
@@ -111,13 +118,25 @@ def test_search_finds_korean_substrings_whatever_the_normal_form(project, world)
     nfd_query = unicodedata.normalize("NFD", "맛있겠")
     assert nfd_query != "맛있겠"
     assert texts(selectors.project_comments(project, CommentFilters(q=nfd_query))) == ["=HYPERLINK(1) 와 맛있겠다"]
-    # A row stored decomposed (written before the service normalised) is found by an NFC query.
+    # A row stored decomposed (written before the service normalised) is stored in NFC by the
+    # comment-search migration, and then found.
     row = Comment.objects.get(text="배경에 보이는 바다 색이 정말 예뻐요")
     Comment.objects.filter(pk=row.pk).update(text=unicodedata.normalize("NFD", row.text))
+    comment_search_migration().nfc_texts(django_apps, SimpleNamespace(connection=connection))
+    assert Comment.objects.get(pk=row.pk).text == row.text
     assert [c.pk for c in selectors.project_comments(project, CommentFilters(q="바다 색"))] == [row.pk]
+    # One or two characters (no trigram to look up on PostgreSQL) are found too.
+    assert texts(selectors.project_comments(project, CommentFilters(q="진하"))) == ["국물이 진하고 면발이 쫄깃해 보여요"]
+    assert selectors.project_comments(project, CommentFilters(q="hY")).count() == 1
     # Case-insensitive, and % or _ in the query are plain characters.
     assert selectors.project_comments(project, CommentFilters(q="hyperlink")).count() == 1
     assert selectors.project_comments(project, CommentFilters(q="%")).count() == 0
+
+
+def comment_search_migration():
+    """labeling/migrations/NNNN_comment_search.py, whatever its number."""
+    path = next((Path(settings.BASE_DIR) / "labeling" / "migrations").glob("*_comment_search.py"))
+    return importlib.import_module(f"labeling.migrations.{path.stem}")
 
 
 def test_orders(project, world):
@@ -189,9 +208,14 @@ def test_page_count_is_capped(client, users, project, world, monkeypatch):
     from labeling import comment_views
 
     monkeypatch.setattr(comment_views, "COUNT_CAP", 4)
+    monkeypatch.setattr(comment_views, "COMMENTS_PER_PAGE", 2)
     client.force_login(users["planner"])
     html = page(client, project).content.decode()
-    assert "more than 4 comments" in html
+    assert "more than 4 comments" in html and html.count("data-comment=") == 2
+    html = page(client, project, page="2").content.decode()
+    assert "more than 4 comments" in html and html.count("data-comment=") == 2
+    # Every match on the first page: the exact number, whatever the cap.
+    assert "1 comment" in page(client, project, q="바다").content.decode()
 
 
 def test_labelers_page_links_each_labeler_to_their_comments(client, users, project, world):
@@ -298,3 +322,23 @@ def test_api_export_csv_and_jsonl(api, project, world):
     body = b"".join(resp.streaming_content).decode()
     assert resp["Content-Type"].startswith("text/csv") and body.startswith("\ufeffcomment_id,")
     assert c.get(api_url(project, export=True), {"format": "xml"}).status_code == 400
+
+
+def test_postgresql_search_uses_the_trigram_index(project, world):
+    """On PostgreSQL the migration made `comment_text_trgm`, and a search of three or more
+    characters can be answered from it (SQLite has no such index and scans)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'comment_text_trgm'")
+        (indexdef,) = cursor.fetchone()
+        assert "gin_trgm_ops" in indexdef
+        # The tables are tiny: take scans that need no index condition off the table.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        for q in ("고양이", "Hyperlink"):
+            plan = Comment.objects.filter(selectors.ContainsText(F("text"), q)).order_by().values("id").explain()
+            assert "comment_text_trgm" in plan, plan
+        # Two syllables hold no trigram: reading the whole index would be slower than the table.
+        plan = Comment.objects.filter(selectors.ContainsText(F("text"), "바다")).order_by().values("id").explain()
+        assert "comment_text_trgm" not in plan, plan
