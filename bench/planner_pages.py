@@ -1,7 +1,7 @@
 """The planner pages of a big labeling project, against a baseline in the same run.
 
     .venv/bin/python bench/planner_pages.py [--photos 500000] [--labelers 1000] [--repeat 5]
-                                            [--comment-share 1.0] [--save]
+                                            [--comment-share 1.0] [--save] [--only comments] [--keep]
 
 Runs on a throwaway SQLite file by default; with DATABASE_URL=postgres://... it runs on a
 throwaway PostgreSQL database beside that one (`bench_planner_pages`, dropped afterwards).
@@ -30,7 +30,8 @@ for one labeler, longest first, and with three searches: a rare word of three sy
 one, and two syllables, common and rare (no whole trigram inside: pg_trgm cannot narrow those). On PostgreSQL the
 searches run twice: first without the trigram index (`comment_text_trgm` is dropped before the
 rows are written), then after building it (its build time is printed), so the table shows the
-index's gain in the same run. `--only comments` times only these (and the baseline).
+index's gain in the same run. `--only comments` times only these (and the baseline); `--keep`
+leaves the PostgreSQL database in place to EXPLAIN its queries (drop it yourself).
 """
 from __future__ import annotations
 
