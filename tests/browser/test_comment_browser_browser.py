@@ -4,6 +4,7 @@ its photo, whose page lists the comment sets. Screenshots at a desktop size and 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -18,8 +19,8 @@ def world(users, source):
     from datasets import services as datasets
     from labeling import services
 
-    photos = [datasets.ingest_one(make_photo(seed=900 + i, width=480, height=360), source=source,
-                                  category=cat).image for i, cat in enumerate(["food", "food", "people"])]
+    for i, cat in enumerate(["food", "food", "people"]):
+        datasets.ingest_one(make_photo(seed=900 + i, width=480, height=360), source=source, category=cat)
     project = services.create_project("댓글 보기", created_by=users["planner"])
     services.sync_project_images(project)
     labelers = [accounts.create_user(n, "pw-long-enough-1", "labeler") for n in ("minji", "junho")]
@@ -56,7 +57,7 @@ def test_planner_searches_reads_and_downloads_comments(page, new_page, world, lo
     # The CSV download of what is shown: the same four, formulas neutralised.
     with page.expect_download() as info:
         page.click("#download-csv")
-    body = open(info.value.path(), encoding="utf-8-sig").read()
+    body = Path(info.value.path()).read_text(encoding="utf-8-sig")
     assert body.count("\n") == 5 and "'=1+1 고양이?" in body
 
     # One labeler's comments from the labelers page.
