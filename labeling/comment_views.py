@@ -25,32 +25,35 @@ def _form(request, project):
 
 
 def _page(qs, number):
-    """(page, rows) for a page of `qs`. The count stops at COUNT_CAP + 1
-    (selectors.count_at_most); on the first page, when every match fits on it, there is no
-    count query at all (a search for a rare phrase reads the comments once, not twice)."""
+    """(page, rows, capped) for a page of `qs`. Counting stops past COUNT_CAP
+    (selectors.count_at_most): then `capped` is true, the page says "more than", and the pager
+    reaches the first COUNT_CAP rows (narrow the filters, change the order, or download for the
+    rest). On the first page, when every match fits on it, no count runs at all: a search for a
+    rare phrase reads the comments once, not twice."""
     if str(number or "1") == "1":
         rows = list(qs[: COMMENTS_PER_PAGE + 1])
         if len(rows) <= COMMENTS_PER_PAGE:
-            return _page_of(len(rows), COMMENTS_PER_PAGE, 1), rows
-        page = _page_of(selectors.count_at_most(qs, COUNT_CAP), COMMENTS_PER_PAGE, 1)
-        return page, rows[:COMMENTS_PER_PAGE]
-    page = _page_of(selectors.count_at_most(qs, COUNT_CAP), COMMENTS_PER_PAGE, number)
-    start = page.start_index() - 1 if page.paginator.count else 0
-    return page, list(qs[start:start + COMMENTS_PER_PAGE])
+            return _page_of(len(rows), COMMENTS_PER_PAGE, 1), rows, False
+        total = selectors.count_at_most(qs, COUNT_CAP)
+        return _page_of(min(total, COUNT_CAP), COMMENTS_PER_PAGE, 1), rows[:COMMENTS_PER_PAGE], total > COUNT_CAP
+    total = selectors.count_at_most(qs, COUNT_CAP)
+    page = _page_of(min(total, COUNT_CAP), COMMENTS_PER_PAGE, number)
+    start = page.start_index() - 1 if total else 0
+    return page, list(qs[start:start + COMMENTS_PER_PAGE]), total > COUNT_CAP
 
 
 @role_required(*READERS)
 def project_comments(request, pk: int):
     project = _project(pk)
     form, valid = _form(request, project)
-    page, rows, query = None, [], ""
+    page, rows, capped, query = None, [], False, ""
     if valid:
         qs = selectors.project_comments(project, form.filters(), order=form.ordering())
-        page, rows = _page(qs, request.GET.get("page"))
+        page, rows, capped = _page(qs, request.GET.get("page"))
         query = urlencode({k: v for k, v in request.GET.items() if k != "page" and v})
     return render(request, "labeling/planner/comments.html", _context(
         request, project, "comments", form=form, page=page, rows=rows, query=query,
-        capped=page is not None and page.paginator.count > COUNT_CAP, cap=COUNT_CAP,
+        capped=capped, cap=COUNT_CAP,
     ))
 
 

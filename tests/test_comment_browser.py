@@ -214,6 +214,7 @@ def test_page_count_is_capped(client, users, project, world, monkeypatch):
     assert "more than 4 comments" in html and html.count("data-comment=") == 2
     html = page(client, project, page="2").content.decode()
     assert "more than 4 comments" in html and html.count("data-comment=") == 2
+    assert "Page 2 of 2" in html  # the pager reaches the first 4
     # Every match on the first page: the exact number, whatever the cap.
     assert "1 comment" in page(client, project, q="바다").content.decode()
 
