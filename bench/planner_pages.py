@@ -1,7 +1,7 @@
 """The planner pages of a big labeling project, against a baseline in the same run.
 
     .venv/bin/python bench/planner_pages.py [--photos 500000] [--labelers 1000] [--repeat 5]
-                                            [--comment-share 1.0] [--save]
+                                            [--comment-share 1.0] [--save] [--only comments] [--keep]
 
 Runs on a throwaway SQLite file by default; with DATABASE_URL=postgres://... it runs on a
 throwaway PostgreSQL database beside that one (`bench_planner_pages`, dropped afterwards).
@@ -23,6 +23,15 @@ selectors, and prints each time with its ratio to the baseline:
 With --save it also times saving the settings page unchanged: a POST, not a page view, that
 re-syncs the queue with the project's filters (services.sync_project_images).
 The issue's target: every planner page under 1 s with 500,000 photos and 1,000 labelers.
+
+The comment browser (/projects/<id>/comments/: about 1,600,000 comments at 500,000 photos, their
+texts composed from Korean word lists, a rare word in one comment of 1,009) is timed unfiltered,
+for one labeler, longest first, and with three searches: a rare word of three syllables, a common
+one, and two syllables, common and rare (no whole trigram inside: pg_trgm cannot narrow those). On PostgreSQL the
+searches run twice: first without the trigram index (`comment_text_trgm` is dropped before the
+rows are written), then after building it (its build time is printed), so the table shows the
+index's gain in the same run. `--only comments` times only these (and the baseline); `--keep`
+leaves the PostgreSQL database in place to EXPLAIN its queries (drop it yourself).
 """
 from __future__ import annotations
 
@@ -33,10 +42,12 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 from _common import median_time, setup_django
 
 DB_NAME = "bench_planner_pages"
+TRGM_INDEX = "comment_text_trgm"  # labeling/migrations/0003_comment_search.py
 
 
 
@@ -82,6 +93,29 @@ class Writer:
         self.rows = []
 
 
+SUBJECTS = ("고양이", "강아지", "족발", "라면", "바다", "하늘", "커피", "케이크", "아이들", "할머니", "자전거", "벚꽃",
+            "단풍", "야경", "김치찌개", "떡볶이", "한강", "산책길", "노을", "눈사람")
+ADVERBS = ("진짜", "너무", "완전", "정말", "엄청", "살짝", "생각보다", "오늘따라")
+ENDINGS = ("귀엽다", "맛있겠다", "예쁘다", "멋지다", "분위기 좋다", "색감 미쳤다", "평화롭다", "따뜻해 보여요", "신기하다",
+           "부럽다", "감성 있다", "대박이다")
+TAILS = ("", "!", "!!", "~", "ㅋㅋ", "ㅎㅎ", "..", " 👍")
+PLACES = ("창가", "식탁 위", "골목", "공원", "해변", "시장", "거실", "카페 테라스", "지하철역 앞", "산 정상")
+DETAILS = ("빛이 드는 게", "표정이", "색깔이", "모양이", "김이 나는 게", "그림자가", "배경이", "구도가", "윤기가", "털이")
+RARE_WORD = "무지개"  # in one comment of RARE_EVERY: the selective search
+RARE_EVERY = 1009
+
+
+def comment_text(n: int, kind: int) -> str:
+    """The n-th generated comment, a short reaction (kind 0) or a specific one (kind 1)."""
+    subject = RARE_WORD if n % RARE_EVERY == 0 else SUBJECTS[(n // 2 * 7 + kind * 3) % len(SUBJECTS)]
+    adverb, ending = ADVERBS[(n // 3) % len(ADVERBS)], ENDINGS[(n * 5 + kind * 3) % len(ENDINGS)]
+    tail = TAILS[(n // 7) % len(TAILS)]
+    if kind == 0:
+        return f"{subject} {adverb} {ending}{tail}"
+    return (f"{PLACES[(n // 11) % len(PLACES)]}에 있는 {subject} {DETAILS[(n * 3) % len(DETAILS)]} "
+            f"{adverb} {ending}{tail}")
+
+
 def generate(connection, args, planner):
     """The catalogue, the project and its labelers, queue, assignments and comments."""
     from django.core.management.color import no_style
@@ -91,6 +125,7 @@ def generate(connection, args, planner):
     from accounts.models import User
     from datasets.models import Category, Image, Licence, Source
     from labeling import services
+    from labeling import text as text_rules
     from labeling.models import Assignment, Comment, ProjectImage, ProjectMember
 
     pg = connection.vendor == "postgresql"
@@ -139,7 +174,14 @@ def generate(connection, args, planner):
         "report_reason", "report_note", "report_resolution"])
     comments = Writer(connection, Comment, Comment(assignment_id=1, comment_type_id=types[0], text="x", length=1,
                                                     key="x", created_at=now),
-                      ["id", "assignment_id", "comment_type_id", "text", "length", "key", "guideline_version"])
+                      ["id", "assignment_id", "comment_type_id", "text", "length", "key", "guideline_version",
+                       "created_at"])
+    measured: dict[str, tuple[int, str]] = {}  # text -> (length, key), as services.submit stores them
+
+    def measure(text: str) -> tuple[int, str]:
+        if text not in measured:
+            measured[text] = (text_rules.count_length(text), text_rules.comparable(text))
+        return measured[text]
     submitted = [0] * n_labelers
     seconds = [0.0] * n_labelers
     leases_left = n_labelers
@@ -173,9 +215,12 @@ def generate(connection, args, planner):
                 submitted[lab] += 1
                 seconds[lab] += work
                 if comment_every and (next_assignment % comment_every == 0):
+                    written = when(start + timedelta(seconds=i, milliseconds=work * 1000))
                     for t, ct in enumerate(types):
-                        text = ("와 멋지다" if t == 0 else "사진 속 풍경이 정말 아름다워요") + " " + "!" * ((i + t) % 12)
-                        comments.add(next_comment, next_assignment, ct, text, len(text.replace(" ", "")), text, 1)
+                        text = comment_text(next_comment, t)
+                        length, key = measure(text)
+                        comments.add(next_comment, next_assignment, ct, text, length, key, 1 + (i * 2) // n_photos,
+                                     written)
                         next_comment += 1
                 next_assignment += 1
             if i % 3 == 1:
@@ -229,6 +274,10 @@ def main() -> None:
                         help="write comments for this share of the submitted sets (1: all)")
     parser.add_argument("--save", action="store_true",
                         help="also time saving the settings page unchanged (a POST that re-syncs the queue)")
+    parser.add_argument("--only", choices=("all", "comments"), default="all",
+                        help="comments: time only the comment browser (and the baseline)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the generated database (to EXPLAIN queries afterwards; drop it yourself)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-planner-"))
@@ -241,11 +290,15 @@ def main() -> None:
 
         from accounts import services as account_services
         from labeling import selectors
-        from labeling.models import GuidelineExample, ProjectImage, ProjectMember
+        from labeling.models import Comment, GuidelineExample, ProjectImage, ProjectMember
 
         setup_test_environment()
         print(f"database: {connection.vendor} ({connection.settings_dict['NAME']})")
         planner = account_services.create_user("bench-planner", "bench-planner-pass", "planner")
+        pg = connection.vendor == "postgresql"
+        if pg:  # written without the trigram index (as a restore would); built before the second pass
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP INDEX IF EXISTS {TRGM_INDEX}")
         project = generate(connection, args, planner)
         pk = project.pk
         client = Client()
@@ -301,24 +354,72 @@ def main() -> None:
             assert response.status_code == 302, response.content[:2000]
 
         measures = {"count (baseline)": lambda: ProjectImage.objects.count()}
-        measures["selector project_dashboard"] = lambda: selectors.project_dashboard(project)
-        measures["selector labeler_stats (50)"] = lambda: selectors.labeler_stats(project)
-        measures.update({name: get(url) for name, url in pages})
-        if args.save:
-            measures["settings save (POST, re-syncs queue)"] = save_settings
+        if args.only == "all":
+            measures["selector project_dashboard"] = lambda: selectors.project_dashboard(project)
+            measures["selector labeler_stats (50)"] = lambda: selectors.labeler_stats(project)
+            measures.update({name: get(url) for name, url in pages})
+            if args.save:
+                measures["settings save (POST, re-syncs queue)"] = save_settings
+        else:
+            pages = []
+
+        # The comment browser. Searches are timed before and after the trigram index exists.
+        browse = reverse("project-comments", args=[pk])
+        labeler = ProjectMember.objects.filter(project=project).order_by("-submitted_count").values_list(
+            "user__username", flat=True).first()
+        comment_pages = [
+            ("comments, newest first", browse),
+            ("comments, one labeler", f"{browse}?{urlencode({'labeler': labeler})}"),
+            ("comments, longest first, page 50", f"{browse}?order=longest&page=50"),
+            ("comments, length 5-8, guideline v2", f"{browse}?min_length=5&max_length=8&guideline_version=2"),
+            ("CSV download, one labeler", reverse("project-comments-export", args=[pk])
+             + f"?{urlencode({'labeler': labeler, 'format': 'csv'})}"),
+            ("API, newest first (exact count)", f"/api/projects/{pk}/comments/"),
+        ]
+        searches = [
+            (f"search, rare word ({RARE_WORD}, 1 in {RARE_EVERY})", f"{browse}?{urlencode({'q': RARE_WORD})}"),
+            ("search, common word (고양이, 1 in 20)", f"{browse}?{urlencode({'q': '고양이'})}"),
+            ("search, rare word + one labeler", f"{browse}?{urlencode({'q': RARE_WORD, 'labeler': labeler})}"),
+            ("search, two syllables, common (노을)", f"{browse}?{urlencode({'q': '노을'})}"),
+            ("search, two syllables, rare (무지)", f"{browse}?{urlencode({'q': RARE_WORD[:2]})}"),
+            ("API search, rare word", f"/api/projects/{pk}/comments/?{urlencode({'q': RARE_WORD})}"),
+        ]
+
+        def fetch(url: str):
+            def fn():
+                response = client.get(url)
+                assert response.status_code == 200, (url, response.status_code)
+                if response.streaming:
+                    b"".join(response.streaming_content)
+            return fn
+
+        measures.update({name: fetch(url) for name, url in comment_pages})
+        no_index = {}
+        if pg:
+            no_index = {name: median_time(fetch(url), args.repeat) for name, url in searches}
+            t0 = time.perf_counter()
+            with connection.cursor() as cursor:
+                cursor.execute(f"CREATE INDEX {TRGM_INDEX} ON labeling_comment USING gin (text gin_trgm_ops)")
+                cursor.execute("ANALYZE labeling_comment")
+            print(f"trigram index built in {time.perf_counter() - t0:.1f} s")
+        measures.update({name: fetch(url) for name, url in searches})
         results = {name: median_time(fn, args.repeat) for name, fn in measures.items()}
 
         base = results["count (baseline)"]
-        urls = dict(pages)
-        print(f"\nmedian of {args.repeat}, {args.photos:,} photos, {args.labelers:,} labelers ({connection.vendor})")
-        print(f"  {'what':<40} {'seconds':>9} {'x count':>9}  url")
+        urls = dict(pages + comment_pages + searches)
+        n_comments = Comment.objects.count()
+        print(f"\nmedian of {args.repeat}, {args.photos:,} photos, {args.labelers:,} labelers, "
+              f"{n_comments:,} comments ({connection.vendor})")
+        print(f"  {'what':<44} {'seconds':>9} {'x count':>9} {'no index':>9} {'gain':>7}  url")
         for name, t in results.items():
-            print(f"  {name:<40} {t:>9.4f} {t / base:>8.1f}x  {urls.get(name, '')}")
+            before = no_index.get(name)
+            extra = f" {before:>9.4f} {before / t:>6.1f}x" if before else " " * 17
+            print(f"  {name:<44} {t:>9.4f} {t / base:>8.1f}x{extra}  {urls.get(name, '')}")
         slowest = max((results[name], name) for name in urls)
         verdict = "under" if slowest[0] < 1 else "OVER"
         print(f"slowest page: {slowest[1]} {slowest[0]:.3f} s ({verdict} the 1 s target)")
     finally:
-        if connection is not None and old_name is not None:
+        if connection is not None and old_name is not None and not args.keep:
             connection.creation.destroy_test_db(old_name, verbosity=0)
         shutil.rmtree(tmp, ignore_errors=True)
 

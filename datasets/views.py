@@ -20,7 +20,7 @@ from accounts.models import Role
 from accounts.permissions import role_required
 from config.forms import add_service_errors
 
-from . import selectors, services
+from . import panels, selectors, services
 from .forms import CategoryForm, ImageBulkForm, ImportForm, SourceForm, SubcategoryForm
 from .models import Category, Image, ImageStatus, ImportItem, ImportJob, ImportStatus, Licence, Outcome, Source, Subcategory
 
@@ -327,6 +327,8 @@ def image_detail(request, pk):
     can_edit = request.user.has_role(Role.PLANNER)
     return render(request, "datasets/image_detail.html", {
         "image": image, "bulk_form": ImageBulkForm() if can_edit else None, "back": request.get_full_path(),
+        # Sections other apps register (labeling: the comment sets written on this photo).
+        "panels": panels.image_panels(request, image),
     })
 
 

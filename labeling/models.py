@@ -265,6 +265,13 @@ class Comment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["assignment", "comment_type"], name="comment_once_per_type"),
         ]
+        # The comment browser's orders (newest/oldest, longest/shortest). Its text search uses a
+        # trigram GIN index on text, `comment_text_trgm`, made on PostgreSQL only by migration
+        # 0006_comment_search (SQLite has no such index; it scans).
+        indexes = [
+            models.Index(fields=["created_at", "id"], name="comment_created"),
+            models.Index(fields=["length", "id"], name="comment_length"),
+        ]
 
     def __str__(self) -> str:
         return self.text[:50]

@@ -1,6 +1,7 @@
 """Planner pages for labeling projects, under /projects/ (see labeling/planner_views.py)."""
 from django.urls import path
 
+from . import comment_views
 from . import planner_views as views
 
 urlpatterns = [
@@ -19,6 +20,8 @@ urlpatterns = [
     path("<id:pk>/labelers/", views.project_labelers, name="project-labelers"),
     path("<id:pk>/labelers/<id:user_id>/cap/", views.member_cap, name="project-member-cap"),
     path("<id:pk>/labelers/<id:user_id>/active/", views.member_active, name="project-member-active"),
+    path("<id:pk>/comments/", comment_views.project_comments, name="project-comments"),
+    path("<id:pk>/comments/export/", comment_views.project_comments_export, name="project-comments-export"),
     path("<id:pk>/reports/", views.project_reports, name="project-reports"),
     path("<id:pk>/reports/<id:assignment_id>/resolve/", views.report_resolve, name="project-report-resolve"),
     path("<id:pk>/reports/<id:assignment_id>/exclude/", views.report_exclude, name="project-report-exclude"),

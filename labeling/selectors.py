@@ -8,17 +8,22 @@ query joins the queue to the catalogue, and none scans every comment.
 """
 from __future__ import annotations
 
+import re
 import statistics
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
 from django.db import connection
-from django.db.models import Aggregate, Case, Count, Exists, F, FloatField, OuterRef, Sum, Value, When
+from django.db.models import Aggregate, Case, Count, Exists, F, FloatField, Lookup, OuterRef, Sum, Value, When
 from django.db.models.functions import Cast
+from django.db.models.lookups import IContains
 from django.utils import timezone
 
 from datasets.models import Category, Image, ImageStatus
 
+from . import text as text_rules
 from .models import (
     Assignment,
     AssignmentStatus,
@@ -334,3 +339,130 @@ def open_report_count(project: Project) -> int:
     return Assignment.objects.filter(project=project, status=AssignmentStatus.REPORTED,
                                      report_resolution="").count()
 
+
+
+# --- Comments (the planners' comment browser, its download and the API) ---------------------
+
+# Orders the comment browser offers: name -> ORDER BY (ties broken by id, so pages are stable).
+COMMENT_ORDERS = {
+    "newest": ("-created_at", "-id"),
+    "oldest": ("created_at", "id"),
+    "longest": ("-length", "-id"),
+    "shortest": ("length", "id"),
+    "labeler": ("assignment__labeler__username", "-created_at", "-id"),
+}
+
+
+@dataclass(frozen=True)
+class CommentFilters:
+    """What the comment browser narrows a project's comments to; None (or "") is no filter.
+
+    `q` is a substring of the text, matched case-insensitively after NFC normalisation (the
+    stored text is NFC: services.submit normalises it, migration 0003 did older rows);
+    `category`, `subcategory` and `comment_type` are slugs, `labeler` a username; lengths are
+    counted as the text rules count them (the stored `Comment.length`); `since` and `until` are
+    dates in the site's time zone, both included."""
+
+    q: str = ""
+    category: str = ""
+    subcategory: str = ""
+    comment_type: str = ""
+    labeler: str = ""
+    guideline_version: int | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    since: date | None = None
+    until: date | None = None
+
+
+class ContainsText(Lookup):
+    """`field` contains `text`, case-insensitively: `qs.filter(ContainsText(F("text"), q))`.
+
+    Django's `icontains` is `UPPER(col) LIKE UPPER('%q%')` on PostgreSQL: no index on the plain
+    column serves it, and UPPER() on every row costs more than the match. Here PostgreSQL gets
+    `col ILIKE '%q%'`, or plain `LIKE` when the text has no letter with a case (Hangul, digits:
+    the same rows, about 2.5x faster when it has to read them all); both are answered by the
+    trigram GIN index `comment_text_trgm` (migration 0003). Elsewhere (SQLite) it is Django's
+    `icontains` (whose LIKE folds ASCII letters only)."""
+
+    lookup_name = "contains_text"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        return IContains(self.lhs, self.rhs).as_sql(compiler, connection)
+
+    def as_postgresql(self, compiler, connection):
+        lhs_sql, lhs_params = compiler.compile(self.lhs)
+        text = str(self.rhs)
+        cased = text.upper() != text.lower()
+        if not _TRIGRAM_WORD.search(text):
+            # No three letters or digits in a row: the trigram index has nothing to look up and
+            # would be read whole (8.8 s at 1,600,000 comments, against 1 s reading the table;
+            # docs/benchmarks.md). strpos() is never answered from it.
+            if cased:
+                return f"strpos(lower({lhs_sql}), lower(%s)) > 0", [*lhs_params, text]
+            return f"strpos({lhs_sql}, %s) > 0", [*lhs_params, text]
+        op = "ILIKE" if cased else "LIKE"
+        return f"{lhs_sql} {op} %s", [*lhs_params, f"%{connection.ops.prep_for_like_query(text)}%"]
+
+
+# What pg_trgm can look up: a word (letters and digits) of three characters or more.
+_TRIGRAM_WORD = re.compile(r"[^\W_]{3,}")
+
+
+def project_comments(project: Project, filters: CommentFilters | None = None, *, order: str = "newest"):
+    """A project's comments (submitted sets), narrowed by `filters`, in `order` (one of
+    COMMENT_ORDERS), with what a row shows (comment type, labeler, photo and its category)
+    joined in. A queryset: page it, or stream it with .iterator().
+
+    The text search (ContainsText) is answered on PostgreSQL by the trigram GIN index
+    `comment_text_trgm` (migration 0003) when the text has three characters in a row to look up;
+    shorter ones read the comments."""
+    f = filters or CommentFilters()
+    qs = Comment.objects.filter(assignment__project=project)
+    q = text_rules.normalise(f.q)  # NFC, as services.submit (and migration 0003) store the text
+    if q:
+        qs = qs.filter(ContainsText(F("text"), q))
+    if f.category:
+        qs = qs.filter(assignment__image__category__slug=f.category)
+    if f.subcategory:
+        qs = qs.filter(assignment__image__subcategory__slug=f.subcategory)
+    if f.comment_type:
+        qs = qs.filter(comment_type__slug=f.comment_type)
+    if f.labeler:
+        qs = qs.filter(assignment__labeler__username=f.labeler)
+    if f.guideline_version is not None:
+        qs = qs.filter(guideline_version=f.guideline_version)
+    if f.min_length is not None:
+        qs = qs.filter(length__gte=f.min_length)
+    if f.max_length is not None:
+        qs = qs.filter(length__lte=f.max_length)
+    tz = timezone.get_current_timezone()
+    if f.since is not None:
+        qs = qs.filter(created_at__gte=datetime.combine(f.since, time.min, tzinfo=tz))
+    if f.until is not None:
+        qs = qs.filter(created_at__lt=datetime.combine(f.until + timedelta(days=1), time.min, tzinfo=tz))
+    return qs.select_related(
+        "comment_type", "assignment__labeler", "assignment__image__category", "assignment__image__subcategory",
+    ).order_by(*COMMENT_ORDERS.get(order, COMMENT_ORDERS["newest"]))
+
+
+def count_at_most(qs, cap: int) -> int:
+    """len(qs), but stop counting past `cap` (returns cap + 1 then): a page can say "more than
+    1,000" without the database counting 1,600,000 joined rows on every view."""
+    return qs.order_by()[: cap + 1].count()
+
+
+def image_comment_sets(image_id) -> list[dict]:
+    """Every submitted comment set on a photo, newest first, in every project: [{assignment,
+    project, labeler, submitted_at, comments: [Comment in comment-type order]}]. Two queries."""
+    sets = list(
+        Assignment.objects.filter(image_id=image_id, status=AssignmentStatus.SUBMITTED)
+        .select_related("project", "labeler").order_by("-submitted_at", "-id")
+    )
+    by_set: dict[int, list] = defaultdict(list)
+    for c in (Comment.objects.filter(assignment__in=[a.pk for a in sets]).select_related("comment_type")
+              .order_by("comment_type__position", "comment_type_id")):
+        by_set[c.assignment_id].append(c)
+    return [{"assignment": a, "project": a.project, "labeler": a.labeler, "submitted_at": a.submitted_at,
+             "comments": by_set.get(a.pk, [])} for a in sets]

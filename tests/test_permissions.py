@@ -86,6 +86,9 @@ EXPECTED = {
     "api:project-report-list": ("project_child", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
     "api:project-report-resolve": ("report", ("get", POST_ONLY_READ), ("post", CREATE_EMPTY)),
     "api:project-progress": ("project_child", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    # The comment browser and its download: planners and engineers read, labelers 403.
+    "api:project-comment-list": ("project_child", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    "api:project-comment-export": ("project_child", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
     # The labeler's flow: members (and, for reading, planners, engineers, admins); `next` only for
     # active members (the others are not members of the project: 403).
     "api:project-guideline": ("project_child", ("get", ANY_USER), ("post", ANY_USER_WRITE)),

@@ -1,6 +1,8 @@
 """REST API of labeling: the planner API (`planner`: projects, comment types, members, guideline,
-examples, reports, progress) and the labeler's flow (`labeler`: next, assignment, submit, skip,
-report, history, rules); what both share is in `common`. config/api_urls.py uses the names below."""
+examples, reports, progress), the comment browser (`comments`) and the labeler's flow (`labeler`:
+next, assignment, submit, skip, report, blocked submits, history, rules); what they share is in
+`common`. config/api_urls.py uses the names below."""
+from .comments import CommentExport, CommentList
 from .labeler import (
     AssignmentDetail,
     BlockedSubmitView,
@@ -28,7 +30,7 @@ from .planner import (
 )
 
 __all__ = [
-    "AssignmentDetail", "BlockedSubmitView", "CommentTypeViewSet", "CurrentGuideline", "ExampleViewSet", "GuidelineDraft",
+    "AssignmentDetail", "BlockedSubmitView", "CommentExport", "CommentList", "CommentTypeViewSet", "CurrentGuideline", "ExampleViewSet", "GuidelineDraft",
     "GuidelinePublish", "GuidelineVersions", "HistoryView", "MemberDetail", "MemberImport", "MemberList",
     "NextView", "ProgressView", "ProjectViewSet", "ReportList", "ReportResolve", "ReportView", "RulesView",
     "SkipView", "SubmitView",

@@ -52,6 +52,7 @@ PAGES = [
     ("project-labelers", "project", PLANNERS),
     ("project-reports", "project", PLANNERS),
     ("project-report-exclude", "report", PLANNERS),
+    ("project-comments", "project", READERS),
     ("admin:index", None, (ADMIN,)),
     ("admin:accounts_user_changelist", None, (ADMIN,)),
     ("admin:accounts_user_change", "admin_user", (ADMIN,)),
@@ -65,7 +66,7 @@ NOT_PAGES = {
     "logout", "token-revoke", "category-active", "subcategory-active", "import-progress", "import-resume", "images-bulk",
     "project-guideline-preview", "project-example-delete", "project-example-move", "project-member-cap",
     "project-member-active", "project-report-resolve", "project-report-undo", "set_language", "schema",
-    "favicon",
+    "favicon", "project-comments-export",
 }
 
 VIOLATION_LISTENER = """
