@@ -101,6 +101,11 @@ class LeaseLost(LabelingError):
     default_message = _("Your time for this photo ran out and other labelers have taken it. Please take the next photo.")
 
 
+class PhotoWithdrawn(LabelingError):
+    code = "photo_withdrawn"
+    default_message = _("A planner has taken this photo out of the project. Please take the next photo.")
+
+
 class AssignmentClosed(LabelingError):
     code = "closed"
     default_message = _("This photo was already skipped or reported.")
@@ -373,8 +378,9 @@ def follow_image_changes(image_ids) -> None:
       the queue where nobody has touched it (no lease, no submission, no assignment row), as
       sync_project_images does;
     - a retired or excluded photo that somebody has touched stays for its counts but is excluded:
-      the assignment engine never hands it out again; restored, it comes back (unless a planner
-      excluded it from that project after a report);
+      the assignment engine never hands it out again, open leases on it are returned (their
+      labelers' caps free again; a submit of one answers PhotoWithdrawn); restored, it comes back
+      (unless a planner excluded it from that project after a report);
     - the queue's copy of the photo's category follows, with its priority;
     - photos that now match an open project that follows new photos join it.
     """
@@ -391,6 +397,10 @@ def follow_image_changes(image_ids) -> None:
                 Exists(_matching_images(project, within=within).filter(pk=OuterRef("image_id")))
             ).exclude(Exists(Assignment.objects.filter(project=project, image_id=OuterRef("image_id")))).delete()
             rows.filter(excluded=False, image_id__in=withdrawn).update(excluded=True)
+            leased = Assignment.objects.filter(project=project, image_id__in=withdrawn, status=AssignmentStatus.LEASED)
+            for pk, image_id in leased.values_list("pk", "image_id"):
+                if Assignment.objects.filter(pk=pk, status=AssignmentStatus.LEASED).update(status=AssignmentStatus.EXPIRED):
+                    _free_slot(project, image_id)
             rows.filter(excluded=True).exclude(image_id__in=withdrawn).exclude(
                 Exists(Assignment.objects.filter(project=project, image_id=OuterRef("image_id"),
                                                  report_resolution="excluded"))
@@ -823,7 +833,8 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
     stores nothing and returns the stored set. Texts that break a rule raise SubmissionRejected,
     store nothing and count one rejection for the labeler (and one RuleHit per rule broken). A
     lease that expired still counts if the photo has a free slot (and the labeler is under their
-    cap); otherwise LeaseLost.
+    cap); otherwise LeaseLost. A photo taken out of the project meanwhile (retired, excluded)
+    raises PhotoWithdrawn.
     Each comment records the guideline version current at submission.
     """
     try:
@@ -836,6 +847,8 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
             if current.status in (AssignmentStatus.SKIPPED, AssignmentStatus.REPORTED):
                 raise AssignmentClosed()
             accepted = _validate(project, labeler, texts)
+            if ProjectImage.objects.filter(project=project, image_id=current.image_id, excluded=True).exists():
+                raise PhotoWithdrawn()  # retired, excluded or excluded after a report while it was leased
             if current.status != AssignmentStatus.LEASED:  # expired or returned: the slot was freed
                 used = member.submitted_count + Assignment.objects.filter(
                     project=project, labeler=labeler, status=AssignmentStatus.LEASED

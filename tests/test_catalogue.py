@@ -15,9 +15,9 @@ from datasets import selectors as dataset_selectors
 from datasets import services as datasets
 from datasets.models import Category, Image, ImageStatus, ImportStatus
 from labeling import services
-from labeling.models import PhotoSet, Project, ProjectImage
+from labeling.models import AssignmentStatus, PhotoSet, Project, ProjectImage
 from tests.conftest import make_photo
-from tests.test_assignment import fake_images, texts
+from tests.factories import fake_images, texts
 
 pytestmark = pytest.mark.django_db
 
@@ -182,6 +182,25 @@ def test_the_engine_never_hands_out_a_withdrawn_photo(source, food, labelers):
     datasets.set_image_status([first.image_id], ImageStatus.EXCLUDED)
     picks = {services.next_assignment(project, u).image_id for u in labelers[1:]}
     assert first.image_id not in picks
+
+
+def test_a_lease_on_a_photo_taken_out_is_returned_and_its_submit_says_why(source, food, labelers):
+    fake_images(source, 3, category=food)
+    project = services.create_project("withdrawn lease", overlap=1, cap_per_labeler=2, categories=[food])
+    services.sync_project_images(project)
+    services.add_member(project, labelers[0])
+    held = services.next_assignment(project, labelers[0])
+    datasets.set_image_status([held.image_id], ImageStatus.RETIRED)
+    held.refresh_from_db()
+    assert held.status == AssignmentStatus.EXPIRED  # the lease went back: it no longer counts to the cap
+    assert ProjectImage.objects.get(project=project, image_id=held.image_id).slots_taken == 0
+    with pytest.raises(services.PhotoWithdrawn):
+        services.submit(held, labelers[0], texts(1))
+    # The returned lease no longer counts to the cap of 2: both other photos still come.
+    for n in (2, 3):
+        a = services.next_assignment(project, labelers[0])
+        assert a.image_id != held.image_id
+        services.submit(a, labelers[0], texts(n))
 
 
 def test_status_changes_refuse_bad_input_and_write_nothing(project, food):

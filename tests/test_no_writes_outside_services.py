@@ -9,8 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ("accounts", "datasets", "labeling", "curation", "config")
 # Modules that handle requests or run jobs: they call services and never write themselves.
-THIN = ("api.py", "views.py", "planner_views.py", "forms.py", "tasks.py", "authentication.py", "lockout.py",
-        "middleware.py", "media.py")
+THIN = ("api.py", "views.py", "forms.py", "tasks.py", "receivers.py", "panels.py", "authentication.py",
+        "lockout.py", "middleware.py", "media.py")
 
 # Methods that write whatever they are called on (a model instance, a manager, a queryset, a
 # serializer whose save() would write).
@@ -32,7 +32,8 @@ def thin_modules() -> list[Path]:
             rel = path.relative_to(ROOT)
             if "migrations" in rel.parts or "management" in rel.parts:
                 continue
-            if path.name in THIN or "api" in rel.parts[1:-1]:
+            # planner_views.py, comment_views.py, ...: pages too.
+            if path.name in THIN or path.name.endswith("_views.py") or "api" in rel.parts[1:-1]:
                 out.append(path)
     return out
 
