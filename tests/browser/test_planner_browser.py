@@ -191,7 +191,7 @@ def test_planner_builds_a_project_and_watches_it_fill_in(page, new_page, users, 
     shot(page, "planner-projects")
 
 
-def test_engineer_reads_projects_and_dashboard_only(page, users, photos, login, shot):
+def test_engineer_reads_projects_dashboard_and_comments_only(page, users, photos, login, shot):
     from labeling import services
 
     project = services.create_project("Read only")
@@ -200,7 +200,9 @@ def test_engineer_reads_projects_and_dashboard_only(page, users, photos, login, 
     page.goto("/projects/")
     assert page.locator("a[href='/projects/new/']").count() == 0
     page.click(f"a[href='/projects/{project.pk}/']")
-    assert page.locator(".subnav a").count() == 1
+    # The dashboard and the comment browser; no settings, guideline, labelers or reports.
+    assert page.locator(".subnav a").evaluate_all("links => links.map(a => a.getAttribute('href'))") == [
+        f"/projects/{project.pk}/", f"/projects/{project.pk}/comments/"]
     assert page.locator('[data-total="photos"]').inner_text() == "6"
     page.goto(f"/projects/{project.pk}/edit/")
     assert page.locator("h1").count() == 1 and page.locator("#project-form").count() == 0
