@@ -271,16 +271,22 @@ def resolve_target(category: Category | str | None, subcategory: Subcategory | s
     return category, subcategory
 
 
-def quota_warning(category: Category | None, subcategory: Subcategory | None, *, adding: int = 1) -> Reason | str:
+def _active_images(category: Category, subcategory: Subcategory | None) -> int:
+    """How many active photos count towards the quota of `subcategory`, or of `category` without one."""
+    filter_ = {"subcategory": subcategory} if subcategory is not None else {"category": category}
+    return Image.objects.filter(status=ImageStatus.ACTIVE, **filter_).count()
+
+
+def quota_warning(category: Category | None, subcategory: Subcategory | None, *, adding: int = 1,
+                  have: Callable[[Category, Subcategory | None], int] = _active_images) -> Reason | str:
     """'' while there is room for `adding` more active photos; a warning if that passes the quota
-    and the policy warns; raises if it refuses."""
+    and the policy warns; raises if it refuses. `have` counts the photos already there."""
     if category is None:
         return ""
     target, label = (subcategory, str(subcategory)) if subcategory is not None else (category, category.name)
     if not target.quota:
         return ""
-    filter_ = {"subcategory": subcategory} if subcategory is not None else {"category": category}
-    have = Image.objects.filter(status=ImageStatus.ACTIVE, **filter_).count()
+    have = have(category, subcategory)
     if have + adding <= target.quota:
         return ""
     if have < target.quota:  # room for some of the `adding`, not all
@@ -304,6 +310,21 @@ class Result:
     reason: Reason | str = ""  # a refusal or warning: see datasets.refusals
 
 
+class _Catalogue:
+    """What ingest_one asks the catalogue, one query each (an import's _Batch answers the same
+    questions for a whole batch of files at once)."""
+
+    @staticmethod
+    def same_bytes(sha: str) -> Image | None:
+        return _existing(sha=sha)
+
+    @staticmethod
+    def same_pixels(pixel_sha: str) -> Image | None:
+        return _existing(pixel_sha=pixel_sha)
+
+    active_images = staticmethod(_active_images)
+
+
 def _existing(sha: str | None = None, pixel_sha: str | None = None) -> Image | None:
     """The stored image with these original bytes or, failing that, these pixels."""
     match = Q()
@@ -321,12 +342,11 @@ def _existing(sha: str | None = None, pixel_sha: str | None = None) -> Image | N
 
 @dataclass
 class Prepared:
-    """One file's database-free work, done ahead in an import's worker thread: its bytes (or what
-    reading them raised), what imaging.process made of them (or what it raised), and the stored
-    copy and thumbnail it wrote (or why the storage refused them). Files no committed row ends up
-    pointing to are removed by whoever handed the work out (see _ReadAhead)."""
+    """One file's database-free work, done ahead in an import's worker thread: what reading its
+    bytes raised, or their SHA-256 and what imaging.process made of them (or what it raised), and
+    the stored copy and thumbnail it wrote (or why the storage refused them). Files no committed row
+    ends up pointing to are removed by whoever handed the work out (see _ReadAhead)."""
 
-    data: bytes = b""
     read_error: Exception | None = None
     sha256: str = ""
     processed: imaging.Processed | None = None
@@ -360,8 +380,8 @@ def prepare(entry: readers.Entry, limits: imaging.Limits, store: bool = False) -
     try:
         processed = imaging.process(data, limits)
     except Exception as exc:  # noqa: BLE001 - raised again on the main thread, see Prepared.result
-        return Prepared(data=data, sha256=imaging.sha256_bytes(data), error=exc)
-    prepared = Prepared(data=data, sha256=processed.sha256, processed=processed)
+        return Prepared(sha256=imaging.sha256_bytes(data), error=exc)
+    prepared = Prepared(sha256=processed.sha256, processed=processed)
     if store:
         image, written = Image(id=uuid.uuid4(), sha256=processed.sha256), []
         try:
@@ -391,6 +411,7 @@ def ingest_one(
     limits: imaging.Limits | None = None,
     on_accept: Callable[[Result], None] | None = None,
     prepared: Prepared | None = None,
+    batch: _Batch | None = None,
 ) -> Result:
     """Validate, normalise, hash and store one image. Never leaves a file without its row.
 
@@ -399,7 +420,10 @@ def ingest_one(
     `prepared` (from `prepare(...)` on `data`, in a worker thread) stands for hashing and
     processing `data` here, and for storing its files if it wrote them; the outcome is the same.
     Files it wrote are the caller's to remove (`prepared.discard()`) unless the row was stored.
+    With `batch` (an import's, with `prepared`), the catalogue is the batch's view of it and the
+    accepted row is left to the batch to store, with its report line, when the batch ends.
     """
+    catalogue = batch if batch is not None else _Catalogue
     # An original_url that is not http(s) is dropped with a warning, never stored (a stored
     # javascript: link ran script when clicked). The photo is kept: the link is provenance
     # only, and refusing would lose good photos from a third-party manifest over one bad cell.
@@ -411,7 +435,7 @@ def ingest_one(
         licence = licence or source.default_licence
         check_licence(licence)
         category, subcategory = resolve_target(category, subcategory)
-        existing = _existing(sha=prepared.sha256 if prepared is not None else imaging.sha256_bytes(data))
+        existing = catalogue.same_bytes(prepared.sha256 if prepared is not None else imaging.sha256_bytes(data))
         if existing:
             return Result(Outcome.DUPLICATE, duplicate_of=existing, reason=Reason("same_bytes"))
         if prepared is not None:
@@ -422,9 +446,9 @@ def ingest_one(
         # (asking first would cost every new image a query, for the few files that are copies).
         # Except where the target refuses images past its quota: a copy is a duplicate there too.
         try:
-            warning = quota_warning(category, subcategory)
+            warning = quota_warning(category, subcategory, have=catalogue.active_images)
         except imaging.ImageRefused:
-            existing = _existing(pixel_sha=processed.pixel_sha256)
+            existing = catalogue.same_pixels(processed.pixel_sha256)
             if existing:
                 return Result(Outcome.DUPLICATE, duplicate_of=existing, reason=Reason("same_pixels"))
             raise
@@ -463,6 +487,14 @@ def ingest_one(
             _store(image.file, "image.jpg", processed.jpeg, written)
             _store(image.thumbnail, "thumb.jpg", processed.thumbnail, written)
         result = Result(Outcome.ACCEPTED, image=image, reason=several([warning, url_warning]))
+        if batch is not None:
+            # The batch knows every row it will insert: a copy is a duplicate now, not at the insert.
+            if existing := batch.same_pixels(processed.pixel_sha256):
+                return Result(Outcome.DUPLICATE, duplicate_of=existing, reason=Reason("same_pixels"))
+            batch.add(image, prepared)
+            if on_accept is not None:
+                on_accept(result)
+            return result
         with transaction.atomic():
             image.save(force_insert=True)
             if on_accept is not None:
@@ -688,8 +720,10 @@ def list_entries(job: ImportJob) -> list[readers.Entry]:
 
 
 def _ingest_entry(job: ImportJob, entry: readers.Entry, limits: imaging.Limits,
-                  on_accept: Callable[[Result], None] | None = None, ahead: Future | None = None) -> Result:
-    """One entry of an import; `ahead` is its `prepare` running or done in a worker thread."""
+                  on_accept: Callable[[Result], None] | None = None, ahead: Future | None = None,
+                  batch: _Batch | None = None) -> Result:
+    """One entry of an import; `ahead` is its `prepare` running or done in a worker thread, and
+    `batch` the batch it is stored with (see ingest_one)."""
     if entry.error:
         return Result(Outcome.REFUSED, reason=entry.error)
     prepared = ahead.result() if ahead is not None else None
@@ -701,7 +735,7 @@ def _ingest_entry(job: ImportJob, entry: readers.Entry, limits: imaging.Limits,
     elif prepared.read_error is not None:
         return Result(Outcome.REFUSED, reason=_cannot_read(prepared.read_error))
     else:
-        data = prepared.data
+        data = b""  # `prepared` stands for the bytes: their hash, and what processing them gave
     meta = entry.meta
     try:
         licence = resolve_licence(meta.get("licence"), job.licence or job.source.default_licence)
@@ -724,6 +758,7 @@ def _ingest_entry(job: ImportJob, entry: readers.Entry, limits: imaging.Limits,
         limits=limits,
         on_accept=on_accept,
         prepared=prepared,
+        batch=batch,
     )
 
 
@@ -746,11 +781,18 @@ def _worker_threads() -> int:
     return max(1, int(settings.INGEST["WORKER_THREADS"]))
 
 
+# Entries an import with worker threads stores per transaction: its files' duplicate check is one
+# query, each target's quota one count, its images and report lines one insert each, its counters
+# one update. A crash loses at most the batch being decided; it is judged again on resume.
+BATCH_SIZE = 32
+
+
 class _ReadAhead:
     """An import's entries in order, each with its `prepare` (read, judge, write its two files)
-    started in one of `threads` worker threads, a bounded window (twice the threads) ahead of the
-    caller, which does everything that touches the database. Reading, decoding, resizing,
-    encoding, hashing and writing release the GIL, so they run beside the caller's queries.
+    started in one of `threads` worker threads, a bounded window (a batch and twice the threads)
+    ahead of the caller, which does everything that touches the database, a batch of entries at a
+    time. Reading, decoding, resizing, encoding, hashing and writing release the GIL, so they run
+    beside the caller's queries.
 
     Files a worker wrote are removed unless the caller stored their row: when the caller is done
     with the entry (`finished`), and for entries it never got to, at `close`. Closing does not
@@ -765,7 +807,7 @@ class _ReadAhead:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ingest")
         self._window: deque[tuple[int, readers.Entry, Future | None]] = deque()
         self._unfinished: set[Future] = set()
-        for _ in range(2 * threads):
+        for _ in range(BATCH_SIZE + 2 * threads):
             self._start_next()
 
     def _start_next(self) -> None:
@@ -777,11 +819,14 @@ class _ReadAhead:
             self._window.append((position, entry, future))
             return
 
-    def __iter__(self) -> Iterator[tuple[int, readers.Entry, Future | None]]:
+    def batches(self) -> Iterator[list[tuple[int, readers.Entry, Future | None]]]:
+        """The entries in order, BATCH_SIZE at a time."""
         while self._window:
-            item = self._window.popleft()
-            self._start_next()
-            yield item
+            batch = []
+            while self._window and len(batch) < BATCH_SIZE:
+                batch.append(self._window.popleft())
+                self._start_next()
+            yield batch
 
     def finished(self, future: Future | None) -> None:
         if future is not None and future.done():
@@ -815,6 +860,81 @@ def _read_ahead(pending: list[tuple[int, readers.Entry]], limits: imaging.Limits
         ahead.close()
 
 
+class _Batch:
+    """A batch of an import's entries, each prepared ahead in a worker thread, judged in entry
+    order by ingest_one as on their own, then stored in one transaction: the accepted images, every
+    report line and the job's counters, together or not at all (`commit`).
+
+    It stands for the catalogue while they are judged: the rows there with the same bytes or pixels
+    as any of them (one query), each target's active photos (one count each), plus the images the
+    batch accepted before, so a copy later in the batch is its duplicate, and a target that refuses
+    past its quota refuses exactly the files past it, in entry order.
+    """
+
+    def __init__(self, job: ImportJob, entries: list[tuple[int, readers.Entry, Future | None]]):
+        self.job = job
+        prepared = [future.result() for _, _, future in entries if future is not None]
+        shas = {p.sha256 for p in prepared if p.sha256}
+        pixels = {p.processed.pixel_sha256 for p in prepared if p.processed is not None}
+        self._by_sha: dict[str, Image] = {}
+        self._by_pixels: dict[str, Image] = {}
+        # Most files are new: their pks first (cheaper than whole rows), the rows of those that match.
+        pks = []
+        if shas or pixels:
+            matches = Q(sha256__in=shas) | Q(pixel_sha256__in=pixels)
+            pks = list(Image.objects.filter(matches).order_by().values_list("pk", flat=True))
+        for image in Image.objects.filter(pk__in=pks) if pks else ():
+            self._by_sha[image.sha256], self._by_pixels[image.pixel_sha256] = image, image
+        self._counted: dict[tuple, int] = {}
+        self.images: list[Image] = []
+        self._kept: list[Prepared] = []
+        self.items: list[ImportItem] = []
+        self._outcomes: list[Result] = []
+
+    def same_bytes(self, sha: str) -> Image | None:
+        return self._by_sha.get(sha)
+
+    def same_pixels(self, pixel_sha: str) -> Image | None:
+        return self._by_pixels.get(pixel_sha)
+
+    def active_images(self, category: Category, subcategory: Subcategory | None) -> int:
+        key = (category.pk, subcategory.pk if subcategory is not None else None)
+        if key not in self._counted:
+            self._counted[key] = _active_images(category, subcategory)
+        if subcategory is not None:
+            ours = sum(image.subcategory_id == subcategory.pk for image in self.images)
+        else:
+            ours = sum(image.category_id == category.pk for image in self.images)
+        return self._counted[key] + ours
+
+    def add(self, image: Image, prepared: Prepared) -> None:
+        """An accepted image, stored at `commit` (its files are written already)."""
+        self.images.append(image)
+        self._kept.append(prepared)
+        self._by_sha[image.sha256], self._by_pixels[image.pixel_sha256] = image, image
+
+    def record(self, position: int, entry: readers.Entry, result: Result) -> None:
+        self.items.append(ImportItem(**_report_line(self.job, position, entry, result)))
+        self._outcomes.append(result)
+
+    def commit(self) -> bool:
+        """Store the batch; False, storing nothing, if a row broke a unique constraint (another
+        import stored the same bytes or pixels meanwhile, or another run of this one reported an
+        entry): then its entries are to be judged again one at a time."""
+        if not self.items:
+            return True
+        try:
+            with transaction.atomic():
+                Image.objects.bulk_create(self.images)
+                ImportItem.objects.bulk_create(self.items)
+                ImportJob.objects.filter(pk=self.job.pk).update(**_counters(self._outcomes))
+        except IntegrityError:
+            return False
+        for prepared in self._kept:
+            prepared.kept = True
+        return True
+
+
 COUNTER = {Outcome.ACCEPTED: "accepted", Outcome.DUPLICATE: "duplicates", Outcome.REFUSED: "refused"}
 # Exceptions that are not one file's fault: the database or the media storage is failing. They stop
 # the batch (the task retries it, then marks it interrupted, resumable); anything else raised while
@@ -835,6 +955,9 @@ def run_import(job_id: int, progress: Callable[[ImportJob], None] | None = None,
     batch: whatever goes wrong while it is read or judged becomes its own refusal. `deadline`
     (time.monotonic()) makes the run stop between two files once it has passed and raise
     ImportStopped, the job still running, so that a new run takes over (the Celery task does).
+
+    With worker threads, entries are stored BATCH_SIZE at a time (see _Batch); what stops the run
+    part-way through a batch (the deadline, a crash) stores the entries of it judged before.
     """
     job = ImportJob.objects.select_related("source__default_licence", "licence", "category", "subcategory").get(pk=job_id)
     if job.status in (ImportStatus.DONE, ImportStatus.FAILED):
@@ -856,19 +979,27 @@ def run_import(job_id: int, progress: Callable[[ImportJob], None] | None = None,
     limits = imaging.Limits.from_settings()
     pending = [(position, entry) for position, entry in enumerate(entries) if position not in done]
     with _read_ahead(pending, limits, _worker_threads()) as ahead:
-        items = ahead if ahead is not None else ((position, entry, None) for position, entry in pending)
+        batches = ahead.batches() if ahead is not None else ([(p, e, None)] for p, e in pending)
         judged = 0
-        for position, entry, future in items:
-            # At least one entry per run, so that a chain of runs always gets to the end.
-            if deadline is not None and judged and time.monotonic() > deadline:
-                raise ImportStopped(f"import {job.pk} reached its deadline; the rest is left for a new run")
+        for entries in batches:
+            batch = _Batch(job, entries) if ahead is not None else None
+            decided = []
             try:
-                if not _judge_one(job, position, entry, future, limits):
-                    continue
+                for position, entry, future in entries:
+                    # At least one entry per run, so that a chain of runs always gets to the end.
+                    if deadline is not None and judged and time.monotonic() > deadline:
+                        raise ImportStopped(f"import {job.pk} reached its deadline; the rest is left for a new run")
+                    judged += _judge_one(job, position, entry, future, limits, batch)
+                    decided.append((position, entry, future))
             finally:
-                if ahead is not None:
-                    ahead.finished(future)
-            judged += 1
+                try:
+                    if batch is not None and not batch.commit():
+                        for position, entry, future in decided:  # one at a time, as with one thread
+                            _judge_one(job, position, entry, future, limits)
+                finally:
+                    for _, _, future in entries:
+                        if ahead is not None:
+                            ahead.finished(future)
             if progress:
                 job.refresh_from_db()
                 progress(job)
@@ -876,18 +1007,22 @@ def run_import(job_id: int, progress: Callable[[ImportJob], None] | None = None,
 
 
 def _judge_one(job: ImportJob, position: int, entry: readers.Entry, future: Future | None,
-               limits: imaging.Limits) -> bool:
+               limits: imaging.Limits, batch: _Batch | None = None) -> bool:
     """One entry's report line (and image): whatever goes wrong with the file becomes its refusal.
-    False if another run of the import reported it meanwhile."""
+    False if another run of the import reported it meanwhile. With `batch`, both are the batch's
+    to store."""
 
     def record(result: Result) -> None:
-        _record_item(job, position, entry, result)
+        if batch is not None:
+            batch.record(position, entry, result)
+        else:
+            _record_item(job, position, entry, result)
 
     # An accepted image's report line is written in the transaction that inserts its row
     # (a crash between the two would otherwise report it as a duplicate of itself on resume).
     # What the entry's worker thread raised is raised here, and handled as if raised here.
     try:
-        result = _ingest_entry(job, entry, limits, on_accept=record, ahead=future)
+        result = _ingest_entry(job, entry, limits, on_accept=record, ahead=future, batch=batch)
     except MemoryError:
         raise  # the process itself is in trouble: stop; the task retries, or a resume goes on
     except INFRASTRUCTURE_ERRORS:
@@ -904,22 +1039,32 @@ def _judge_one(job: ImportJob, position: int, entry: readers.Entry, future: Futu
     return True
 
 
+def _report_line(job: ImportJob, position: int, entry: readers.Entry, result: Result) -> dict:
+    """The fields of an entry's ImportItem."""
+    code, params = code_of(result.reason)
+    return dict(job=job, position=position, name=entry.name[:1000], outcome=result.outcome,
+                reason=result.reason[:1000], reason_code=code, reason_params=params,
+                image=result.image, duplicate_of=result.duplicate_of)
+
+
+def _counters(results: list[Result]) -> dict:
+    """The job's counters moved by these entries' outcomes, and its heartbeat."""
+    counters = {"processed": F("processed") + len(results), "heartbeat_at": timezone.now()}
+    for outcome, field in COUNTER.items():
+        if n := sum(r.outcome == outcome for r in results):
+            counters[field] = F(field) + n
+    if warnings := sum(r.outcome == Outcome.ACCEPTED and bool(r.reason) for r in results):
+        counters["warnings"] = F("warnings") + warnings
+    return counters
+
+
 def _record_item(job: ImportJob, position: int, entry: readers.Entry, result: Result) -> None:
     """The entry's report line and the job's counters, together; a line another run of the same
     import already wrote is left as it is (and counted once)."""
-    code, params = code_of(result.reason)
-    counters = {COUNTER[result.outcome]: F(COUNTER[result.outcome]) + 1, "processed": F("processed") + 1,
-                "heartbeat_at": timezone.now()}
-    if result.outcome == Outcome.ACCEPTED and result.reason:
-        counters["warnings"] = F("warnings") + 1
     try:
         with transaction.atomic():
-            ImportItem.objects.create(
-                job=job, position=position, name=entry.name[:1000], outcome=result.outcome,
-                reason=result.reason[:1000], reason_code=code, reason_params=params,
-                image=result.image, duplicate_of=result.duplicate_of,
-            )
-            ImportJob.objects.filter(pk=job.pk).update(**counters)
+            ImportItem.objects.create(**_report_line(job, position, entry, result))
+            ImportJob.objects.filter(pk=job.pk).update(**_counters([result]))
     except IntegrityError:
         if result.outcome == Outcome.ACCEPTED:
             raise  # rolls the image row back with it; ingest_one removes its files

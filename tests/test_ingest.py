@@ -444,17 +444,20 @@ def test_failure_after_files_were_written_leaves_no_file_and_no_row(source, sett
     assert not Image.objects.exists()
 
 
-def test_crash_between_image_row_and_report_line_rolls_both_back(source, settings, monkeypatch):
-    """The report line is written in the image's transaction: a crash there stores nothing, and the
-    resumed run reports the file as accepted (not as a duplicate of a half-recorded self)."""
+@pytest.mark.parametrize("threads", [1, 4])
+def test_crash_between_image_row_and_report_line_rolls_both_back(source, settings, monkeypatch, threads):
+    """The report line is written in the image's transaction (with worker threads, the batch's):
+    a crash there stores nothing, and the resumed run reports the file as accepted (not as a
+    duplicate of a half-recorded self)."""
+    settings.INGEST = {**settings.INGEST, "WORKER_THREADS": threads}
     job = services.create_import(source=source, files=[SimpleUploadedFile("a.jpg", make_photo(seed=81))], enqueue=False)
-    real_create = ImportItem.objects.create
-    monkeypatch.setattr(ImportItem.objects, "create", lambda **kw: (_ for _ in ()).throw(RuntimeError("worker killed")))
-    with pytest.raises(RuntimeError):
-        services.run_import(job.pk)
+    with monkeypatch.context() as patched:
+        for method in ("create", "bulk_create"):
+            patched.setattr(ImportItem.objects, method, lambda *a, **kw: (_ for _ in ()).throw(RuntimeError("killed")))
+        with pytest.raises(RuntimeError):
+            services.run_import(job.pk)
     assert not Image.objects.exists() and not ImportItem.objects.exists()
     assert [f for f in stored_files(settings) if not f.startswith("staging/")] == []
-    monkeypatch.setattr(ImportItem.objects, "create", real_create)
     job = services.run_import(job.pk)
     (item,) = job.items.all()
     assert item.outcome == "accepted" and job.accepted == 1
@@ -608,9 +611,14 @@ def test_an_unexpected_error_in_a_worker_thread_refuses_that_file_only(source, s
     assert "unexpected error (RuntimeError)" in items["bad.jpg"].reason
 
 
-def test_a_threaded_import_that_crashes_stores_nothing_past_its_report_and_resumes(source, settings, monkeypatch):
-    """Files judged ahead in worker threads but not yet reported leave no row and no file."""
+@pytest.mark.parametrize("batch_size", [3, services.BATCH_SIZE])
+def test_a_threaded_import_that_crashes_stores_nothing_past_its_report_and_resumes(source, settings, monkeypatch,
+                                                                                    batch_size):
+    """Files judged ahead in worker threads but not yet reported leave no row and no file; the
+    entries of the crashed batch judged before the crash are stored (with batches of 3: 0-2, then
+    3 and 4), and a resume goes on after them."""
     settings.INGEST = {**settings.INGEST, "WORKER_THREADS": 4}
+    monkeypatch.setattr(services, "BATCH_SIZE", batch_size)
     files = [(f"p{n}.jpg", make_photo(320, 240, seed=140 + n)) for n in range(10)]
     files.append(("p1-again.jpg", files[1][1]))
     job = services.create_import(source=source, files=[SimpleUploadedFile(n, d) for n, d in files], enqueue=False)
@@ -697,3 +705,122 @@ def test_storage_refusing_a_worker_threads_write_interrupts_the_import_and_leave
     monkeypatch.setattr(FileSystemStorage, "_save", real_save)
     job = services.run_import(job.pk)
     assert (job.status, job.accepted) == (ImportStatus.DONE, 6) and len(stored_files(settings)) == 12
+
+
+# ---------------------------------------------------------------- batches (worker threads: BATCH_SIZE entries a transaction)
+
+
+@pytest.fixture
+def batches_of_three(settings, monkeypatch):
+    settings.INGEST = {**settings.INGEST, "WORKER_THREADS": 2}
+    monkeypatch.setattr(services, "BATCH_SIZE", 3)
+
+
+def _counters(job: ImportJob) -> tuple:
+    return job.status, job.total, job.processed, job.accepted, job.duplicates, job.refused, job.warnings
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_batches_of_any_size_give_exactly_the_report_of_one_thread(source, settings, monkeypatch, size):
+    """Copies of a file earlier in the same batch or in an earlier one, same bytes or same pixels,
+    are duplicates of it, and every other line is the one a single thread writes."""
+    single = _threaded_corpus_import(source, settings, 1)
+    one = _report_rows(single), _counters(single)
+    monkeypatch.setattr(services, "BATCH_SIZE", size)
+    batched = _threaded_corpus_import(source, settings, 2)
+    assert (_report_rows(batched), _counters(batched)) == one
+
+
+def test_copies_in_one_batch_and_of_the_catalogue_are_duplicates(source, settings):
+    settings.INGEST = {**settings.INGEST, "WORKER_THREADS": 2}
+    stored = make_photo(320, 240, seed=200)
+    earlier = services.ingest_one(stored, source=source).image
+    new = make_photo(320, 240, seed=201)
+    job = upload(source, [("new.jpg", new), ("stored-again.jpg", stored), ("new-again.jpg", new),
+                          ("pixels.png", SAME_PIXELS), ("pixels-retagged.png", _same_pixels_other_metadata())])
+    items = report(job)
+    assert {name: (i.outcome, i.reason_code) for name, i in items.items()} == {
+        "new.jpg": ("accepted", ""), "stored-again.jpg": ("duplicate", "same_bytes"),
+        "new-again.jpg": ("duplicate", "same_bytes"), "pixels.png": ("accepted", ""),
+        "pixels-retagged.png": ("duplicate", "same_pixels")}
+    assert items["stored-again.jpg"].duplicate_of == earlier
+    assert items["new-again.jpg"].duplicate_of == items["new.jpg"].image
+    assert items["pixels-retagged.png"].duplicate_of == items["pixels.png"].image
+    assert _counters(job) == (ImportStatus.DONE, 5, 5, 2, 3, 0, 0)
+    images = Image.objects.all()
+    assert sorted(stored_files(settings)) == sorted([i.file.name for i in images] + [i.thumbnail.name for i in images])
+
+
+def test_a_batch_the_database_fails_to_store_leaves_the_earlier_batches_and_nothing_of_itself(
+        source, settings, monkeypatch, batches_of_three):
+    from django.db import OperationalError
+
+    files = [(f"p{n}.jpg", make_photo(320, 240, seed=210 + n)) for n in range(8)]
+    job = services.create_import(source=source, files=[SimpleUploadedFile(n, d) for n, d in files], enqueue=False)
+    real = ImportItem.objects.bulk_create
+    calls = []
+
+    def second_fails(objs, *args, **kwargs):
+        calls.append(len(objs))
+        if len(calls) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(objs, *args, **kwargs)
+
+    seen = []
+    monkeypatch.setattr(ImportItem.objects, "bulk_create", second_fails)
+    with pytest.raises(OperationalError):
+        services.run_import(job.pk, progress=lambda j: seen.append((j.processed, j.heartbeat_at)))
+    job.refresh_from_db()
+    assert [p for p, _ in seen] == [3]  # counters and heartbeat once per batch
+    assert seen[0][1] is not None and seen[0][1] >= job.started_at
+    assert (job.status, job.processed, Image.objects.count()) == (ImportStatus.RUNNING, 3, 3)
+    assert list(job.items.order_by("position").values_list("position", flat=True)) == [0, 1, 2]
+    assert len([f for f in stored_files(settings) if not f.startswith("staging/")]) == 6
+
+    monkeypatch.setattr(ImportItem.objects, "bulk_create", real)
+    job = services.run_import(job.pk)  # the resume goes on after the last stored entry
+    assert list(job.items.order_by("position").values_list("position", flat=True)) == list(range(8))
+    assert _counters(job) == (ImportStatus.DONE, 8, 8, 8, 0, 0, 0)
+    assert len(stored_files(settings)) == 16
+
+
+def test_a_target_that_refuses_past_its_quota_refuses_exactly_the_files_past_it_across_batches(
+        source, batches_of_three):
+    Category.objects.filter(slug="animals").update(full_policy=FullPolicy.REFUSE)
+    Subcategory.objects.filter(slug="pet").update(quota=5)
+    already = make_photo(320, 240, seed=220)
+    services.ingest_one(already, source=source, category="animals", subcategory="pet")
+    files = [(f"p{n}.jpg", make_photo(320, 240, seed=221 + n)) for n in range(6)]
+    files += [("p0-again.jpg", files[0][1]), ("already.jpg", already)]
+    job = upload(source, files, category="animals", subcategory="pet")  # batches: 0-2, 3-5, 6-7
+    lines = [(i.name, i.outcome, i.reason_code) for i in job.items.order_by("position")]
+    assert lines == [("p0.jpg", "accepted", ""), ("p1.jpg", "accepted", ""), ("p2.jpg", "accepted", ""),
+                     ("p3.jpg", "accepted", ""), ("p4.jpg", "refused", "quota_full_refused"),
+                     ("p5.jpg", "refused", "quota_full_refused"), ("p0-again.jpg", "duplicate", "same_bytes"),
+                     ("already.jpg", "duplicate", "same_bytes")]
+    assert Image.objects.filter(subcategory__slug="pet").count() == 5
+
+
+def test_a_file_another_import_stored_meanwhile_sends_the_batch_one_file_at_a_time(source, settings, monkeypatch):
+    """The batch's insert breaks a unique constraint: nothing of it is stored, and its entries are
+    judged again one at a time, the other import's copy a duplicate."""
+    settings.INGEST = {**settings.INGEST, "WORKER_THREADS": 2}
+    files = [(f"p{n}.jpg", make_photo(320, 240, seed=230 + n)) for n in range(4)]
+    real = services._Batch.commit
+    other = []
+
+    def another_import_first(batch):
+        if not other:
+            other.append(services.ingest_one(files[2][1], source=source).image)
+        return real(batch)
+
+    monkeypatch.setattr(services._Batch, "commit", another_import_first)
+    job = upload(source, files)
+    items = report(job)
+    assert [(n, items[n].outcome) for n, _ in files] == [
+        ("p0.jpg", "accepted"), ("p1.jpg", "accepted"), ("p2.jpg", "duplicate"), ("p3.jpg", "accepted")]
+    assert items["p2.jpg"].duplicate_of == other[0]
+    assert _counters(job) == (ImportStatus.DONE, 4, 4, 3, 1, 0, 0)
+    images = Image.objects.all()
+    assert len(images) == 4
+    assert sorted(stored_files(settings)) == sorted([i.file.name for i in images] + [i.thumbnail.name for i in images])
