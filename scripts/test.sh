@@ -91,7 +91,7 @@ production_rc=${PIPESTATUS[0]}
 
 say "Summary"
 printf 'Linter:     %s  (exit %s)\n' "$(tail -n1 test-artifacts/ruff.log)" "$lint_rc"
-printf 'Coverage:   %s\n' "$(tail -n1 test-artifacts/coverage.log)"
+printf 'Coverage:   %s\n' "$(grep '^TOTAL' test-artifacts/coverage.log)"
 printf 'SQLite:     %s  (exit %s)\n' "$(tail -n1 test-artifacts/pytest-sqlite.log)" "$sqlite_rc"
 printf 'PostgreSQL: %s  (exit %s)\n' "$(tail -n1 test-artifacts/pytest-postgres.log)" "$postgres_rc"
 printf '%s  (exit %s)\n' "$(tail -n1 test-artifacts/production-install.log)" "$production_rc"
