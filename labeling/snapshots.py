@@ -151,7 +151,8 @@ def freeze_snapshot(name: str, *, projects, categories: Iterable[str] = (), comm
             [SplitRow(str(i["pk"]), i["sha256"], i["pixel_sha256"], i["category__slug"] or "") for i in images],
             seed=seed, ratios=ratios, counts=counts, fixed=fixed, duplicate_groups=duplicate_groups,
         )
-        comments = candidates.comments.order_by("pk").values_list(
+        # Every comment of the counted sets, streamed; those of the photos frozen above are kept.
+        comments = candidates.set_comments.order_by("pk").values_list(
             "pk", "assignment__image_id", "text", "comment_type__slug", "guideline_version", "assignment__labeler_id",
         )
         version = (Snapshot.objects.filter(name=name).aggregate(v=Max("version"))["v"] or 0) + 1
@@ -187,7 +188,7 @@ def freeze_snapshot(name: str, *, projects, categories: Iterable[str] = (), comm
         pseudonyms: dict = {}
         for pk, image_id, text, slug, guideline_version, labeler_id in comments.iterator(chunk_size=batch_size):
             key = str(image_id)
-            if key not in splits:  # a photo that qualified after the photos were read: not in this version
+            if key not in splits:  # not a photo of this version
                 continue
             if labeler_id not in pseudonyms:
                 pseudonyms[labeler_id] = labeler_pseudonym(labeler_id)
