@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.db import connection
-from django.db.models import Aggregate, Case, Count, Exists, F, FloatField, Lookup, OuterRef, Subquery, Sum, Value, When
+from django.db.models import Aggregate, Case, Count, Exists, F, FloatField, Lookup, OuterRef, Sum, Value, When
 from django.db.models.functions import Cast
 from django.db.models.lookups import IContains
 from django.utils import timezone
@@ -514,13 +514,11 @@ def snapshot_candidates(projects, *, categories=None, comment_types=None, min_se
     if type_slugs:
         comments = comments.filter(comment_type__slug__in=type_slugs)
         sets = sets.filter(Exists(Comment.objects.filter(assignment=OuterRef("pk"), comment_type__slug__in=type_slugs)))
-    # Sets per photo as a correlated count (an index probe of `assignment_once_per_labeler` per
-    # photo), not a GROUP BY of every set joined in: the plan stays linear even before the
-    # database has statistics of freshly loaded rows.
-    n_sets = sets.filter(image_id=OuterRef("pk")).order_by().values("image_id").annotate(n=Count("pk")).values("n")
-    images = Image.objects.filter(status=ImageStatus.ACTIVE).alias(n_sets=Subquery(n_sets)).filter(
-        n_sets__gte=min_sets
-    ).filter(
+    # One GROUP BY of the sets (uncorrelated: SQLite and PostgreSQL run it once). PostgreSQL
+    # needs statistics of the tables for a good plan (autovacuum keeps them; after a bulk load
+    # run ANALYZE, as bench/snapshot_freeze.py does).
+    enough = sets.order_by().values("image_id").annotate(n=Count("pk")).filter(n__gte=min_sets).values("image_id")
+    images = Image.objects.filter(status=ImageStatus.ACTIVE, pk__in=enough).filter(
         Exists(ProjectImage.objects.filter(project_id__in=project_ids, image_id=OuterRef("pk"), excluded=False))
     ).exclude(
         Exists(ProjectImage.objects.filter(project_id__in=project_ids, image_id=OuterRef("pk"), excluded=True))
