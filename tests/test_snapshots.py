@@ -198,7 +198,8 @@ def test_splits_are_deterministic_by_image_and_stratified(many):
     counts = {(r["split"], r["category"]): r["photos"] for r in snapshot_counts(a)}
     assert counts == {("train", "food"): 24, ("val", "food"): 3, ("test", "food"): 3,
                       ("train", "people"): 24, ("val", "people"): 3, ("test", "people"): 3}
-    # By image: every comment sits in its photo's split.
+    # By image: each photo once, in one split, and every comment in its photo's split.
+    assert SnapshotImage.objects.filter(snapshot=a).count() == len(splits_of(a)) == 60
     split = splits_of(a)
     assert all(split[str(i)] == s for i, s in SnapshotComment.objects.filter(snapshot=a).values_list("image_id", "split"))
 
