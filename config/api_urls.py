@@ -73,5 +73,10 @@ urlpatterns = [
     path("imports/<id:job_pk>/items/", ImportItemList.as_view(), name="import-items"),
     path("projects/<id:project_pk>/", include(project_urls)),
     path("assignments/<id:pk>/", include(assignment_urls)),
+    path("snapshots/", labeling.SnapshotList.as_view(), name="snapshot-list"),
+    path("snapshots/preview/", labeling.SnapshotPreview.as_view(), name="snapshot-preview"),
+    path("snapshots/<id:pk>/", labeling.SnapshotDetail.as_view(), name="snapshot-detail"),
+    path("snapshots/<id:pk>/archive/", labeling.SnapshotArchive.as_view(), name="snapshot-archive"),
+    path("snapshots/<id:pk>/diff/", labeling.SnapshotDiff.as_view(), name="snapshot-diff"),
     *router.urls,
 ]

@@ -184,13 +184,18 @@ class Image(models.Model):
     @property
     def attribution(self) -> str:
         """The credit line a licence that requires attribution asks for."""
-        parts = [self.title or "Untitled"]
-        if self.author:
-            parts.append(f"by {self.author}")
-        if self.original_url:
-            parts.append(self.original_url)
-        parts.append(self.licence.name)
-        return ", ".join(parts)
+        return attribution_text(self.title, self.author, self.original_url, self.licence.name)
+
+
+def attribution_text(title: str, author: str, original_url: str, licence_name: str) -> str:
+    """The credit line of a photo (Image.attribution; snapshots freeze it from the same fields)."""
+    parts = [title or "Untitled"]
+    if author:
+        parts.append(f"by {author}")
+    if original_url:
+        parts.append(original_url)
+    parts.append(licence_name)
+    return ", ".join(parts)
 
 
 class ImportStatus(models.TextChoices):
@@ -298,3 +303,130 @@ class ImportItem(models.Model):
     def reason_text(self) -> str:
         """The reason in the active language (the stored English text for lines without a code)."""
         return render_reason(self.reason_code, self.reason_params, fallback=self.reason)
+
+
+# --- Snapshots --------------------------------------------------------------------------------
+
+
+class SnapshotImmutable(Exception):
+    """A frozen snapshot and its rows never change: the only change is archiving it
+    (datasets.services.archive_snapshot)."""
+
+
+class SnapshotStatus(models.TextChoices):
+    FROZEN = "frozen", _("Frozen")
+    ARCHIVED = "archived", _("Archived")
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", _("Train")
+    VAL = "val", _("Validation")
+    TEST = "test", _("Test")
+
+
+class FrozenRow(models.Model):
+    """Rows written once, by the freeze (labeling.snapshots.freeze_snapshot), and never again:
+    save() of an existing row and delete() refuse (SnapshotImmutable)."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise SnapshotImmutable(_("A frozen snapshot cannot be changed; archive it and freeze a new version."))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise SnapshotImmutable(_("A frozen snapshot cannot be changed; archive it and freeze a new version."))
+
+
+class Snapshot(FrozenRow):
+    """A named, versioned, frozen selection of photos and their comments (`<name> v<version>`),
+    with the parameters that chose it and split it. Its own rows (SnapshotImage, SnapshotComment)
+    hold everything an export writes, so later edits, deletions or new comments never change it."""
+
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=SnapshotStatus.choices, default=SnapshotStatus.FROZEN)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    # The parameters used. Projects as [{"id", "name"}] (a project deleted later keeps its name
+    # here); categories and comment types as slugs ([] = all).
+    projects = models.JSONField(default=list)
+    categories = models.JSONField(default=list)
+    comment_types = models.JSONField(default=list)
+    min_sets = models.PositiveIntegerField(help_text=_("Only photos with at least this many submitted comment sets."))
+    seed = models.PositiveIntegerField(default=0)
+    # Exactly one of the two: {"train", "val", "test"} fractions, or {"val", "test"} photo counts.
+    ratios = models.JSONField(null=True, blank=True)
+    counts = models.JSONField(null=True, blank=True)
+    kept_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                  help_text=_("The version whose val and test photos were kept in their split."))
+    image_count = models.PositiveIntegerField(default=0)
+    comment_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="snapshot_name_version_unique")]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class SnapshotImage(FrozenRow):
+    """One photo of a snapshot, as it was at freezing time (images.parquet's row)."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="images")
+    image_id = models.UUIDField()
+    split = models.CharField(max_length=8, choices=Split.choices)
+    file = models.CharField(max_length=200, help_text=_("The stored copy's path at freezing time."))
+    sha256 = models.CharField(max_length=64)
+    pixel_sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    category_slug = models.CharField(max_length=50, blank=True)
+    category_name = models.CharField(max_length=100, blank=True)
+    subcategory_slug = models.CharField(max_length=50, blank=True)
+    subcategory_name = models.CharField(max_length=100, blank=True)
+    licence_code = models.CharField(max_length=40)
+    attribution_required = models.BooleanField(default=False)
+    attribution = models.TextField(blank=True)
+    source_name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["snapshot", "split", "category_slug", "image_id"]
+        constraints = [models.UniqueConstraint(fields=["snapshot", "image_id"], name="snapshotimage_once")]
+        indexes = [models.Index(fields=["snapshot", "split", "category_slug"], name="snapshotimage_split_cat")]
+
+    def __str__(self) -> str:
+        return f"{self.image_id} ({self.split})"
+
+
+class SnapshotComment(FrozenRow):
+    """One comment of a snapshot, as it was at freezing time (manifest.parquet's row). The
+    photo's split and category are copied here so counts and diffs need no join."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="comments")
+    comment_id = models.BigIntegerField()
+    image_id = models.UUIDField()
+    split = models.CharField(max_length=8, choices=Split.choices)
+    category_slug = models.CharField(max_length=50, blank=True)
+    text = models.TextField()
+    comment_type = models.CharField(max_length=50, help_text=_("Comment type slug."))
+    guideline_version = models.PositiveIntegerField(null=True, blank=True)
+    labeler = models.CharField(max_length=32, help_text=_("A pseudonymous, stable id of the labeler."))
+
+    class Meta:
+        ordering = ["snapshot", "image_id", "comment_id"]
+        constraints = [models.UniqueConstraint(fields=["snapshot", "comment_id"], name="snapshotcomment_once")]
+        indexes = [models.Index(fields=["snapshot", "split", "category_slug"], name="snapshotcomment_split_cat")]
+
+    def __str__(self) -> str:
+        return self.text[:50]

@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 
-from .models import Category, Image, ImageStatus, Subcategory
+from .models import Category, Image, ImageStatus, SnapshotComment, SnapshotImage, Split, Subcategory
 
 
 @dataclass
@@ -112,3 +112,45 @@ def images(*, category: str | None = None, subcategory: str | None = None, sourc
     if source:
         qs = qs.filter(source_id=source)
     return qs
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+def snapshot_counts(snapshot) -> list[dict]:
+    """Photos and comments of a snapshot per split and category: [{split, category, photos,
+    comments}], ordered by split (train, val, test) then category slug. Two GROUP BY queries."""
+    photos = _grouped(SnapshotImage.objects.filter(snapshot=snapshot))
+    comments = _grouped(SnapshotComment.objects.filter(snapshot=snapshot))
+    order = {s: i for i, s in enumerate(Split.values)}
+    keys = sorted(set(photos) | set(comments), key=lambda k: (order.get(k[0], 9), k[1]))
+    return [{"split": s, "category": c, "photos": photos.get((s, c), 0), "comments": comments.get((s, c), 0)}
+            for s, c in keys]
+
+
+def _grouped(qs) -> dict[tuple[str, str], int]:
+    return {(r["split"], r["category_slug"]): r["n"]
+            for r in qs.order_by().values("split", "category_slug").annotate(n=Count("pk"))}
+
+
+def snapshot_diff(old, new) -> list[dict]:
+    """What changed from snapshot `old` to `new` (any two, usually two versions of one name):
+    photos and comments added and removed, per split and category: [{split, category,
+    photos_added, photos_removed, comments_added, comments_removed}]. A photo that moved from one
+    split to another counts as removed from the old split and added to the new one; a comment
+    likewise. Added rows are counted under their split and category in `new`, removed ones under
+    theirs in `old`. Four GROUP BY queries over the snapshots' (snapshot, id) indexes."""
+    def changed(model, key: str, a, b) -> dict:
+        others = model.objects.filter(snapshot=b, split=OuterRef("split"), **{key: OuterRef(key)})
+        return _grouped(model.objects.filter(snapshot=a).exclude(Exists(others)))
+
+    parts = {
+        "photos_added": changed(SnapshotImage, "image_id", new, old),
+        "photos_removed": changed(SnapshotImage, "image_id", old, new),
+        "comments_added": changed(SnapshotComment, "comment_id", new, old),
+        "comments_removed": changed(SnapshotComment, "comment_id", old, new),
+    }
+    order = {s: i for i, s in enumerate(Split.values)}
+    keys = sorted({k for counts in parts.values() for k in counts}, key=lambda k: (order.get(k[0], 9), k[1]))
+    return [{"split": s, "category": c, **{name: counts.get((s, c), 0) for name, counts in parts.items()}}
+            for s, c in keys]

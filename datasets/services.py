@@ -38,6 +38,8 @@ from .models import (
     ImportStatus,
     Licence,
     Outcome,
+    Snapshot,
+    SnapshotStatus,
     Source,
     SourceKind,
     Subcategory,
@@ -216,6 +218,18 @@ def set_image_status(images, status: str, *, reason: str = "", user=None) -> int
         )
         images_changed.send(sender=Image, image_ids=changed)
     return len(changed)
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+def archive_snapshot(snapshot: Snapshot) -> Snapshot:
+    """Archive a frozen snapshot: the only change a snapshot ever takes (its rows stay as they
+    are; labeling.snapshots freezes them). Archiving an archived one changes nothing."""
+    Snapshot.objects.filter(pk=snapshot.pk, status=SnapshotStatus.FROZEN).update(
+        status=SnapshotStatus.ARCHIVED, archived_at=timezone.now()
+    )
+    return Snapshot.objects.get(pk=snapshot.pk)
 
 
 # ---------------------------------------------------------------- licences and targets

@@ -466,3 +466,65 @@ def image_comment_sets(image_id) -> list[dict]:
         by_set[c.assignment_id].append(c)
     return [{"assignment": a, "project": a.project, "labeler": a.labeler, "submitted_at": a.submitted_at,
              "comments": by_set.get(a.pk, [])} for a in sets]
+
+
+# --- Snapshots: what is in ------------------------------------------------------------------
+
+
+@dataclass
+class SnapshotCandidates:
+    """What a snapshot with these parameters would hold now: `images` (a queryset of Image),
+    `comments` (a queryset of Comment on those images), and the K that was applied.
+    `set_comments` is `comments` before the photo filter (every comment of the counted sets):
+    the freeze streams it and keeps the comments of the photos it froze, so no plan of the
+    database has to join the photo conditions into a scan of every comment."""
+
+    images: object
+    comments: object
+    set_comments: object
+    min_sets: int
+
+
+def snapshot_candidates(projects, *, categories=None, comment_types=None, min_sets: int | None = None) -> SnapshotCandidates:
+    """The one selector of "what is in" a snapshot (labeling.snapshots freezes it; the create
+    form previews it). A photo is in when it:
+
+    - is active in the catalogue (Image.status; retired and excluded photos never are),
+    - is in the queue of one of `projects` and taken out of none of them (ProjectImage.excluded:
+      a planner's "exclude" after a report, or a photo withdrawn from the catalogue),
+    - is in one of `categories` (Category objects or ids; empty: any, also none),
+    - has at least `min_sets` submitted comment sets in those projects (None: the smallest
+      overlap of the projects), counting only sets with a comment of one of `comment_types`
+      (slugs; empty: any).
+
+    Its comments are those of its submitted sets in those projects, of those comment types.
+
+    Curation extends this selector, and only this one, with its rejected flags (photos and
+    comment sets a planner rejected in the review queue): every snapshot and preview follows.
+    """
+    project_ids = [getattr(p, "pk", p) for p in projects]
+    if min_sets is None:
+        overlaps = Project.objects.filter(pk__in=project_ids).values_list("overlap", flat=True)
+        min_sets = min(overlaps, default=1)
+    type_slugs = list(comment_types or [])
+    comments = Comment.objects.filter(
+        assignment__project_id__in=project_ids, assignment__status=AssignmentStatus.SUBMITTED,
+    )
+    sets = Assignment.objects.filter(project_id__in=project_ids, status=AssignmentStatus.SUBMITTED)
+    if type_slugs:
+        comments = comments.filter(comment_type__slug__in=type_slugs)
+        sets = sets.filter(Exists(Comment.objects.filter(assignment=OuterRef("pk"), comment_type__slug__in=type_slugs)))
+    # One GROUP BY of the sets (uncorrelated: SQLite and PostgreSQL run it once). PostgreSQL
+    # needs statistics of the tables for a good plan (autovacuum keeps them; after a bulk load
+    # run ANALYZE, as bench/snapshot_freeze.py does).
+    enough = sets.order_by().values("image_id").annotate(n=Count("pk")).filter(n__gte=min_sets).values("image_id")
+    images = Image.objects.filter(status=ImageStatus.ACTIVE, pk__in=enough).filter(
+        Exists(ProjectImage.objects.filter(project_id__in=project_ids, image_id=OuterRef("pk"), excluded=False))
+    ).exclude(
+        Exists(ProjectImage.objects.filter(project_id__in=project_ids, image_id=OuterRef("pk"), excluded=True))
+    )
+    category_ids = [getattr(c, "pk", c) for c in (categories or [])]
+    if category_ids:
+        images = images.filter(category_id__in=category_ids)
+    return SnapshotCandidates(images=images, comments=comments.filter(assignment__image_id__in=images.values("pk")),
+                              set_comments=comments, min_sets=min_sets)

@@ -29,6 +29,7 @@ from accounts import services as accounts
 from datasets.models import Category, ImportItem, ImportJob, Subcategory
 from labeling import services as labeling
 from labeling.models import GuidelineExample
+from labeling.snapshots import freeze_snapshot
 
 from .conftest import ROLES
 from .test_api import image_row
@@ -78,6 +79,8 @@ class World:
         labeling.submit(done, labeler, GOOD)  # comments exist: the project and its types stay (409)
         labeling.report(reported, labeler, "broken", "it is grey")
 
+        snapshot = freeze_snapshot("fuzz", projects=[project], min_sets=1)
+
         self.tokens = {role: accounts.create_token(user, f"fuzz {role}") for role, user in users.items()}
         spare = {role: accounts.create_token(user, "spare")[0].pk for role, user in users.items()
                  if role != "labeler"}
@@ -95,6 +98,7 @@ class World:
             "members": [labeler.pk],
             "reports": [reported.pk],
             "tokens": list(spare.values()),
+            "snapshots": [snapshot.pk],
         }
         self.token_ids = {token.pk for token, _key in self.tokens.values()}
         self.spare = spare

@@ -34,6 +34,10 @@ ANY_USER = row(401, 200, 200, 200, 200)
 ANY_USER_WRITE = row(401, 405, 405, 405, 405)
 POST_ONLY_READ = row(401, 403, 405, 405, 405)  # GET on a write-only route: role check first, then 405
 
+SNAPSHOT_READ = row(401, 403, 200, 200, 200)
+SNAPSHOT_BAD_INPUT = row(401, 403, 400, 400, 400)
+SNAPSHOT_NOT_ALLOWED = row(401, 403, 405, 405, 405)
+
 # route name -> (url kwargs, (safe method, expected), (write method, expected))
 EXPECTED = {
     "schema": ("none", ("get", PUBLIC_DOCS), ("post", PUBLIC_DOCS_WRITE)),
@@ -95,6 +99,13 @@ EXPECTED = {
     "api:project-rules": ("project_child", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
     "api:project-history": ("project_child", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
     "api:project-next": ("project_child", ("get", ANY_USER_WRITE), ("post", row(401, 200, 403, 403, 403))),
+    # Snapshots: engineers and planners (and admins) read and freeze, labelers 403; never edited.
+    "api:snapshot-list": ("none", ("get", SNAPSHOT_READ), ("post", SNAPSHOT_BAD_INPUT)),
+    "api:snapshot-detail": ("snapshot", ("get", SNAPSHOT_READ), ("patch", SNAPSHOT_NOT_ALLOWED)),
+    "api:snapshot-archive": ("snapshot", ("get", SNAPSHOT_NOT_ALLOWED), ("post", SNAPSHOT_READ)),
+    # Without the required query parameter (`against`, `projects`): past the role check, a 400.
+    "api:snapshot-diff": ("snapshot", ("get", SNAPSHOT_BAD_INPUT), ("post", SNAPSHOT_NOT_ALLOWED)),
+    "api:snapshot-preview": ("none", ("get", SNAPSHOT_BAD_INPUT), ("post", SNAPSHOT_NOT_ALLOWED)),
     # An assignment is its labeler's: everyone else 404 (planners, engineers, admins may read it).
     "api:assignment-detail": ("assignment", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
     "api:assignment-submit": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 400, 404, 404, 404))),
@@ -137,13 +148,14 @@ def fake_image(source, **fields):
 
 @pytest.fixture
 def world(users, source):
-    from datasets.models import Category, ImportJob
+    from datasets.models import Category, ImportJob, Snapshot
 
     category = Category.objects.get(slug="food")
     image = fake_image(source, category=category)
     job = ImportJob.objects.create(source=source, kind="upload", status="done")
     tokens = {role: account_services.create_token(users[role], "matrix")[0] for role in ("planner", "engineer", "admin")}
-    return {"category": category, "image": image, "job": job, "tokens": tokens, "source": source,
+    snapshot = Snapshot.objects.create(name="matrix", version=1, min_sets=1)
+    return {"category": category, "image": image, "job": job, "tokens": tokens, "source": source, "snapshot": snapshot,
             **labeling_world(users, source, image)}
 
 
@@ -197,6 +209,8 @@ def url_kwargs(kind: str, world: dict, role: str) -> dict:
         return {"project_pk": world["project"].pk, "assignment_id": world["report"].pk}
     if kind == "assignment":
         return {"pk": world["assignment"].pk}
+    if kind == "snapshot":
+        return {"pk": world["snapshot"].pk}
     if kind == "own_token":
         return {"pk": world["tokens"].get(role, world["tokens"]["planner"]).pk}
     raise AssertionError(kind)

@@ -1,7 +1,8 @@
 """REST API of labeling: the planner API (`planner`: projects, comment types, members, guideline,
-examples, reports, progress), the comment browser (`comments`) and the labeler's flow (`labeler`:
-next, assignment, submit, skip, report, blocked submits, history, rules); what they share is in
-`common`. config/api_urls.py uses the names below."""
+examples, reports, progress), the comment browser (`comments`), the labeler's flow (`labeler`:
+next, assignment, submit, skip, report, blocked submits, history, rules) and snapshots
+(`snapshots`: list, freeze, detail, archive, diff, preview); what they share is in `common`.
+config/api_urls.py uses the names below."""
 from .comments import CommentExport, CommentList
 from .labeler import (
     AssignmentDetail,
@@ -28,10 +29,11 @@ from .planner import (
     ReportList,
     ReportResolve,
 )
+from .snapshots import SnapshotArchive, SnapshotDetail, SnapshotDiff, SnapshotList, SnapshotPreview
 
 __all__ = [
     "AssignmentDetail", "BlockedSubmitView", "CommentExport", "CommentList", "CommentTypeViewSet", "CurrentGuideline", "ExampleViewSet", "GuidelineDraft",
     "GuidelinePublish", "GuidelineVersions", "HistoryView", "MemberDetail", "MemberImport", "MemberList",
     "NextView", "ProgressView", "ProjectViewSet", "ReportList", "ReportResolve", "ReportView", "RulesView",
-    "SkipView", "SubmitView",
+    "SkipView", "SnapshotArchive", "SnapshotDetail", "SnapshotDiff", "SnapshotList", "SnapshotPreview", "SubmitView",
 ]
