@@ -166,9 +166,10 @@ def test_category_and_comment_type_filters(make_project, labelers, food, people)
 
 def test_nothing_matching_is_refused_and_nothing_is_written(make_project, labelers):
     project = make_project(3, members=labelers[:1])
-    with translation.override("en"), pytest.raises(ValidationError) as refused:
-        freeze_snapshot("empty", projects=[project])
-    assert "Nothing matches" in " ".join(refused.value.messages)
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as refused:
+            freeze_snapshot("empty", projects=[project])
+        assert "Nothing matches" in " ".join(refused.value.messages)
     assert not Snapshot.objects.exists() and not SnapshotImage.objects.exists()
 
 
