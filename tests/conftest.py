@@ -109,6 +109,22 @@ def api(users):
 
 
 @pytest.fixture
+def food(db):
+    """The seeded "food" category (datasets/migrations/0002)."""
+    from datasets.models import Category
+
+    return Category.objects.get(slug="food")
+
+
+@pytest.fixture
+def people(db):
+    """The seeded "people" category."""
+    from datasets.models import Category
+
+    return Category.objects.get(slug="people")
+
+
+@pytest.fixture
 def labelers(db):
     """Four labelers, lab0..lab3 ("Lab 0".."Lab 3"); slice where a test wants fewer."""
     from tests.factories import make_labelers

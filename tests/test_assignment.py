@@ -19,11 +19,6 @@ from labeling.models import Assignment, AssignmentStatus, Comment, ProjectImage
 from tests.factories import GOOD, fake_images, texts
 
 
-@pytest.fixture
-def food():
-    return Category.objects.get(slug="food")
-
-
 def slots(project):
     return sorted(ProjectImage.objects.filter(project=project).values_list("slots_taken", flat=True))
 

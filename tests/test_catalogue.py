@@ -28,14 +28,6 @@ def english():
         yield
 
 
-@pytest.fixture
-def food():
-    return Category.objects.get(slug="food")
-
-
-@pytest.fixture
-def people():
-    return Category.objects.get(slug="people")
 
 
 @pytest.fixture

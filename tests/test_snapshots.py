@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.utils import translation
 
 from datasets import services as dataset_services
-from datasets.models import Category, Snapshot, SnapshotComment, SnapshotImage, SnapshotImmutable
+from datasets.models import Snapshot, SnapshotComment, SnapshotImage, SnapshotImmutable
 from datasets.selectors import snapshot_counts, snapshot_diff
 from datasets.splits import SplitRow, assign_splits
 from labeling import services
@@ -34,14 +34,6 @@ def label_all(project, labelers, *, limit=None):
             services.submit(a, user, texts(next(_numbers)))
 
 
-@pytest.fixture
-def food():
-    return Category.objects.get(slug="food")
-
-
-@pytest.fixture
-def people():
-    return Category.objects.get(slug="people")
 
 
 @pytest.fixture
