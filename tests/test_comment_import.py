@@ -19,6 +19,7 @@ from labeling import comment_export, external, selectors, services
 from labeling.models import (
     Assignment,
     Comment,
+    CommentImport,
     CommentImportOutcome,
     ExternalSource,
     ProjectImage,
@@ -238,3 +239,79 @@ def test_management_command_imports_and_reports(project, source, photos_dir, tmp
     with pytest.raises(CommandError, match="No catalogue source"):
         call_command("import_comments", str(project.pk), str(path), "--format", "labelstudio", "--source-name",
                      "Nobody")
+
+
+# ---------------------------------------------------------------- the API and the pages
+
+
+def csv_file(name="comments.csv"):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    body = "path,comment_type,text\np0.jpg,reaction,와 진짜 맛있겠다\np1.jpg,nope,없는 유형\n"
+    return SimpleUploadedFile(name, body.encode(), content_type="text/csv")
+
+
+def test_api_imports_a_file_and_reports_it(project, source, photos_dir, api, settings,
+                                           django_capture_on_commit_callbacks):
+    settings.INGEST = {**settings.INGEST, "ALLOWED_ROOTS": [str(photos_dir)]}
+    url = reverse("api:project-comment-import-list", kwargs={"project_pk": project.pk})
+    with django_capture_on_commit_callbacks(execute=True):
+        r = api("planner").post(url, {"file": csv_file(), "format": "csv", "source_name": "Legacy tool",
+                                      "photo_source": source.pk, "images_dir": str(photos_dir)}, format="multipart")
+    assert r.status_code == 201, r.content
+    assert r.json()["status"] == "queued"  # it runs on a worker once the request commits
+    body = api("planner").get(reverse("api:project-comment-import-detail",
+                                      kwargs={"project_pk": project.pk, "pk": r.json()["id"]})).json()
+    assert (body["status"], body["imported"], body["refused"], body["external_pseudonym"]) == (
+        "done", 1, 1, "ext:legacy-tool")
+    rows = api("engineer").get(reverse("api:project-comment-import-rows",
+                                       kwargs={"project_pk": project.pk, "pk": body["id"]}),
+                               HTTP_ACCEPT_LANGUAGE="en").json()["results"]
+    assert [r["outcome"] for r in rows] == ["imported", "refused"]
+    assert rows[1]["reason_code"] == "unknown_comment_type" and "nope" in rows[1]["reason"]
+    assert api("labeler").get(url).status_code == 403
+    # A folder outside the allowed roots is each photo's refusal, as for manifests.
+    with django_capture_on_commit_callbacks(execute=True):
+        r = api("planner").post(url, {"file": csv_file(), "format": "csv", "source_name": "Legacy tool",
+                                      "photo_source": source.pk, "images_dir": "/etc"}, format="multipart")
+    ci = CommentImport.objects.get(pk=r.json()["id"])
+    assert (ci.imported, ci.refused) == (0, 2)
+
+
+def test_api_refuses_a_bad_file_with_400_and_writes_nothing(project, source, api):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    url = reverse("api:project-comment-import-list", kwargs={"project_pk": project.pk})
+    r = api("planner").post(url, {"file": SimpleUploadedFile("x.json", b"[1, 2"), "format": "labelstudio",
+                                  "source_name": "X", "photo_source": source.pk}, format="multipart",
+                            HTTP_ACCEPT_LANGUAGE="en")
+    assert r.status_code == 400 and "not valid JSON" in str(r.json())
+    assert not ImportJob.objects.exists()
+
+
+def test_pages_import_and_show_the_report(project, source, photos_dir, client, users, settings,
+                                          django_capture_on_commit_callbacks):
+    settings.INGEST = {**settings.INGEST, "ALLOWED_ROOTS": [str(photos_dir)]}
+    client.force_login(users["planner"])
+    page = reverse("project-comment-imports", args=[project.pk])
+    assert "Import comments made elsewhere" in client.get(page, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(page, {"file": csv_file(), "format": "csv", "source_name": "Legacy tool",
+                               "photo_source": source.pk, "images_dir": str(photos_dir)})
+    assert r.status_code == 302
+    report = client.get(r["Location"], HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Legacy tool" in report and "ext:legacy-tool" in report and "no comment type “nope”" in report
+    refused = client.get(r["Location"] + "?outcome=refused", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "p1.jpg" in refused and "p0.jpg" not in refused
+    # A bad file stays on the form with its reason.
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    r = client.post(page, {"file": SimpleUploadedFile("x.json", b"{}"), "format": "coco", "source_name": "X",
+                           "photo_source": source.pk}, HTTP_ACCEPT_LANGUAGE="en")
+    assert r.status_code == 200 and "lists “images” and “annotations”" in r.content.decode()
+    # Engineers read; only planners import.
+    client.force_login(users["engineer"])
+    assert client.get(page).status_code == 200
+    assert client.post(page, {}).status_code == 403
+    client.force_login(users["labeler"])
+    assert client.get(page).status_code == 403
