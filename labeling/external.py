@@ -190,6 +190,15 @@ def _load_json(text: str):
         raise _file_error(_("The file's JSON is nested too deeply.")) from None
 
 
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _key(value):
+    """An id as a dict key: JSON ids are numbers or strings; anything else matches nothing."""
+    return value if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+
+
 def read_label_studio(text: str, type_map: dict[str, str], url_prefix: str = "") -> list[_Record]:
     """A Label Studio JSON export: a list of tasks, `data.image` the photo, each annotation's
     `textarea` results a comment set (`from_name` -> comment type through `type_map`, else the
@@ -208,14 +217,14 @@ def read_label_studio(text: str, type_map: dict[str, str], url_prefix: str = "")
         image = _image_ref(_label_studio_path(data.get("image", "")), url_prefix=url_prefix)
         if image is not None:
             image.update(_meta(data))
-        annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
+        annotations = [a for a in _list(task.get("annotations")) if isinstance(a, dict) and not a.get("was_cancelled")]
         if not annotations:
             records.append(_Record(f"task {task_id}", image, "", error=("no_comments", {})))
             continue
         for a_n, annotation in enumerate(annotations, 1):
             a_id = annotation.get("id", a_n)
             record = _Record(f"task {task_id}, annotation {a_id}", image, f"ls:{task_id}:{a_id}")
-            for result in annotation.get("result") or []:
+            for result in _list(annotation.get("result")):
                 if not isinstance(result, dict) or result.get("type") != "textarea":
                     continue
                 name = str(result.get("from_name", ""))
@@ -239,18 +248,18 @@ def read_coco(text: str, comment_type: str, url_prefix: str = "") -> list[_Recor
     if not (isinstance(doc, dict) and isinstance(doc.get("images"), list) and isinstance(doc.get("annotations"), list)):
         raise _file_error(_("A COCO captions file is a JSON object with lists “images” and “annotations”."))
     licences = {}
-    for lic in doc.get("licenses") or []:
-        if isinstance(lic, dict) and "id" in lic:
-            licences[lic["id"]] = lic.get("url") or lic.get("name") or ""
+    for lic in _list(doc.get("licenses")):
+        if isinstance(lic, dict) and _key(lic.get("id")) is not None:
+            licences[lic["id"]] = str(lic.get("url") or lic.get("name") or "")
     images = {}
     for img in doc["images"]:
-        if not isinstance(img, dict) or "id" not in img:
+        if not isinstance(img, dict) or _key(img.get("id")) is None:
             continue
         url = next((img[k] for k in ("coco_url", "flickr_url", "url") if isinstance(img.get(k), str) and img[k]), "")
         ref = _image_ref(url) if url else _image_ref(img.get("file_name", ""), url_prefix=url_prefix)
         if ref is not None:
             ref.update(_meta(img))
-            if img.get("license") in licences and licences[img["license"]]:
+            if _key(img.get("license")) in licences and licences[img["license"]]:
                 ref["licence"] = licences[img["license"]]
             if "external_id" not in ref:
                 ref["external_id"] = str(img["id"])
@@ -261,7 +270,7 @@ def read_coco(text: str, comment_type: str, url_prefix: str = "") -> list[_Recor
             records.append(_Record(f"annotation #{n}", None, "", error=("bad_record", {"detail": "not an object"})))
             continue
         a_id = ann.get("id", n)
-        if ann.get("image_id") not in images:
+        if _key(ann.get("image_id")) not in images:
             records.append(_Record(f"annotation {a_id}", None, "",
                                    error=("unknown_image_id", {"id": str(ann.get("image_id"))})))
             continue
@@ -355,6 +364,18 @@ def _check(record: _Record, types: dict[str, CommentType], project: Project) -> 
     return out, warnings
 
 
+def _shown(value):
+    """A value as stored in a report line (text columns and JSON): NUL, lone surrogates, control
+    and bidi characters made visible (datasets.readers.display_name); nested values likewise."""
+    if isinstance(value, str):
+        return readers.display_name(value)
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
+
+
 def _plan(records: list[_Record], project: Project) -> dict:
     types = {ct.slug: ct for ct in project.comment_types.all()}
     images: list[dict] = []
@@ -364,14 +385,15 @@ def _plan(records: list[_Record], project: Project) -> dict:
         try:
             comments, warnings = _check(record, types, project)
         except _Refused as exc:
-            refused.append({"position": position, "name": record.name[:1000], "code": exc.code, "params": exc.params})
+            refused.append({"position": position, "name": _shown(record.name)[:1000], "code": exc.code,
+                            "params": _shown(exc.params)})
             continue
         key = json.dumps(record.image, sort_keys=True)
         if key not in index:
             index[key] = len(images)
             images.append(record.image)
-        sets.append({"position": position, "name": record.name[:1000], "image": index[key],
-                     "external_id": record.external_id[:200], "comments": comments, "warnings": warnings})
+        sets.append({"position": position, "name": _shown(record.name)[:1000], "image": index[key],
+                     "external_id": _shown(record.external_id)[:200], "comments": comments, "warnings": warnings})
     return {"images": images, "sets": sets, "refused": refused}
 
 
@@ -454,6 +476,11 @@ def start_comment_import(project: Project, *, data: bytes | str, fmt: str, sourc
     relative photo paths are in (under INGEST_ALLOWED_ROOTS unless `trusted`, as for manifests)."""
     if photo_source is None:
         raise ValidationError({"photo_source": [_("Choose the source the photos are filed under.")]})
+    for name, value in (("source_name", source_name), ("images_dir", images_dir), ("url_prefix", url_prefix),
+                        ("comment_type", comment_type), ("type_map", json.dumps(type_map or {}))):
+        if value and ("\x00" in value or "\\u0000" in value):
+            raise ValidationError({name: [_("This field holds a NUL character.")]})
+    file_name = _shown(file_name or "")
     if comment_type and not project.comment_types.filter(slug=comment_type).exists():
         raise ValidationError({"comment_type": [_("The project has no comment type “%(type)s”.") % {"type": comment_type}]})
     records = read_records(data, fmt, project, type_map=type_map, comment_type=comment_type, url_prefix=url_prefix)

@@ -315,3 +315,49 @@ def test_pages_import_and_show_the_report(project, source, photos_dir, client, u
     assert client.post(page, {}).status_code == 403
     client.force_login(users["labeler"])
     assert client.get(page).status_code == 403
+
+
+def test_a_run_that_crashes_part_way_goes_on_without_storing_anything_twice(project, source, photos_dir, monkeypatch):
+    ci = external.start_comment_import(project, data=json.dumps(LABEL_STUDIO), fmt="labelstudio",
+                                       source_name="Vendor A", photo_source=source, images_dir=str(photos_dir),
+                                       type_map={"short": "reaction"}, trusted=True, enqueue=False)
+    real, calls = external._store_set, []
+
+    def crash_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ConnectionError("worker lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(external, "_store_set", crash_on_second)
+    with pytest.raises(ConnectionError):
+        external.run_comment_import(ci.pk)
+    assert Assignment.objects.count() == 1
+    monkeypatch.setattr(external, "_store_set", real)
+    ci = external.run_comment_import(ci.pk)
+    assert (ci.status, ci.imported, ci.already, ci.refused, ci.comments) == ("done", 2, 0, 2, 3)
+    assert Assignment.objects.count() == 2 and Comment.objects.count() == 3 and Image.objects.count() == 1
+
+
+def test_hostile_values_are_reported_not_crashed_on(project, source, photos_dir):
+    tasks = [
+        {"id": "t\x00", "data": {"image": "p0.jpg"}, "annotations": [
+            {"id": "a\ud800", "result": [{"type": "textarea", "from_name": "reaction", "value": {"text": ["좋아요\x00"]}}]},
+            {"id": 2, "result": [{"type": "textarea", "from_name": "re\x00action", "value": {"text": ["좋아요"]}}]},
+            {"id": 3, "result": [{"type": "textarea", "from_name": "reaction", "value": {"text": [1, 2]}}]},
+            {"id": 4, "result": "not a list"},
+        ]},
+        {"id": 5, "data": {"image": ["p1.jpg"]}, "annotations": 7},
+        "not a task",
+    ]
+    ci = run(project, source, json.dumps(tasks), "labelstudio", photos_dir)
+    assert (ci.imported, ci.refused) == (0, 6)
+    names = [row.name for row in ci.rows.order_by("position")]
+    assert names[0] == "task t\\x00, annotation a\\ud800"
+    coco_doc = {"images": [{"id": [1]}, {"id": 1, "file_name": "p0.jpg"}],
+                "annotations": [{"id": 1, "image_id": {"x": 1}, "caption": "하나"}, {"id": 2, "image_id": 1, "caption": 5}]}
+    ci = run(project, source, json.dumps(coco_doc), "coco", photos_dir)
+    assert (ci.imported, ci.refused) == (1, 1)
+    with pytest.raises(ValidationError):
+        external.start_comment_import(project, data="[]", fmt="labelstudio", source_name="a\x00b",
+                                      photo_source=source, enqueue=False)
