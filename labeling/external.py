@@ -536,18 +536,21 @@ def run_comment_import(comment_import_id: int, deadline: float | None = None) ->
     _join_queue(ci.project, {photos[s["image"]][0] for s in sets if s["image"] in photos and photos[s["image"]][0]})
     types = {ct.slug: ct for ct in ci.project.comment_types.all()}
     job_error = job.error_text if job is not None and job.status != ImportStatus.DONE else ""
+    refused, ready = [], []
     for s in sets:
         image_id, outcome, reason = photos.get(s["image"], (None, None, None))
-        if image_id is None:
-            if outcome == Outcome.REFUSED or (outcome == Outcome.DUPLICATE and reason):
-                line = dict(reason_code="photo_refused", reason_params={"reason": reason})
-            else:
-                line = dict(reason_code="photo_not_imported", reason_params={"error": job_error or "—"})
-            CommentImportRow.objects.bulk_create([CommentImportRow(
-                comment_import=ci, position=s["position"], name=s["name"], outcome=CommentImportOutcome.REFUSED, **line,
-            )], ignore_conflicts=True)
+        if image_id is not None:
+            ready.append((s, image_id))
             continue
-        _store_set(ci, s, image_id, types)
+        if outcome == Outcome.REFUSED or (outcome == Outcome.DUPLICATE and reason):
+            line = dict(reason_code="photo_refused", reason_params={"reason": reason})
+        else:
+            line = dict(reason_code="photo_not_imported", reason_params={"error": job_error or "—"})
+        refused.append(CommentImportRow(comment_import=ci, position=s["position"], name=s["name"],
+                                        outcome=CommentImportOutcome.REFUSED, **line))
+    CommentImportRow.objects.bulk_create(refused, ignore_conflicts=True, batch_size=STORE_BATCH)
+    for start in range(0, len(ready), STORE_BATCH):
+        _store_batch(ci, ready[start:start + STORE_BATCH], types)
     return _finish(ci)
 
 
@@ -566,12 +569,62 @@ def _join_queue(project: Project, image_ids: set) -> None:
     ProjectImage.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
 
 
+# Sets stored per transaction: their existing copies found in one query, the new sets, their
+# comments and their report lines inserted in one statement each.
+STORE_BATCH = 500
+
+
+def _store_batch(ci: CommentImport, batch: list[tuple[dict, object]], types: dict[str, CommentType]) -> None:
+    """A batch of sets whose photos are there, in one transaction; sets already stored from this
+    source (an earlier import of the same file) get their "already imported" line. If another run
+    stores one of them meanwhile (a unique constraint), the batch goes one set at a time."""
+    existing = dict(
+        ((image_id, external_id), pk) for pk, image_id, external_id in Assignment.objects.filter(
+            project=ci.project, external_source=ci.external_source,
+            external_id__in={s["external_id"] for s, _ in batch},
+        ).values_list("pk", "image_id", "external_id")
+    )
+    now = timezone.now()
+    lines, new = [], []
+    for s, image_id in batch:
+        pk = existing.get((image_id, s["external_id"]))
+        if pk is not None:
+            lines.append(CommentImportRow(comment_import=ci, position=s["position"], name=s["name"], image_id=image_id,
+                                          outcome=CommentImportOutcome.ALREADY, reason_code="already_imported",
+                                          assignment_id=pk))
+        else:
+            existing[(image_id, s["external_id"])] = -1  # a set twice in one file: the first one counts
+            new.append((s, image_id, Assignment(
+                project=ci.project, image_id=image_id, labeler=None, external_source=ci.external_source,
+                external_id=s["external_id"], status=AssignmentStatus.SUBMITTED, leased_at=now, expires_at=now,
+                submitted_at=now)))
+    try:
+        with transaction.atomic():
+            Assignment.objects.bulk_create([a for _, _, a in new])
+            if any(a.pk is None for _, _, a in new):  # a database that returns no ids from a bulk insert
+                raise IntegrityError("no ids returned")
+            Comment.objects.bulk_create([
+                Comment(assignment=a, comment_type=types[slug], text=text, length=length,
+                        key=text_rules.comparable(text), guideline_version=None)
+                for s, _, a in new for slug, text, length in s["comments"]
+            ])
+            lines += [CommentImportRow(comment_import=ci, position=s["position"], name=s["name"], image_id=image_id,
+                                       outcome=CommentImportOutcome.IMPORTED, assignment=a, warnings=s["warnings"])
+                      for s, image_id, a in new]
+            CommentImportRow.objects.bulk_create(lines)
+    except IntegrityError:
+        for s, image_id in batch:
+            _store_set(ci, s, image_id, types)
+
+
 def _store_set(ci: CommentImport, s: dict, image_id, types: dict[str, CommentType]) -> None:
     """One set, its comments and its report line, in one transaction; a set already stored from
     this source on this photo (an earlier import of the same file) is reported as such."""
     now = timezone.now()
     line = CommentImportRow(comment_import=ci, position=s["position"], name=s["name"], image_id=image_id,
                             warnings=s["warnings"])
+    if CommentImportRow.objects.filter(comment_import=ci, position=s["position"]).exists():
+        return  # reported by another run
     try:
         with transaction.atomic():
             assignment = Assignment.objects.create(

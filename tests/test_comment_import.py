@@ -21,6 +21,7 @@ from labeling.models import (
     Comment,
     CommentImport,
     CommentImportOutcome,
+    CommentImportRow,
     ExternalSource,
     ProjectImage,
 )
@@ -321,7 +322,8 @@ def test_a_run_that_crashes_part_way_goes_on_without_storing_anything_twice(proj
     ci = external.start_comment_import(project, data=json.dumps(LABEL_STUDIO), fmt="labelstudio",
                                        source_name="Vendor A", photo_source=source, images_dir=str(photos_dir),
                                        type_map={"short": "reaction"}, trusted=True, enqueue=False)
-    real, calls = external._store_set, []
+    monkeypatch.setattr(external, "STORE_BATCH", 1)
+    real, calls = external._store_batch, []
 
     def crash_on_second(*args, **kwargs):
         calls.append(1)
@@ -329,14 +331,30 @@ def test_a_run_that_crashes_part_way_goes_on_without_storing_anything_twice(proj
             raise ConnectionError("worker lost")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(external, "_store_set", crash_on_second)
+    monkeypatch.setattr(external, "_store_batch", crash_on_second)
     with pytest.raises(ConnectionError):
         external.run_comment_import(ci.pk)
     assert Assignment.objects.count() == 1
-    monkeypatch.setattr(external, "_store_set", real)
+    monkeypatch.setattr(external, "_store_batch", real)
     ci = external.run_comment_import(ci.pk)
     assert (ci.status, ci.imported, ci.already, ci.refused, ci.comments) == ("done", 2, 0, 2, 3)
     assert Assignment.objects.count() == 2 and Comment.objects.count() == 3 and Image.objects.count() == 1
+
+
+def test_a_batch_that_meets_a_concurrent_run_goes_one_set_at_a_time(project, source, photos_dir, monkeypatch):
+    from django.db import IntegrityError
+
+    real, calls = CommentImportRow.objects.bulk_create, []
+
+    def conflict_once(objs, *args, **kwargs):
+        if not calls and any(o.outcome == CommentImportOutcome.IMPORTED for o in objs):  # the batch's lines
+            calls.append(1)
+            raise IntegrityError("reported by another run")
+        return real(objs, *args, **kwargs)
+
+    monkeypatch.setattr(CommentImportRow.objects, "bulk_create", conflict_once)
+    ci = run(project, source, LABEL_STUDIO, "labelstudio", photos_dir, type_map={"short": "reaction"})
+    assert (ci.imported, ci.refused, ci.comments) == (2, 2, 3) and Comment.objects.count() == 3
 
 
 def test_hostile_values_are_reported_not_crashed_on(project, source, photos_dir):
