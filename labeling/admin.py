@@ -5,6 +5,7 @@ from .models import (
     Comment,
     CommentType,
     ExampleComment,
+    ExternalSource,
     GuidelineExample,
     GuidelineVersion,
     Project,
@@ -70,10 +71,11 @@ class CommentInline(admin.TabularInline):
 
 @admin.register(Assignment)
 class AssignmentAdmin(admin.ModelAdmin):
-    list_display = ("image", "labeler", "project", "status", "leased_at", "expires_at", "report_reason")
+    list_display = ("image", "labeler", "external_source", "project", "status", "leased_at", "expires_at", "report_reason")
     list_filter = ("project", "status", "report_reason")
     search_fields = ("labeler__username",)
     raw_id_fields = ("image", "labeler")
+    list_select_related = ("labeler", "external_source", "project")
     inlines = [CommentInline]
 
 
@@ -103,3 +105,9 @@ class GuidelineExampleAdmin(admin.ModelAdmin):
     list_filter = ("project",)
     raw_id_fields = ("image",)
     inlines = [ExampleCommentInline]
+
+
+@admin.register(ExternalSource)
+class ExternalSourceAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "created_at")
+    search_fields = ("name", "slug")

@@ -21,8 +21,10 @@ from .models import Project
 from .selectors import CommentFilters, project_comments
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+# `labeler` is the username, or `ext:<slug>` for a set imported from an external source
+# (labeling.external), whose name is in `external_source`.
 COLUMNS = ("comment_id", "image_id", "comment_type", "text", "length", "labeler", "category", "subcategory",
-           "guideline_version", "created_at")
+           "guideline_version", "created_at", "external_source")
 CHUNK = 2000
 BOM = "\ufeff"
 
@@ -31,10 +33,11 @@ def _rows(project: Project, filters: CommentFilters, order: str) -> Iterator[tup
     qs = project_comments(project, filters, order=order).values_list(
         "id", "assignment__image_id", "comment_type__slug", "text", "length", "assignment__labeler__username",
         "assignment__image__category__slug", "assignment__image__subcategory__slug", "guideline_version",
-        "created_at",
+        "created_at", "assignment__external_source__slug", "assignment__external_source__name",
     )
     for row in qs.iterator(chunk_size=CHUNK):
-        yield (row[0], str(row[1]), *row[2:9], timezone.localtime(row[9]).isoformat())
+        labeler = row[5] if row[5] is not None else f"ext:{row[10]}"
+        yield (row[0], str(row[1]), *row[2:5], labeler, *row[6:9], timezone.localtime(row[9]).isoformat(), row[11] or "")
 
 
 def csv_lines(project: Project, filters: CommentFilters, order: str = "newest") -> Iterator[str]:

@@ -277,3 +277,45 @@ class ImportLabelersForm(forms.Form):
 
 class CapForm(forms.Form):
     cap_override = CapField()
+
+
+class CommentImportForm(forms.Form):
+    """Import comments made elsewhere (labeling.external.start_comment_import)."""
+
+    FORMAT_CHOICES = [
+        ("labelstudio", _("Label Studio JSON export")),
+        ("coco", _("COCO captions JSON")),
+        ("csv", _("CSV")),
+        ("jsonl", _("JSON Lines")),
+    ]
+
+    file = forms.FileField(label=_("File"), widget=forms.ClearableFileInput(
+        attrs={"accept": ".json,.csv,.jsonl,.ndjson,application/json,text/csv"}))
+    format = forms.ChoiceField(label=_("Format"), choices=FORMAT_CHOICES)
+    source_name = forms.CharField(
+        label=_("Made by (external source)"), max_length=200,
+        help_text=_("Who wrote these comments: another tool, a vendor, an earlier campaign. Imported sets are "
+                    "attributed to it, never to a labeler."))
+    photo_source = forms.ModelChoiceField(
+        label=_("Photo source"), queryset=Source.objects.order_by("name"),
+        help_text=_("The catalogue source the photos are filed under; its licence applies unless a record names one."))
+    images_dir = forms.CharField(
+        label=_("Photo folder on the server"), required=False, max_length=1000,
+        help_text=_("Where relative photo paths are (under the allowed ingest roots). Leave empty when the file "
+                    "gives URLs."))
+    url_prefix = forms.CharField(
+        label=_("Photo URL prefix"), required=False, max_length=1000,
+        help_text=_("COCO and Label Studio: a URL that file names are joined to (https://...)."))
+    comment_type = forms.ChoiceField(
+        label=_("Comment type of COCO captions"), required=False,
+        help_text=_("COCO captions have no type: they become comments of this type (default: the first)."))
+    type_map = forms.CharField(
+        label=_("Label Studio text areas"), required=False, max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "caption=specific\nshort=reaction"}),
+        help_text=_("from_name=comment type, one a line; a text area not named here goes to the comment type "
+                    "with its name."))
+
+    def __init__(self, project: Project, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["comment_type"].choices = [("", _("The first comment type"))] + [
+            (ct.slug, ct.name) for ct in project.comment_types.order_by("position", "id")]

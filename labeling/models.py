@@ -211,14 +211,47 @@ class ReportReason(models.TextChoices):
     PERSONAL_INFO = "personal_info", _("Personal information")
 
 
+class ExternalSource(models.Model):
+    """Where comments made outside this platform come from (another tool, an earlier campaign, a
+    public dataset). A comment set imported from it (labeling.external) is an Assignment with this
+    source and no labeler; snapshots record it as the labeler pseudonym `ext:<slug>`."""
+
+    name = models.CharField(max_length=200, unique=True)
+    # At most 28 characters: `ext:<slug>` fits the snapshots' 32-character labeler column.
+    slug = models.SlugField(max_length=28, unique=True, allow_unicode=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def pseudonym(self) -> str:
+        """How snapshots name it in their `labeler` column: stable, and never a labeler's (those
+        are 16 hex digits)."""
+        return f"ext:{self.slug}"
+
+
 class Assignment(models.Model):
     """One labeler's claim on one photo of a project. The unique constraint means the database
     itself refuses to give the same photo twice to one person; an expired or returned lease keeps
-    its row and is re-used if the photo comes back to them."""
+    its row and is re-used if the photo comes back to them.
+
+    A comment set imported from elsewhere (labeling.external) is an Assignment too: no labeler,
+    an `external_source` and the set's id there (`external_id`), status submitted. It counts as a
+    submitted comment set (snapshots, the comment browser) but takes no labeler's slot on the photo
+    (ProjectImage.slots_taken and submitted_count count labelers' work only)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
-    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="assignments")
+    external_source = models.ForeignKey(ExternalSource, null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="sets")
+    external_id = models.CharField(max_length=200, blank=True,
+                                   help_text=_("The imported set's id in its source (task and annotation, caption id, ...)."))
     status = models.CharField(max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
     leased_at = models.DateTimeField()
     expires_at = models.DateTimeField()
@@ -239,6 +272,16 @@ class Assignment(models.Model):
         ordering = ["-leased_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["project", "image", "labeler"], name="assignment_once_per_labeler"),
+            # An imported set is stored once: importing the same file again adds nothing.
+            models.UniqueConstraint(fields=["project", "image", "external_source", "external_id"],
+                                    condition=models.Q(external_source__isnull=False),
+                                    name="assignment_once_per_external_set"),
+            # A labeler's claim, or a set imported from a source: exactly one of the two.
+            models.CheckConstraint(
+                condition=models.Q(labeler__isnull=False, external_source__isnull=True)
+                | models.Q(labeler__isnull=True, external_source__isnull=False),
+                name="assignment_labeler_or_external",
+            ),
         ]
         indexes = [
             models.Index(fields=["project", "labeler", "status"], name="assignment_labeler_status"),
@@ -246,7 +289,14 @@ class Assignment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.labeler_id} / {self.image_id} ({self.status})"
+        return f"{self.labeler_id or self.external_source_id} / {self.image_id} ({self.status})"
+
+    @property
+    def author_name(self) -> str:
+        """Who wrote the set, as pages show it: the labeler's username, or the external source's name."""
+        if self.labeler_id is not None:
+            return self.labeler.username
+        return self.external_source.name if self.external_source_id else ""
 
 
 class Comment(models.Model):
@@ -372,3 +422,90 @@ class RuleHit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} x{self.count} ({self.member_id})"
+
+
+class CommentImportStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class CommentImport(models.Model):
+    """One import of comments made elsewhere into a project (labeling.external): the file's
+    records, parsed and checked when it was uploaded (`plan`), their photos imported through the
+    catalogue's normal ingest (`import_job`, with its own per-photo report), and a report line per
+    record (CommentImportRow)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comment_imports")
+    external_source = models.ForeignKey(ExternalSource, on_delete=models.PROTECT, related_name="imports")
+    import_job = models.ForeignKey("datasets.ImportJob", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    format = models.CharField(max_length=16)
+    file_name = models.CharField(max_length=300, blank=True)
+    # {"images": [{"ref": {...manifest row}}], "sets": [{position, name, image, external_id, comments,
+    #   warnings}]} and the records refused while reading (`refused`): what the worker needs.
+    plan = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=CommentImportStatus.choices, default=CommentImportStatus.QUEUED)
+    error = models.TextField(blank=True)
+    total = models.PositiveIntegerField(default=0)
+    imported = models.PositiveIntegerField(default=0)
+    already = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+    warnings = models.PositiveIntegerField(default=0)
+    comments = models.PositiveIntegerField(default=0, help_text=_("Comments stored by this import."))
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Comment import {self.pk} ({self.format}, {self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (CommentImportStatus.DONE, CommentImportStatus.FAILED)
+
+
+class CommentImportOutcome(models.TextChoices):
+    IMPORTED = "imported", _("Imported")
+    ALREADY = "already", _("Already imported")
+    REFUSED = "refused", _("Refused")
+
+
+class CommentImportRow(models.Model):
+    """The report line of one record of a comment import (a comment set, or a record refused
+    whole): what happened and why, in labeling.external's codes."""
+
+    comment_import = models.ForeignKey(CommentImport, on_delete=models.CASCADE, related_name="rows")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=1000)
+    outcome = models.CharField(max_length=16, choices=CommentImportOutcome.choices)
+    reason_code = models.CharField(max_length=40, blank=True)
+    reason_params = models.JSONField(default=dict, blank=True)
+    # Rule codes (RuleCode) the imported texts break: stored anyway, flagged here.
+    warnings = models.JSONField(default=list, blank=True)
+    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    assignment = models.ForeignKey(Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["comment_import", "position"]
+        constraints = [models.UniqueConstraint(fields=["comment_import", "position"], name="commentimportrow_once")]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.outcome}"
+
+    @property
+    def reason_text(self) -> str:
+        from .external import reason_text
+
+        return reason_text(self.reason_code, self.reason_params)
+
+    @property
+    def warnings_text(self) -> str:
+        from .external import warnings_text
+
+        return warnings_text(self.warnings)

@@ -1,7 +1,7 @@
 """Planner pages for labeling projects, under /projects/ (see labeling/planner_views.py)."""
 from django.urls import path
 
-from . import comment_views
+from . import comment_views, external_views
 from . import planner_views as views
 
 urlpatterns = [
@@ -22,6 +22,9 @@ urlpatterns = [
     path("<id:pk>/labelers/<id:user_id>/active/", views.member_active, name="project-member-active"),
     path("<id:pk>/comments/", comment_views.project_comments, name="project-comments"),
     path("<id:pk>/comments/export/", comment_views.project_comments_export, name="project-comments-export"),
+    path("<id:pk>/comment-imports/", external_views.comment_imports, name="project-comment-imports"),
+    path("<id:pk>/comment-imports/<id:import_id>/", external_views.comment_import_detail,
+         name="project-comment-import"),
     path("<id:pk>/reports/", views.project_reports, name="project-reports"),
     path("<id:pk>/reports/<id:assignment_id>/resolve/", views.report_resolve, name="project-report-resolve"),
     path("<id:pk>/reports/<id:assignment_id>/exclude/", views.report_exclude, name="project-report-exclude"),

@@ -359,7 +359,8 @@ class CommentFilters:
 
     `q` is a substring of the text, matched case-insensitively after NFC normalisation (the
     stored text is NFC: services.submit normalises it, migration 0003 did older rows);
-    `category`, `subcategory` and `comment_type` are slugs, `labeler` a username; lengths are
+    `category`, `subcategory` and `comment_type` are slugs, `labeler` a username (or `ext:<slug>`:
+    the sets imported from that external source); lengths are
     counted as the text rules count them (the stored `Comment.length`); `since` and `until` are
     dates in the site's time zone, both included."""
 
@@ -429,7 +430,9 @@ def project_comments(project: Project, filters: CommentFilters | None = None, *,
         qs = qs.filter(assignment__image__subcategory__slug=f.subcategory)
     if f.comment_type:
         qs = qs.filter(comment_type__slug=f.comment_type)
-    if f.labeler:
+    if f.labeler.startswith("ext:"):  # comments imported from an external source (labeling.external)
+        qs = qs.filter(assignment__labeler__isnull=True, assignment__external_source__slug=f.labeler[4:])
+    elif f.labeler:
         qs = qs.filter(assignment__labeler__username=f.labeler)
     if f.guideline_version is not None:
         qs = qs.filter(guideline_version=f.guideline_version)
@@ -443,7 +446,8 @@ def project_comments(project: Project, filters: CommentFilters | None = None, *,
     if f.until is not None:
         qs = qs.filter(created_at__lt=datetime.combine(f.until + timedelta(days=1), time.min, tzinfo=tz))
     return qs.select_related(
-        "comment_type", "assignment__labeler", "assignment__image__category", "assignment__image__subcategory",
+        "comment_type", "assignment__labeler", "assignment__external_source", "assignment__image__category",
+        "assignment__image__subcategory",
     ).order_by(*COMMENT_ORDERS.get(order, COMMENT_ORDERS["newest"]))
 
 
@@ -455,16 +459,18 @@ def count_at_most(qs, cap: int) -> int:
 
 def image_comment_sets(image_id) -> list[dict]:
     """Every submitted comment set on a photo, newest first, in every project: [{assignment,
-    project, labeler, submitted_at, comments: [Comment in comment-type order]}]. Two queries."""
+    project, labeler (None for an imported set), external_source (None for a labeler's),
+    submitted_at, comments: [Comment in comment-type order]}]. Two queries."""
     sets = list(
         Assignment.objects.filter(image_id=image_id, status=AssignmentStatus.SUBMITTED)
-        .select_related("project", "labeler").order_by("-submitted_at", "-id")
+        .select_related("project", "labeler", "external_source").order_by("-submitted_at", "-id")
     )
     by_set: dict[int, list] = defaultdict(list)
     for c in (Comment.objects.filter(assignment__in=[a.pk for a in sets]).select_related("comment_type")
               .order_by("comment_type__position", "comment_type_id")):
         by_set[c.assignment_id].append(c)
-    return [{"assignment": a, "project": a.project, "labeler": a.labeler, "submitted_at": a.submitted_at,
+    return [{"assignment": a, "project": a.project, "labeler": a.labeler,
+             "external_source": a.external_source, "submitted_at": a.submitted_at,
              "comments": by_set.get(a.pk, [])} for a in sets]
 
 

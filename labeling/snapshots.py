@@ -38,6 +38,15 @@ def labeler_pseudonym(user_id) -> str:
     return salted_hmac(PSEUDONYM_SALT, str(user_id), algorithm="sha256").hexdigest()[:16]
 
 
+def author_pseudonym(user_id, external_slug: str | None) -> str:
+    """The `labeler` column of a frozen comment: the labeler's pseudonym, or for a set imported
+    from elsewhere (labeling.external) `ext:<source slug>`: stable, readable, and never a person's
+    (a labeler's is 16 hex digits, never holding a colon)."""
+    if user_id is None:
+        return f"ext:{external_slug or 'unknown'}"
+    return labeler_pseudonym(user_id)
+
+
 def _check_name(name: str) -> str:
     name = (name or "").strip()
     if not name:
@@ -154,6 +163,7 @@ def freeze_snapshot(name: str, *, projects, categories: Iterable[str] = (), comm
         # Every comment of the counted sets, streamed; those of the photos frozen above are kept.
         comments = candidates.set_comments.order_by("pk").values_list(
             "pk", "assignment__image_id", "text", "comment_type__slug", "guideline_version", "assignment__labeler_id",
+            "assignment__external_source__slug",
         )
         version = (Snapshot.objects.filter(name=name).aggregate(v=Max("version"))["v"] or 0) + 1
         try:
@@ -186,15 +196,16 @@ def freeze_snapshot(name: str, *, projects, categories: Iterable[str] = (), comm
         n_comments = 0
         batch = []
         pseudonyms: dict = {}
-        for pk, image_id, text, slug, guideline_version, labeler_id in comments.iterator(chunk_size=batch_size):
+        for pk, image_id, text, slug, guideline_version, labeler_id, external in comments.iterator(chunk_size=batch_size):
             key = str(image_id)
             if key not in splits:  # not a photo of this version
                 continue
-            if labeler_id not in pseudonyms:
-                pseudonyms[labeler_id] = labeler_pseudonym(labeler_id)
+            author = labeler_id if labeler_id is not None else ("ext", external)
+            if author not in pseudonyms:
+                pseudonyms[author] = author_pseudonym(labeler_id, external)
             batch.append(SnapshotComment(
                 snapshot=snapshot, comment_id=pk, image_id=image_id, split=splits[key], category_slug=category_of[key],
-                text=text, comment_type=slug, guideline_version=guideline_version, labeler=pseudonyms[labeler_id],
+                text=text, comment_type=slug, guideline_version=guideline_version, labeler=pseudonyms[author],
             ))
             if len(batch) >= batch_size:
                 SnapshotComment.objects.bulk_create(batch, batch_size=batch_size)

@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
 
 from accounts import services as accounts
 from datasets.models import Category, ImportItem, ImportJob, Subcategory
+from labeling import external
 from labeling import services as labeling
 from labeling.models import GuidelineExample
 from labeling.snapshots import freeze_snapshot
@@ -80,6 +81,10 @@ class World:
         labeling.report(reported, labeler, "broken", "it is grey")
 
         snapshot = freeze_snapshot("fuzz", projects=[project], min_sets=1)
+        comment_import = external.start_comment_import(
+            project, data="path,comment_type,text\nnowhere.jpg,reaction,와 맛있겠다\n", fmt="csv", source_name="fuzz",
+            photo_source=source, trusted=True, enqueue=False)
+        external.run_comment_import(comment_import.pk)
 
         self.tokens = {role: accounts.create_token(user, f"fuzz {role}") for role, user in users.items()}
         spare = {role: accounts.create_token(user, "spare")[0].pk for role, user in users.items()
@@ -99,6 +104,7 @@ class World:
             "reports": [reported.pk],
             "tokens": list(spare.values()),
             "snapshots": [snapshot.pk],
+            "comment-imports": [comment_import.pk],
         }
         self.token_ids = {token.pk for token, _key in self.tokens.values()}
         self.spare = spare

@@ -93,6 +93,11 @@ EXPECTED = {
     # The comment browser and its download: planners and engineers read, labelers 403.
     "api:project-comment-list": ("project_child", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
     "api:project-comment-export": ("project_child", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    # Comment imports (labeling.external): planners import (POST {} lacks the file: 400), planners
+    # and engineers read the imports and their report lines.
+    "api:project-comment-import-list": ("project_child", ("get", READ), ("post", CREATE_EMPTY)),
+    "api:project-comment-import-detail": ("comment_import", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    "api:project-comment-import-rows": ("comment_import", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
     # The labeler's flow: members (and, for reading, planners, engineers, admins); `next` only for
     # active members (the others are not members of the project: 403).
     "api:project-guideline": ("project_child", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
@@ -175,7 +180,12 @@ def labeling_world(users, source, image) -> dict:
     assignment = labeling.next_assignment(project, users["labeler"])
     example = labeling.save_example(project, image, comments=[{"text": "와 맛있겠다", "verdict": "good"}])
     labeling.publish_guideline(project, "# 가이드")
-    return {"project": project, "assignment": assignment, "example": example, "report": reported}
+    from labeling.models import CommentImport, ExternalSource
+
+    comment_import = CommentImport.objects.create(
+        project=project, format="csv", external_source=ExternalSource.objects.create(name="matrix vendor", slug="mv"))
+    return {"project": project, "assignment": assignment, "example": example, "report": reported,
+            "comment_import": comment_import}
 
 
 def url_kwargs(kind: str, world: dict, role: str) -> dict:
@@ -209,6 +219,8 @@ def url_kwargs(kind: str, world: dict, role: str) -> dict:
         return {"project_pk": world["project"].pk, "assignment_id": world["report"].pk}
     if kind == "assignment":
         return {"pk": world["assignment"].pk}
+    if kind == "comment_import":
+        return {"project_pk": world["project"].pk, "pk": world["comment_import"].pk}
     if kind == "snapshot":
         return {"pk": world["snapshot"].pk}
     if kind == "own_token":

@@ -4,6 +4,7 @@ next, assignment, submit, skip, report, blocked submits, history, rules) and sna
 (`snapshots`: list, freeze, detail, archive, diff, preview); what they share is in `common`.
 config/api_urls.py uses the names below."""
 from .comments import CommentExport, CommentList
+from .external import CommentImportDetail, CommentImportList, CommentImportRows
 from .labeler import (
     AssignmentDetail,
     BlockedSubmitView,
@@ -32,7 +33,8 @@ from .planner import (
 from .snapshots import SnapshotArchive, SnapshotDetail, SnapshotDiff, SnapshotList, SnapshotPreview
 
 __all__ = [
-    "AssignmentDetail", "BlockedSubmitView", "CommentExport", "CommentList", "CommentTypeViewSet", "CurrentGuideline", "ExampleViewSet", "GuidelineDraft",
+    "AssignmentDetail", "BlockedSubmitView", "CommentExport", "CommentImportDetail", "CommentImportList",
+    "CommentImportRows", "CommentList", "CommentTypeViewSet", "CurrentGuideline", "ExampleViewSet", "GuidelineDraft",
     "GuidelinePublish", "GuidelineVersions", "HistoryView", "MemberDetail", "MemberImport", "MemberList",
     "NextView", "ProgressView", "ProjectViewSet", "ReportList", "ReportResolve", "ReportView", "RulesView",
     "SkipView", "SnapshotArchive", "SnapshotDetail", "SnapshotDiff", "SnapshotList", "SnapshotPreview", "SubmitView",

@@ -26,7 +26,9 @@ from .common import ProjectChildMixin
 class CommentRowSerializer(serializers.ModelSerializer):
     comment_type = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     comment_type_name = serializers.CharField(source="comment_type.name", read_only=True)
-    labeler = serializers.CharField(source="assignment.labeler.username", read_only=True)
+    labeler = serializers.SerializerMethodField(
+        help_text="The labeler's username, or ext:<slug> for a set imported from an external source.")
+    external_source = serializers.SerializerMethodField(help_text="The external source's name for an imported set.")
     image = serializers.UUIDField(source="assignment.image_id", read_only=True)
     category = serializers.SerializerMethodField()
     subcategory = serializers.SerializerMethodField()
@@ -34,8 +36,16 @@ class CommentRowSerializer(serializers.ModelSerializer):
     class Meta:
         model = Comment
         fields = ["id", "text", "length", "comment_type", "comment_type_name", "labeler", "image", "category",
-                  "subcategory", "guideline_version", "created_at", "assignment"]
+                  "subcategory", "guideline_version", "created_at", "assignment", "external_source"]
         read_only_fields = fields
+
+    def get_labeler(self, obj) -> str:
+        a = obj.assignment
+        return a.labeler.username if a.labeler_id is not None else f"ext:{a.external_source.slug}"
+
+    def get_external_source(self, obj) -> str | None:
+        a = obj.assignment
+        return a.external_source.name if a.external_source_id is not None else None
 
     def get_category(self, obj) -> str | None:
         c = obj.assignment.image.category

@@ -53,6 +53,8 @@ PAGES = [
     ("project-reports", "project", PLANNERS),
     ("project-report-exclude", "report", PLANNERS),
     ("project-comments", "project", READERS),
+    ("project-comment-imports", "project", READERS),
+    ("project-comment-import", "comment_import", READERS),
     ("admin:index", None, (ADMIN,)),
     ("admin:accounts_user_changelist", None, (ADMIN,)),
     ("admin:accounts_user_change", "admin_user", (ADMIN,)),
@@ -112,11 +114,17 @@ def world(users, source):
     ])
     version = services.publish_guideline(project, "# 가이드\n\n- **친구에게 말하듯**\n", published_by=users["planner"])
     reported = services.report(services.next_assignment(project, users["labeler"]), users["labeler"], "broken")
+    from labeling import external
+
+    comment_import = external.start_comment_import(
+        project, data='path,comment_type,text\nnowhere.jpg,reaction,와 맛있겠다\n', fmt="csv", source_name="Vendor",
+        photo_source=source, file_name="c.csv", trusted=True, enqueue=False)
+    external.run_comment_import(comment_import.pk)
     return {
         None: [], "category": [Category.objects.get(slug="food").pk], "job": [job.pk], "image": [images[0].pk],
         "project": [project.pk], "version": [project.pk, version.version], "example": [project.pk, example.pk],
         "new_example": [project.pk], "admin_user": [users["admin"].pk], "report": [project.pk, reported.pk],
-        "_query": {"project-example-new": f"?image={images[1].pk}"},
+        "comment_import": [project.pk, comment_import.pk], "_query": {"project-example-new": f"?image={images[1].pk}"},
     }
 
 
