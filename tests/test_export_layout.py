@@ -386,3 +386,15 @@ def test_coco_and_label_studio_files_hold_every_comment_with_stable_integer_ids(
 def test_sha256sums_is_sorted_and_in_sha256sum_format():
     assert sha256sums({"b/x.tar": "2" * 64, "a.json": "1" * 64}) == (
         f"{'1' * 64}  a.json\n{'2' * 64}  b/x.tar\n".encode())
+
+
+@pytest.mark.parametrize("name, size", [("a.jpg", 0), ("x" * 95 + ".txt", 511), ("k_1.json", 512),
+                                        ("0f8fad5b-d9cb-469f-a165-70867728950e_123456789.jpg", 7_654_321),
+                                        ("z" * 100, 1), ("한글.txt", 3)])
+def test_the_fast_tar_header_is_what_tarfile_writes(name, size):
+    from datasets.export.layout import _header, _tarfile_header
+
+    assert _header(name, size) == _tarfile_header(name, size)
+    for name, size in (("y" * 120 + ".jpg", 5), ("big.jpg", 8**11 + 1)):  # what ustar cannot hold: refused
+        with pytest.raises(ValueError):
+            _header(name, size)
