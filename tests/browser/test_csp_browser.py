@@ -53,6 +53,10 @@ PAGES = [
     ("project-reports", "project", PLANNERS),
     ("project-report-exclude", "report", PLANNERS),
     ("project-comments", "project", READERS),
+    ("snapshots", None, READERS),
+    ("snapshot-new", None, READERS),
+    ("snapshot-page", "snapshot", READERS),
+    ("snapshot-page-diff", "snapshot", READERS),
     ("admin:index", None, (ADMIN,)),
     ("admin:accounts_user_changelist", None, (ADMIN,)),
     ("admin:accounts_user_change", "admin_user", (ADMIN,)),
@@ -66,7 +70,7 @@ NOT_PAGES = {
     "logout", "token-revoke", "category-active", "subcategory-active", "import-progress", "import-resume", "images-bulk",
     "project-guideline-preview", "project-example-delete", "project-example-move", "project-member-cap",
     "project-member-active", "project-report-resolve", "project-report-undo", "set_language", "schema",
-    "favicon", "project-comments-export",
+    "favicon", "project-comments-export", "snapshot-page-archive",
 }
 
 VIOLATION_LISTENER = """
@@ -99,6 +103,8 @@ def world(users, source):
     from datasets import services as datasets
     from datasets.models import Category, ImportItem, ImportJob
     from labeling import services
+    from labeling.snapshots import freeze_snapshot
+    from tests.factories import texts
 
     images = [datasets.ingest_one(make_photo(480, 360, seed=1300 + i), source=source, category="food",
                                   original_url=f"https://example.com/photo/{i}").image for i in range(3)]
@@ -112,11 +118,14 @@ def world(users, source):
     ])
     version = services.publish_guideline(project, "# 가이드\n\n- **친구에게 말하듯**\n", published_by=users["planner"])
     reported = services.report(services.next_assignment(project, users["labeler"]), users["labeler"], "broken")
+    services.submit(services.next_assignment(project, users["labeler"]), users["labeler"], texts(1))
+    snapshot = freeze_snapshot("CSP", projects=[project], min_sets=1)
     return {
         None: [], "category": [Category.objects.get(slug="food").pk], "job": [job.pk], "image": [images[0].pk],
         "project": [project.pk], "version": [project.pk, version.version], "example": [project.pk, example.pk],
         "new_example": [project.pk], "admin_user": [users["admin"].pk], "report": [project.pk, reported.pk],
-        "_query": {"project-example-new": f"?image={images[1].pk}"},
+        "snapshot": [snapshot.pk],
+        "_query": {"project-example-new": f"?image={images[1].pk}", "snapshot-new": f"?from={snapshot.pk}"},
     }
 
 
