@@ -201,7 +201,8 @@ def _histogram(lengths: Counter) -> dict:
 
 
 def snapshot_stats(snapshot, *, length: Callable[[str], int] | None = None, top_labelers: int = 10) -> dict:
-    """The figures of a snapshot's page and card, from its frozen rows, in GROUP BY queries:
+    """The figures of a snapshot's page and card, from its frozen rows, in four GROUP BY queries
+    (photos; comments by split, category, type and guideline version; lengths; labelers):
 
     - `splits`: snapshot_counts() rows with the category's name, and `split_totals` per split
     - `categories`: [{slug, name, photos, comments, percent, width}] (comments' share)
@@ -222,12 +223,34 @@ def snapshot_stats(snapshot, *, length: Callable[[str], int] | None = None, top_
     `length` is passed in because this app may not import labeling's text rules."""
     images = SnapshotImage.objects.filter(snapshot=snapshot).order_by()
     comments = SnapshotComment.objects.filter(snapshot=snapshot).order_by()
-    names = dict(images.values_list("category_slug", "category_name").distinct())
-    splits = snapshot_counts(snapshot)
+    # Photos: one GROUP BY gives the counts per split and category, the names and the licences.
+    photo_counts: Counter = Counter()
+    names: dict[str, str] = {}
+    licences: Counter = Counter()
+    for r in images.values("split", "category_slug", "category_name", "licence_code", "attribution_required") \
+            .annotate(n=Count("pk")):
+        photo_counts[(r["split"], r["category_slug"])] += r["n"]
+        names.setdefault(r["category_slug"], r["category_name"])
+        licences[(r["licence_code"], r["attribution_required"])] += r["n"]
+    # Comments: one GROUP BY for the counts per split, category, type and guideline version.
+    comment_counts: Counter = Counter()
+    types_n: Counter = Counter()
+    category_types: Counter = Counter()
+    versions: Counter = Counter()
+    for r in comments.values("split", "category_slug", "comment_type", "guideline_version").annotate(n=Count("pk")):
+        comment_counts[(r["split"], r["category_slug"])] += r["n"]
+        types_n[r["comment_type"]] += r["n"]
+        category_types[(r["category_slug"], r["comment_type"])] += r["n"]
+        versions[r["guideline_version"]] += r["n"]
+    types = [{"slug": slug, "n": n} for slug, n in sorted(types_n.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    order = {s: i for i, s in enumerate(Split.values)}
+    keys = sorted(set(photo_counts) | set(comment_counts), key=lambda k: (order.get(k[0], 9), k[1]))
+    splits = [{"split": s, "category": c, "name": names.get(c, ""), "photos": photo_counts.get((s, c), 0),
+               "comments": comment_counts.get((s, c), 0)} for s, c in keys]
     split_totals: dict[str, dict] = {}
     per_category: dict[str, dict] = {}
     for row in splits:
-        row["name"] = names.get(row["category"], "")
         total = split_totals.setdefault(row["split"], {"split": row["split"], "photos": 0, "comments": 0})
         total["photos"] += row["photos"]
         total["comments"] += row["comments"]
@@ -237,15 +260,6 @@ def snapshot_stats(snapshot, *, length: Callable[[str], int] | None = None, top_
         cat["n"] += row["comments"]
     photos = sum(t["photos"] for t in split_totals.values())
     n_comments = sum(t["comments"] for t in split_totals.values())
-
-    types_n: Counter = Counter()
-    category_types: Counter = Counter()
-    versions: Counter = Counter()
-    for r in comments.values("category_slug", "comment_type", "guideline_version").annotate(n=Count("pk")):
-        types_n[r["comment_type"]] += r["n"]
-        category_types[(r["category_slug"], r["comment_type"])] += r["n"]
-        versions[r["guideline_version"]] += r["n"]
-    types = [{"slug": slug, "n": n} for slug, n in sorted(types_n.items(), key=lambda kv: (-kv[1], kv[0]))]
 
     per_type_lengths: dict[str, Counter] = defaultdict(Counter)
     if length is None:
@@ -280,8 +294,8 @@ def snapshot_stats(snapshot, *, length: Callable[[str], int] | None = None, top_
         "labeler_count": len(by_labeler),
         "guideline_versions": [{"version": v, "n": n}
                                for v, n in sorted(versions.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))],
-        "licences": list(images.values("licence_code", "attribution_required").annotate(n=Count("pk"))
-                         .order_by("-n", "licence_code")),
+        "licences": [{"licence_code": code, "attribution_required": required, "n": n}
+                     for (code, required), n in sorted(licences.items(), key=lambda kv: (-kv[1], kv[0][0]))],
     }
 
 

@@ -53,19 +53,6 @@ def count_length(text: str, count_whitespace: bool = False) -> int:
     return n
 
 
-# Text made only of these is one grapheme a character, already NFC, with nothing invisible:
-# printable ASCII, Hangul syllables, compatibility jamo (which never combine) and whitespace.
-_SIMPLE = re.compile(r"[\x21-\x7e\uac00-\ud7a3\u3131-\u318e \t\n\r]*")
-
-
-def quick_length(text: str) -> int:
-    """count_length(text) (whitespace not counted), without the grapheme split for the text most
-    comments are (see _SIMPLE): for counting many comments at once (a snapshot's histograms)."""
-    if _SIMPLE.fullmatch(text):
-        return len(text) - text.count(" ") - text.count("\t") - text.count("\n") - text.count("\r")
-    return count_length(text)
-
-
 def comparable(text: str) -> str:
     """For 'same text' checks: NFC, case-folded, only letters and digits kept."""
     return "".join(ch for ch in normalise(text).casefold() if ch.isalnum())

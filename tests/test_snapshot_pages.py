@@ -9,10 +9,10 @@ from django.urls import reverse
 from django.utils import translation
 
 from datasets.models import Snapshot, SnapshotComment, SnapshotStatus
-from datasets.selectors import snapshot_stats
+from datasets.selectors import snapshot_counts, snapshot_stats
 from labeling.models import Comment
 from labeling.snapshots import freeze_snapshot
-from labeling.text import count_length, quick_length
+from labeling.text import count_length
 from tests.conftest import ROLES
 from tests.test_snapshots import label_all
 
@@ -133,10 +133,13 @@ def test_length_histograms_count_characters_without_spaces(labeled, v1):
     assert stats["lengths"] == snapshot_stats(v1, length=count_length)["lengths"]  # Korean text: the same
 
 
-@pytest.mark.parametrize("text", ["맛있겠다 진짜", " ab  c ", "ㅋㅋㅋ", "😂👍🏽", "e\u0301", "가\u11a8", "a\u200bb",
-                                  "줄\n바꿈\t탭", ""])
-def test_quick_length_is_count_length(text):
-    assert quick_length(text) == count_length(text)
+def test_stats_agree_with_the_split_counts(labeled, v1, django_assert_max_num_queries):
+    with django_assert_max_num_queries(4):
+        stats = snapshot_stats(v1)
+    assert [{k: r[k] for k in ("split", "category", "photos", "comments")} for r in stats["splits"]] == \
+        snapshot_counts(v1)
+    assert (stats["photos"], stats["comments"], stats["labeler_count"]) == (4, 16, 2)
+    assert stats["licences"] == [{"licence_code": "cc-by-4.0", "attribution_required": True, "n": 4}]
 
 
 def test_labelers_past_the_top_are_one_row(labeled, v1):
