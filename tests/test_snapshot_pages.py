@@ -133,6 +133,19 @@ def test_length_histograms_count_characters_without_spaces(labeled, v1):
     assert stats["lengths"] == snapshot_stats(v1, length=count_length)["lengths"]  # Korean text: the same
 
 
+def test_length_buckets_cover_shortest_to_longest_in_round_widths():
+    from collections import Counter
+
+    from datasets.selectors import _histogram
+
+    h = _histogram(Counter({3: 1, 40: 2, 150: 1}))
+    assert (h["min"], h["max"], h["median"], h["mean"], h["width"]) == (3, 150, 40, 58.2, 20)
+    assert [(b["low"], b["high"], b["n"]) for b in h["buckets"]][:3] == [(0, 19, 1), (20, 39, 0), (40, 59, 2)]
+    assert h["buckets"][-1]["high"] >= 150 and len(h["buckets"]) <= 12
+    assert [b["width"] for b in h["buckets"] if b["n"]] == [50.0, 100.0, 50.0]
+    assert _histogram(Counter())["buckets"] == []
+
+
 def test_stats_agree_with_the_split_counts(labeled, v1, django_assert_max_num_queries):
     with django_assert_max_num_queries(4):
         stats = snapshot_stats(v1)
