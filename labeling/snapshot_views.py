@@ -126,7 +126,6 @@ def snapshot_detail(request, pk: int):
     return render(request, "labeling/snapshots/detail.html", {
         "snapshot": snapshot, "stats": stats, "charts": charts, "table": _split_table(stats),
         "top_labelers": TOP_LABELERS, "other_labelers": others,
-        "category_names": [c["name"] or c["slug"] or none for c in stats["category_types"]],
         "attribution_count": sum(r["n"] for r in stats["licences"] if r["attribution_required"]),
         "can_archive": snapshot.status == SnapshotStatus.FROZEN,
     })

@@ -25,7 +25,8 @@
     out.appendChild(span);
   }
 
-  // Comment types: only those of the chosen projects (all when none is chosen).
+  // Comment types: only those of the chosen projects (all when none is chosen); a hidden one is
+  // unticked.
   function filterTypes() {
     var projects = checked("projects");
     form.querySelectorAll('input[name="comment_types"]').forEach(function (input) {
@@ -33,6 +34,7 @@
       var visible = !projects.length || projects.some(function (p) { return owners.indexOf(p) >= 0; });
       var row = input.closest("label") ? input.closest("label").parentNode : input.parentNode;
       row.hidden = !visible;
+      if (!visible) input.checked = false;  // not sent: the freeze would refuse it
     });
   }
 
@@ -50,11 +52,7 @@
     var params = new URLSearchParams();
     projects.forEach(function (p) { params.append("projects", p); });
     checked("categories").forEach(function (c) { params.append("categories", c); });
-    checked("comment_types").forEach(function (t) {
-      var input = form.querySelector('input[name="comment_types"][value="' + t + '"]');
-      var row = input && (input.closest("label") ? input.closest("label").parentNode : input.parentNode);
-      if (!row || !row.hidden) params.append("comment_types", t);
-    });
+    checked("comment_types").forEach(function (t) { params.append("comment_types", t); });
     var minSets = form.querySelector('input[name="min_sets"]').value.trim();
     if (minSets) params.append("min_sets", minSets);
     var mine = ++seq;

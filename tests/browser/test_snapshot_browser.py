@@ -62,6 +62,11 @@ def test_engineer_freezes_v1_on_the_page_and_reads_it(new_page, users, projects,
     _photos(page, "6")
     page.check("input[name=categories][value='food']")
     _photos(page, "4")
+    # One comment type of two: half the comments, the same photos.
+    page.check("input[name=comment_types][value=reaction]")
+    sync_api.expect(page.locator("#live-count")).to_have_attribute("data-comments", "8")
+    page.uncheck("input[name=comment_types][value=reaction]")
+    sync_api.expect(page.locator("#live-count")).to_have_attribute("data-comments", "16")
     page.fill("#id_min_sets", "3")
     _photos(page, "0")
     page.fill("#id_min_sets", "")
