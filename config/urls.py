@@ -34,6 +34,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("datasets/", include("datasets.urls")),
     path("projects/", include("labeling.planner_urls")),
+    path("snapshots/", include("labeling.snapshot_urls")),
     path("", include("labeling.urls")),
 ]
 

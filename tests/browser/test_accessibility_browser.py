@@ -22,6 +22,8 @@ def world(users, source):
     from datasets import services as datasets
     from datasets.models import ImportItem, ImportJob
     from labeling import services
+    from labeling.snapshots import freeze_snapshot
+    from tests.factories import texts
 
     images = [datasets.ingest_one(make_photo(320, 240, seed=1700 + i), source=source, category="food").image
               for i in range(3)]
@@ -37,7 +39,11 @@ def world(users, source):
     services.publish_guideline(project, "# 가이드\n\n- **친구에게 말하듯**\n", published_by=users["planner"])
     reported = services.report(services.next_assignment(project, users["labeler"]), users["labeler"], "broken",
                                "반쯤 잘렸어요")
-    return {"project": project, "images": images, "job": job, "reported": reported}
+    services.submit(services.next_assignment(project, users["labeler"]), users["labeler"], texts(1))
+    v1 = freeze_snapshot("접근성", projects=[project], min_sets=1)
+    services.submit(services.next_assignment(project, users["labeler"]), users["labeler"], texts(2))
+    v2 = freeze_snapshot("접근성", projects=[project], min_sets=1, keep_splits_from=v1)
+    return {"project": project, "images": images, "job": job, "reported": reported, "snapshot": v2}
 
 
 def _english(page):
@@ -260,7 +266,8 @@ def test_axe_finds_no_wcag_aa_violation(new_page, users, world, login):
         ("project-report-exclude", [project.pk, world["reported"].pk]),
         ("project-example-pick", [project.pk]), ("images", []), ("image-detail", [images[0].pk]),
         ("imports", []), ("import-new", []), ("import-detail", [job.pk]), ("sources", []),
-        ("categories", []), ("api-redoc", []),
+        ("categories", []), ("api-redoc", []), ("snapshots", []), ("snapshot-new", []),
+        ("snapshot-page", [world["snapshot"].pk]), ("snapshot-page-diff", [world["snapshot"].pk]),
     ]:
         _check(axe, page, reverse(name, args=args), found)
     # Swagger UI's own widgets are its authors' (nested buttons, grey version chips): our bar only.

@@ -55,6 +55,10 @@ PAGES = [
     ("project-comments", "project", READERS),
     ("project-comment-imports", "project", READERS),
     ("project-comment-import", "comment_import", READERS),
+    ("snapshots", None, READERS),
+    ("snapshot-new", None, READERS),
+    ("snapshot-page", "snapshot", READERS),
+    ("snapshot-page-diff", "snapshot", READERS),
     ("admin:index", None, (ADMIN,)),
     ("admin:accounts_user_changelist", None, (ADMIN,)),
     ("admin:accounts_user_change", "admin_user", (ADMIN,)),
@@ -68,7 +72,7 @@ NOT_PAGES = {
     "logout", "token-revoke", "category-active", "subcategory-active", "import-progress", "import-resume", "images-bulk",
     "project-guideline-preview", "project-example-delete", "project-example-move", "project-member-cap",
     "project-member-active", "project-report-resolve", "project-report-undo", "set_language", "schema",
-    "favicon", "project-comments-export",
+    "favicon", "project-comments-export", "snapshot-page-archive",
 }
 
 VIOLATION_LISTENER = """
@@ -101,6 +105,8 @@ def world(users, source):
     from datasets import services as datasets
     from datasets.models import Category, ImportItem, ImportJob
     from labeling import services
+    from labeling.snapshots import freeze_snapshot
+    from tests.factories import texts
 
     images = [datasets.ingest_one(make_photo(480, 360, seed=1300 + i), source=source, category="food",
                                   original_url=f"https://example.com/photo/{i}").image for i in range(3)]
@@ -120,11 +126,14 @@ def world(users, source):
         project, data='path,comment_type,text\nnowhere.jpg,reaction,와 맛있겠다\n', fmt="csv", source_name="Vendor",
         photo_source=source, file_name="c.csv", trusted=True, enqueue=False)
     external.run_comment_import(comment_import.pk)
+    services.submit(services.next_assignment(project, users["labeler"]), users["labeler"], texts(1))
+    snapshot = freeze_snapshot("CSP", projects=[project], min_sets=1)
     return {
         None: [], "category": [Category.objects.get(slug="food").pk], "job": [job.pk], "image": [images[0].pk],
         "project": [project.pk], "version": [project.pk, version.version], "example": [project.pk, example.pk],
         "new_example": [project.pk], "admin_user": [users["admin"].pk], "report": [project.pk, reported.pk],
-        "comment_import": [project.pk, comment_import.pk], "_query": {"project-example-new": f"?image={images[1].pk}"},
+        "comment_import": [project.pk, comment_import.pk], "snapshot": [snapshot.pk],
+        "_query": {"project-example-new": f"?image={images[1].pk}", "snapshot-new": f"?from={snapshot.pk}"},
     }
 
 
