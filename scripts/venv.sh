@@ -13,9 +13,12 @@ req="${1:-requirements.txt}"
 python="${PYTHON:-python3}"
 venv="${VENV:-.venv}"
 
-# One stamp per requirements file: the hash of it and of what it includes (-r).
+# One stamp per requirements file: the hash of it and of what it includes (-r lines, one level:
+# requirements-dev.txt includes requirements.txt and requirements-ml.txt).
 stamp="$venv/.installed-$(basename "$req")"
-want="$(cat "$req" requirements.txt | sha256sum | cut -d' ' -f1)"
+includes="$(sed -n 's/^-r[[:space:]]*//p' "$req" | grep -vx 'requirements.txt' || true)"
+# shellcheck disable=SC2086
+want="$(cat "$req" requirements.txt $includes | sha256sum | cut -d' ' -f1)"
 if [ -n "${VENV_EXACT:-}" ] && [ -d "$venv" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "$req changed: deleting $venv to install it afresh"
     rm -rf "$venv"

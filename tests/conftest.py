@@ -6,8 +6,13 @@ test when one is missing on a developer's machine, and fails it under CI=true.
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +32,29 @@ def require_service(host: str, port: int, name: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(message + " (CI=true: services must be running)")
         pytest.skip(message)
+
+
+def pytest_runtest_setup(item):
+    """`@pytest.mark.once`: what the test proves does not depend on the database, and it is slow,
+    so of scripts/test.sh's two runs only the SQLite one runs it."""
+    if item.get_closest_marker("once"):
+        from django.conf import settings
+
+        if "sqlite" not in settings.DATABASES["default"]["ENGINE"]:
+            pytest.skip("marked `once`: runs in the SQLite run only (what it proves does not depend on the database)")
+
+
+def fresh_python(code: str, cwd: Path, tmp_path: Path, *, timeout: int = 300, env: dict | None = None) -> dict:
+    """Run `code` in a new interpreter that knows none of our code (isolated mode: no cwd, no
+    PYTHONPATH, no user site on sys.path; no PYTHON* or DJANGO* variables); it prints one JSON
+    line last, returned. `env` adds variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "DJANGO"))}
+    clean.update(HF_HOME=str(tmp_path / "hf"), HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1",
+                 HF_HUB_DISABLE_TELEMETRY="1", **(env or {}))
+    done = subprocess.run([sys.executable, "-I", "-c", textwrap.dedent(code)], cwd=cwd, env=clean,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(autouse=True)
@@ -151,3 +179,35 @@ def make_project(db, source, labelers):
         return build(overlap=overlap, cap_per_labeler=cap, members=labelers if members is None else members, **fields)
 
     return make
+
+
+@pytest.fixture
+def frozen_snapshot(make_project, labelers, food, people):
+    """A frozen snapshot of 12 photos (6 food, 6 people; real JPEGs in storage, 160x120 and
+    120x160) with two comment sets each (48 comments: 24 train, 12 val, 12 test); one comment
+    with control characters (factories.EXPORT_CONTROL_TEXT), one very long (EXPORT_LONG_TEXT),
+    one without a guideline version; 3 val and 3 test photos."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from datasets.models import Image
+    from labeling import services as labeling
+    from labeling.models import Comment
+    from labeling.snapshots import freeze_snapshot
+    from tests.factories import EXPORT_CONTROL_TEXT, EXPORT_LONG_TEXT, fake_images
+    from tests.test_snapshots import label_all
+
+    project = make_project(6, category=food, members=labelers[:2])
+    fake_images(project.queue.first().image.source, 6, category=people, start=5000)
+    labeling.sync_project_images(project)
+    for i, image in enumerate(Image.objects.order_by("sha256")):
+        width, height = (160, 120) if i % 2 else (120, 160)
+        default_storage.save(image.file.name, ContentFile(make_photo(width, height, seed=i, quality=90)))
+        Image.objects.filter(pk=image.pk).update(width=width, height=height)
+    label_all(project, labelers[:2])
+    comments = list(Comment.objects.order_by("pk"))
+    Comment.objects.filter(pk=comments[3].pk).update(text=EXPORT_CONTROL_TEXT)
+    Comment.objects.filter(pk=comments[5].pk).update(text=EXPORT_LONG_TEXT)
+    Comment.objects.update(guideline_version=2)
+    Comment.objects.filter(pk=comments[-1].pk).update(guideline_version=None)
+    return freeze_snapshot("food", projects=[project], counts={"val": 3, "test": 3}, seed=3)

@@ -15,6 +15,10 @@ LABELER_PASSWORD = "pw-long-enough-1"
 
 # A comment set every default rule accepts.
 GOOD = {"reaction": "와 진짜 맛있겠다", "specific": "족발 윤기가 장난 아니네요 쫀득해 보여요"}
+# Comments the export must clean (control characters) and keep whole (very long): conftest's
+# frozen_snapshot holds one of each.
+EXPORT_CONTROL_TEXT = "종소리\x07 들리나요\x1b 정말"
+EXPORT_LONG_TEXT = "아주 길고 자세한 코멘트입니다. " * 2000
 
 _project_numbers = itertools.count()
 

@@ -8,72 +8,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 import tarfile
-import textwrap
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from datasets.export.layout import CLIP_BENCHMARK, ExportOptions
 from datasets.export.source import ExportConflict, export_to_directory, snapshot_rows
-from datasets.models import Image, SnapshotComment
-from labeling import services as labeling
-from labeling.models import Comment
-from labeling.snapshots import freeze_snapshot
-from tests.conftest import make_photo
-from tests.factories import fake_images
-from tests.test_snapshots import label_all
+from datasets.models import SnapshotComment
+from tests.conftest import fresh_python
+from tests.factories import EXPORT_CONTROL_TEXT as CONTROL
+from tests.factories import EXPORT_LONG_TEXT as LONG
 
 # mlcroissant's own dependencies warn about their dependencies.
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:rdflib.*"),
               pytest.mark.filterwarnings("ignore:The inplace keyword:Warning")]
 
 OPTIONS = ExportOptions(max_samples=6)
-CONTROL = "종소리\x07 들리나요\x1b 정말"
-LONG = "아주 길고 자세한 코멘트입니다. " * 2000
-
-
-def fresh_python(code: str, cwd: Path, tmp_path: Path) -> dict:
-    """Run `code` in a new interpreter that knows none of our code (isolated mode: no cwd, no
-    PYTHONPATH, no user site on sys.path); it prints one JSON line, returned."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "DJANGO"))}
-    env.update(HF_HOME=str(tmp_path / "hf"), HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1",
-               HF_HUB_DISABLE_TELEMETRY="1")
-    done = subprocess.run([sys.executable, "-I", "-c", textwrap.dedent(code)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture
-def snapshot(make_project, labelers, food, people):
-    """A frozen snapshot of 12 photos (6 food, 6 people) with two comment sets each (48
-    comments), every photo a real JPEG in storage; one comment with control characters, one very
-    long, one without a guideline version; 3 val and 3 test photos."""
-    project = make_project(6, category=food, members=labelers[:2])
-    fake_images(project.queue.first().image.source, 6, category=people, start=5000)
-    labeling.sync_project_images(project)
-    for i, image in enumerate(Image.objects.order_by("sha256")):
-        width, height = (160, 120) if i % 2 else (120, 160)
-        default_storage.save(image.file.name, ContentFile(make_photo(width, height, seed=i, quality=90)))
-        Image.objects.filter(pk=image.pk).update(width=width, height=height)
-    label_all(project, labelers[:2])
-    comments = list(Comment.objects.order_by("pk"))
-    Comment.objects.filter(pk=comments[3].pk).update(text=CONTROL)
-    Comment.objects.filter(pk=comments[5].pk).update(text=LONG)
-    Comment.objects.update(guideline_version=2)
-    Comment.objects.filter(pk=comments[-1].pk).update(guideline_version=None)
-    return freeze_snapshot("food", projects=[project], counts={"val": 3, "test": 3}, seed=3)
-
-
-@pytest.fixture
-def exported(snapshot, tmp_path):
+def exported(frozen_snapshot, tmp_path):
+    snapshot = frozen_snapshot
     out = tmp_path / "food" / "v1"
     result = export_to_directory(snapshot, out, OPTIONS)
     return snapshot, out, result
@@ -199,7 +157,8 @@ def test_a_second_export_is_byte_identical_and_a_finished_one_is_never_overwritt
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
 
 
-def test_a_missing_image_file_and_control_characters_are_reported_not_crashed_on(snapshot, tmp_path):
+def test_a_missing_image_file_and_control_characters_are_reported_not_crashed_on(frozen_snapshot, tmp_path):
+    snapshot = frozen_snapshot
     images, comments = snapshot_rows(snapshot)
     gone = images[0]
     default_storage.delete(gone.file)
