@@ -140,20 +140,30 @@ class LocalTarget(Target):
 
 class S3Target(Target):
     def __init__(self, destination_folder: str):
-        from ..readers import s3_client
+        import boto3
+        from botocore.config import Config
+
+        from ..readers import default_s3_endpoint
 
         self.bucket, self.prefix = parse_s3(destination_folder)
         self.location = destination_folder
-        self.client = s3_client(_export_settings()["S3_ENDPOINT_URL"] or None)
+        # The app's S3 settings (AWS_* variables, AWS_S3_ENDPOINT_URL), with short connect
+        # timeouts: an unreachable endpoint fails the export in seconds, not minutes.
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=_export_settings()["S3_ENDPOINT_URL"] or default_s3_endpoint(),
+            region_name=os.environ.get("AWS_S3_REGION_NAME") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}),
+        )
 
     def key(self, path: str) -> str:
         path = clean_relative(path)
         return f"{self.prefix}/{path}" if self.prefix else path
 
     def fail(self, exc: Exception, what: str) -> ExportError:
-        from ..readers import _s3_failure, default_s3_endpoint
+        from ..readers import _s3_failure
 
-        reason = _s3_failure(exc, default_s3_endpoint() or "AWS S3", what)
+        reason = _s3_failure(exc, self.client.meta.endpoint_url or "AWS S3", what)
         return ExportError("s3_failed", folder=self.location, detail=reason.as_dict())
 
     def preflight(self) -> None:
