@@ -17,10 +17,12 @@ from datasets.export import services
 from datasets.export.errors import ExportError
 from datasets.models import Export, ExportStatus
 from datasets.selectors import export_files
+from tests import test_s3
 from tests.exporting import folder_files, make_snapshot
-from tests.test_s3 import _free_port, keys, moto_endpoint, s3  # noqa: F401 - fixtures
+from tests.test_s3 import _free_port, keys
 
 pytestmark = [pytest.mark.s3, pytest.mark.django_db]
+moto_endpoint, s3 = test_s3.moto_endpoint, test_s3.s3  # the moto server and bucket fixtures
 SMALL = {"max_samples": 4}
 
 
