@@ -73,10 +73,12 @@ def export_file(request, pk: int, path: str):
     return FileResponse(open(full, "rb"), as_attachment=True, filename=full.name)
 
 
-@require_POST
 @role_required(*EXPORTERS)
-def export_start(request, pk: int):
+def snapshot_exports(request, pk: int):
+    """GET: the snapshot's export section on a page of its own. POST: start an export."""
     snapshot = get_object_or_404(Snapshot, pk=pk)
+    if request.method != "POST":
+        return render(request, "datasets/snapshot_exports.html", {"snapshot": snapshot})
     form = ExportForm(request.POST)
     if not form.is_valid():
         for field, errors in form.errors.items():

@@ -23,5 +23,5 @@ urlpatterns = [
     path("exports/<id:pk>/resume/", export_views.export_resume, name="export-resume"),
     path("exports/<id:pk>/cancel/", export_views.export_cancel, name="export-cancel"),
     path("exports/<id:pk>/files/<path:path>", export_views.export_file, name="export-file"),
-    path("snapshots/<id:pk>/exports/", export_views.export_start, name="export-start"),
+    path("snapshots/<id:pk>/exports/", export_views.snapshot_exports, name="snapshot-exports"),
 ]

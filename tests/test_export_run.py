@@ -403,7 +403,7 @@ def test_the_export_section_renders_for_a_snapshot_with_its_exports_files_and_pr
     assert f'id="export-{done.pk}"' in html and f'id="export-{running.pk}"' in html
     assert reverse("export-file", args=[done.pk, "SHA256SUMS"]) in html
     assert "1 problem reported" in html and "Cancel export" in html
-    assert reverse("export-start", args=[snapshot.pk]) in html and 'name="destination"' in html
+    assert reverse("snapshot-exports", args=[snapshot.pk]) in html and 'name="destination"' in html
     assert 'value="/somewhere/"' in html  # the POSTs come back here
     assert "js/exports.js" in html
 
@@ -416,7 +416,7 @@ def test_the_page_posts_start_cancel_and_resume_and_come_back_to_next(client, us
     form = {"destination": "page", "max_samples": 2, "max_mib": 16, "image_mode": "stored", "shortest_side": 512,
             "jpeg_quality": 90, "next": "/datasets/exports/"}
     with django_capture_on_commit_callbacks(execute=False):
-        response = client.post(reverse("export-start", args=[snapshot.pk]), form)
+        response = client.post(reverse("snapshot-exports", args=[snapshot.pk]), form)
     assert response.status_code == 302 and response["Location"] == "/datasets/exports/"
     export = Export.objects.get()
     assert export.options["max_bytes"] == 16 * 1024 * 1024
@@ -430,9 +430,9 @@ def test_the_page_posts_start_cancel_and_resume_and_come_back_to_next(client, us
     assert page.status_code == 200 and b"SHA256SUMS" in page.content
     progress = client.get(reverse("export-progress", args=[export.pk])).json()
     assert progress["finished"] and progress["percent"] == 100
-    bad = client.post(reverse("export-start", args=[snapshot.pk]), {**form, "destination": "/etc"},
+    bad = client.post(reverse("snapshot-exports", args=[snapshot.pk]), {**form, "destination": "/etc"},
                       HTTP_ACCEPT_LANGUAGE="en", follow=True)
     assert b"outside it" in bad.content
     client.force_login(users["labeler"])
-    assert client.post(reverse("export-start", args=[snapshot.pk]), form).status_code == 403
+    assert client.post(reverse("snapshot-exports", args=[snapshot.pk]), form).status_code == 403
     assert default_storage  # media untouched by exports

@@ -53,6 +53,9 @@ PAGES = [
     ("project-reports", "project", PLANNERS),
     ("project-report-exclude", "report", PLANNERS),
     ("project-comments", "project", READERS),
+    ("export-list", None, READERS),
+    ("export-detail", "export", READERS),
+    ("snapshot-exports", "snapshot", READERS),
     ("admin:index", None, (ADMIN,)),
     ("admin:accounts_user_changelist", None, (ADMIN,)),
     ("admin:accounts_user_change", "admin_user", (ADMIN,)),
@@ -67,6 +70,7 @@ NOT_PAGES = {
     "project-guideline-preview", "project-example-delete", "project-example-move", "project-member-cap",
     "project-member-active", "project-report-resolve", "project-report-undo", "set_language", "schema",
     "favicon", "project-comments-export",
+    "export-progress", "export-resume", "export-cancel", "export-file",
 }
 
 VIOLATION_LISTENER = """
@@ -112,10 +116,16 @@ def world(users, source):
     ])
     version = services.publish_guideline(project, "# 가이드\n\n- **친구에게 말하듯**\n", published_by=users["planner"])
     reported = services.report(services.next_assignment(project, users["labeler"]), users["labeler"], "broken")
+    from datasets.models import Export, Snapshot
+
+    snapshot = Snapshot.objects.create(name="csp", version=1, min_sets=1)
+    export = Export.objects.create(snapshot=snapshot, destination="/nowhere", folder="/nowhere/csp/v1", status="failed",
+                                   error="Writing failed.")
     return {
         None: [], "category": [Category.objects.get(slug="food").pk], "job": [job.pk], "image": [images[0].pk],
         "project": [project.pk], "version": [project.pk, version.version], "example": [project.pk, example.pk],
         "new_example": [project.pk], "admin_user": [users["admin"].pk], "report": [project.pk, reported.pk],
+        "snapshot": [snapshot.pk], "export": [export.pk],
         "_query": {"project-example-new": f"?image={images[1].pk}"},
     }
 
