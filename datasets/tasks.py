@@ -40,7 +40,11 @@ def export_group_task(export_id: int, group: int) -> None:
     writes the group again; shards already written with their recorded checksum are skipped."""
     from .export import services as export_services
 
-    export_services.run_shard_group(export_id, group)
+    try:
+        export_services.run_shard_group(export_id, group)
+    except Exception as exc:
+        export_services.fail_unexpectedly(export_id, exc)  # the export says why; a resume goes on
+        raise
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -48,4 +52,8 @@ def finalize_export_task(export_id: int) -> None:
     """The metadata files and SHA256SUMS of an export whose shards are all written."""
     from .export import services as export_services
 
-    export_services.finalize_export(export_id)
+    try:
+        export_services.finalize_export(export_id)
+    except Exception as exc:
+        export_services.fail_unexpectedly(export_id, exc)
+        raise

@@ -437,3 +437,19 @@ def test_the_page_posts_start_cancel_and_resume_and_come_back_to_next(client, us
     client.force_login(users["labeler"])
     assert client.post(reverse("snapshot-exports", args=[snapshot.pk]), form).status_code == 403
     assert default_storage  # media untouched by exports
+
+
+@pytest.mark.django_db
+def test_an_unexpected_error_in_a_task_fails_the_export_with_its_name(tmp_path, monkeypatch):
+    from datasets import tasks
+
+    snapshot = make_snapshot(3, 1)
+    export = services.start_export(snapshot, "", None, None, enqueue=False)
+    monkeypatch.setattr(services, "_write_one", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        tasks.export_group_task.delay(export.pk, 0)
+    export.refresh_from_db()
+    assert export.status == ExportStatus.FAILED and export.error_code == "worker_failed"
+    with translation.override("en"):
+        assert "ZeroDivisionError" in export.error_text and "Resume it" in export.error_text
+    assert services.can_resume(export)

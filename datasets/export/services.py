@@ -315,9 +315,7 @@ def finalize_export(export_id: int) -> Export:
     try:
         for shard in shards:
             if shard.status != ShardStatus.DONE or target.size(shard.path) != shard.size:
-                ExportShard.objects.filter(pk=shard.pk).update(status=ShardStatus.PENDING)
-                Export.objects.filter(pk=export.pk).update(shards_done=F("shards_done") - (
-                    1 if shard.status == ShardStatus.DONE else 0))
+                _recheck_written(export)  # every shard lost is written again by a resume
                 raise ExportError("file_missing", path=shard.path)
         images, _by_id, comments = snapshot_rows(export.snapshot)
         results = [layout.ShardResult(path=s.path, samples=s.samples, size=s.size, sha256=s.sha256,
@@ -375,6 +373,16 @@ def fail_export(export_id: int, error: ExportError) -> Export:
         finished_at=timezone.now(), finalizing=False,
     )
     return Export.objects.get(pk=export_id)
+
+
+def fail_unexpectedly(export_id: int, exc: BaseException) -> None:
+    """A task met an error that is not the destination's (a bug, the database gone): the export
+    fails with the error's name, and can be resumed once the cause is fixed."""
+    log.error("export %s: task failed", export_id, exc_info=exc)
+    try:
+        fail_export(export_id, ExportError("worker_failed", error=f"{exc.__class__.__name__}: {exc}"[:300]))
+    except Exception:  # noqa: BLE001 - the database itself may be what failed; the sweep is the page's Resume
+        log.exception("export %s: could not record the failure", export_id)
 
 
 def is_stalled(export: Export) -> bool:
