@@ -86,7 +86,8 @@ def test_a_fresh_process_reads_the_train_shards_with_webdataset_as_open_clip_doe
     read = fresh_python("""
         import json, os, sys
         import braceexpand, webdataset as wds
-        assert not any("export-layout" in p or p in ("", ".") for p in sys.path), sys.path
+        # No code of ours: neither the working folder nor the repository is on the path.
+        assert not any(p in ("", ".") or os.path.isfile(os.path.join(p, "manage.py")) for p in sys.path), sys.path
         sizes = json.load(open("train/sizes.json"))
         url = "train/shard-{000000..%06d}.tar" % (len(sizes) - 1)
         shards = list(braceexpand.braceexpand(url))

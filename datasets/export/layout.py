@@ -169,6 +169,8 @@ def sample_key(image_id: str, comment_id: int) -> str:
 
 _GRAPHEME = regex.compile(r"\X")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # category Cc but newline and tab ("\r" is gone by then)
+# Printable ASCII, compatibility jamo, Hangul syllables and the space: every character one cluster.
+_SIMPLE = re.compile("[\x21-\x7e\u3131-\u318e\uac00-\ud7a3 ]*")
 _INVISIBLE = {"\u200b", "\u2060", "\ufeff", "\u00ad", "\u180e"}
 
 
@@ -196,6 +198,8 @@ def text_length(text: str) -> int:
     (datasets may not import labeling; tests compare the two): NFC, invisible format characters
     dropped, extended grapheme clusters, whitespace and control/format-only clusters not counted."""
     text = "".join(ch for ch in unicodedata.normalize("NFC", text or "") if ch not in _INVISIBLE).strip()
+    if _SIMPLE.fullmatch(text):  # each character its own cluster: the common case, 5x cheaper
+        return len(text) - text.count(" ")
     n = 0
     for g in _GRAPHEME.findall(text):
         if g.isspace() or all(unicodedata.category(ch) in ("Cf", "Cc") for ch in g):
@@ -520,7 +524,11 @@ def _parquet(columns: Sequence[tuple[str, str]], rows: Sequence[Mapping]) -> byt
     return buf.getvalue()
 
 
-def _json(value) -> bytes:
+def _json(value, *, compact: bool = False) -> bytes:
+    """Sorted keys, UTF-8; indented for the small files people open, compact (and through the
+    C encoder, 5x faster) for the large ones."""
+    if compact:
+        return _dumps(value) + b"\n"
     return (json.dumps(value, ensure_ascii=False, sort_keys=True, indent=2) + "\n").encode("utf-8")
 
 
@@ -855,7 +863,7 @@ def _labelstudio(t: _Tables, ids: Mapping[str, int]) -> bytes:
                      "subcategory": img.subcategory, "licence": img.licence, "attribution": img.attribution},
             "annotations": annotations,
         })
-    return _json(tasks)
+    return _json(tasks, compact=True)
 
 
 def _coco(snapshot: Mapping, t: _Tables, ids: Mapping[str, int], options: ExportOptions) -> bytes:
@@ -879,7 +887,7 @@ def _coco(snapshot: Mapping, t: _Tables, ids: Mapping[str, int], options: Export
         "images": images,
         "annotations": annotations,
     }
-    return _json(doc)
+    return _json(doc, compact=True)
 
 
 def metadata_files(snapshot: Mapping, images: Sequence[ImageRow], comments: Mapping[str, Sequence[CommentRow]],

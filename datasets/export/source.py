@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
@@ -69,7 +70,10 @@ def snapshot_rows(snapshot) -> tuple[list[ImageRow], dict[str, list[CommentRow]]
 
 def read_image(row: ImageRow) -> bytes:
     """The stored copy's bytes from default_storage; FileNotFoundError when it is gone (local
-    folder or S3), OSError for other failures to read."""
+    folder, or S3 answering 404: django-storages raises it), OSError for a local file that cannot
+    be read (write_shard reports both and skips the photo). Any other error (S3 unreachable or
+    refusing) is raised as it is: the export fails and can be retried, rather than finishing
+    without photos that are there."""
     if not row.file:
         raise FileNotFoundError("The image has no stored file.")
     with default_storage.open(row.file, "rb") as f:
@@ -114,7 +118,7 @@ def _write_atomic(target: Path, write: Callable) -> object:
     """Write through `write(file)` to a temporary file beside `target`, fsync, then rename over
     it: a reader sees the old file or the whole new one, never a part."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}-{threading.get_ident()}")
     try:
         with open(tmp, "wb") as f:
             result = write(f)
