@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
 import tempfile
 import time
@@ -85,17 +84,8 @@ def main():
             times["single"].append(time.perf_counter() - t)
             services._rows_cache.clear()  # each run reads the rows, as a fresh worker does
             t = time.perf_counter()
-            if os.environ.get("PROFILE") and round_ == 0:
-                import cProfile
-                import pstats
-
-                prof = cProfile.Profile()
-                export = prof.runcall(lambda: services.run_export(services.start_export(
-                    snapshot, f"o{round_}", options.as_dict(), None, enqueue=False)))
-                pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
-            else:
-                export = services.run_export(services.start_export(snapshot, f"o{round_}", options.as_dict(), None,
-                                                                   enqueue=False))
+            export = services.run_export(services.start_export(snapshot, f"o{round_}", options.as_dict(), None,
+                                                               enqueue=False))
             times["orchestrated"].append(time.perf_counter() - t)
             assert export.status == "done", export.error
             if round_ == 0:
