@@ -4,18 +4,21 @@ each group's bookkeeping, checksum checks, atomic writes, the finishing step) ag
 datasets.export.source.export_to_directory (the same files, one process, no rows) in the same run.
 
     [DATABASE_URL=postgres://...] .venv/bin/python bench/export_run.py [--photos 5000] [--comments 3]
-        [--max-samples 1000] [--repeat 3]
+        [--max-samples 1000] [--repeat 3] [--workers 1,2 --shards-per-task 1]
 
 On a throwaway database (bench/_common.py): a frozen snapshot of --photos photos with --comments
 comments each, its rows bulk-written, and real JPEG files (a few hundred distinct 320x240 photos,
 stored under each photo's own path). Both exports write to a temporary folder with the default
 options but --max-samples; the two outputs are compared byte for byte once. Prints the median
-seconds of each, samples per second, and orchestrated / single.
+seconds of each, samples per second, and orchestrated / single. With --workers, the same export
+queued to that many Celery worker processes (Redis database 14; the first to see the last shard
+written queues the finishing step), timed from start_export to done.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import tempfile
 import time
@@ -56,12 +59,59 @@ def build(photos: int, per_photo: int):
     return snapshot, n
 
 
+def on_workers(n: int, snapshot, options, tmp: Path, connection) -> float:
+    """Seconds from start_export (queued) to done with `n` solo workers on Redis database 14."""
+    import signal
+    import subprocess
+    import sys
+
+    import redis
+    from django.conf import settings
+
+    from config.celery import app
+    from datasets.export import services
+    from datasets.models import Export
+
+    url = "redis://127.0.0.1:6379/14"
+    redis.Redis.from_url(url).flushdb()
+    app.conf.broker_url, app.conf.task_always_eager = url, False
+    db = f"sqlite:///{connection.settings_dict['NAME']}" if connection.vendor == "sqlite" else (
+        f"postgres://{connection.settings_dict['USER']}@{connection.settings_dict['HOST'] or '127.0.0.1'}:"
+        f"{connection.settings_dict['PORT'] or 5432}/{connection.settings_dict['NAME']}")
+    env = {**os.environ, "DATABASE_URL": db, "MEDIA_ROOT": str(settings.MEDIA_ROOT), "CELERY_BROKER_URL": url,
+           "EXPORT_ROOT": settings.EXPORT["ROOT"], "EXPORT_SHARDS_PER_TASK": str(settings.EXPORT["SHARDS_PER_TASK"]),
+           "PLATFORM_VAR_DIR": str(tmp / "worker-var")}
+    procs = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-n",
+                               f"bench{i}@%h", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+                              cwd=Path(__file__).resolve().parent.parent, env=env) for i in range(n)]
+    try:
+        time.sleep(8)  # the workers start and connect
+        services._rows_cache.clear()
+        t = time.perf_counter()
+        export = services.start_export(snapshot, f"workers-{n}", options.as_dict(), None)
+        while Export.objects.get(pk=export.pk).status in ("queued", "running"):
+            time.sleep(0.05)
+        seconds = time.perf_counter() - t
+        export.refresh_from_db()
+        assert export.status == "done", export.error
+        return seconds
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=60)
+        redis.Redis.from_url(url).flushdb()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--photos", type=int, default=5000)
     parser.add_argument("--comments", type=int, default=3)
     parser.add_argument("--max-samples", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", default="", help="Also on Celery workers over Redis (database 14), e.g. "
+                                                       "1,2: that many `celery worker --pool solo` processes.")
+    parser.add_argument("--shards-per-task", type=int, default=None)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-export-run-"))
     connection, old_name = setup_django(tmp, "bench_export_run")
@@ -74,6 +124,8 @@ def main():
 
         settings.MEDIA_ROOT = str(tmp / "media")
         settings.EXPORT = {**settings.EXPORT, "ROOT": str(tmp / "exports")}
+        if args.shards_per_task:
+            settings.EXPORT["SHARDS_PER_TASK"] = args.shards_per_task
         snapshot, samples = build(args.photos, args.comments)
         options = ExportOptions(max_samples=args.max_samples)
         times = {"single": [], "orchestrated": []}
@@ -101,6 +153,9 @@ def main():
         for k in ("single", "orchestrated"):
             print(f"  {k:13s} {med[k]:7.2f} s  {samples / med[k]:9,.0f} samples/s")
         print(f"  orchestrated / single: {med['single'] / med['orchestrated']:.2f} (of the single writer's speed)")
+        for n in [int(w) for w in args.workers.split(",") if w]:
+            seconds = on_workers(n, snapshot, options, tmp, connection)
+            print(f"  {n} worker(s)   {seconds:7.2f} s  {samples / seconds:9,.0f} samples/s (queued to done)")
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
         shutil.rmtree(tmp, ignore_errors=True)
