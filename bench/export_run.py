@@ -75,6 +75,9 @@ def on_workers(n: int, snapshot, options, tmp: Path, connection) -> float:
     url = "redis://127.0.0.1:6379/14"
     redis.Redis.from_url(url).flushdb()
     app.conf.broker_url, app.conf.task_always_eager = url, False
+    app.conf.broker_transport, app.conf.broker_transport_options = None, {}  # not the embedded folder broker
+    app._pool = None
+    app.amqp._producer_pool = None
     db = f"sqlite:///{connection.settings_dict['NAME']}" if connection.vendor == "sqlite" else (
         f"postgres://{connection.settings_dict['USER']}@{connection.settings_dict['HOST'] or '127.0.0.1'}:"
         f"{connection.settings_dict['PORT'] or 5432}/{connection.settings_dict['NAME']}")
@@ -89,7 +92,10 @@ def on_workers(n: int, snapshot, options, tmp: Path, connection) -> float:
         services._rows_cache.clear()
         t = time.perf_counter()
         export = services.start_export(snapshot, f"workers-{n}", options.as_dict(), None)
+        deadline = time.monotonic() + 300
         while Export.objects.get(pk=export.pk).status in ("queued", "running"):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"export on {n} worker(s) did not finish within 300 s")
             time.sleep(0.05)
         seconds = time.perf_counter() - t
         export.refresh_from_db()
