@@ -398,3 +398,28 @@ def test_the_fast_tar_header_is_what_tarfile_writes(name, size):
     for name, size in (("y" * 120 + ".jpg", 5), ("big.jpg", 8**11 + 1)):  # what ustar cannot hold: refused
         with pytest.raises(ValueError):
             _header(name, size)
+
+
+CHECKSUMS = """
+import hashlib, sys
+from datasets.export.layout import ExportOptions, metadata_files, sha256sums
+from tests.test_export_layout import SNAPSHOT, Data
+data = Data(n=12)
+shards, results = data.export()
+files = metadata_files(SNAPSHOT, data.images, data.comments, results, ExportOptions(max_samples=4))
+sums = {p: hashlib.sha256(b).hexdigest() for p, b in {**shards, **files}.items()}
+sys.stdout.write(sha256sums(sums).decode())
+"""
+
+
+def test_another_process_with_another_hash_seed_writes_the_same_bytes():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    runs = [subprocess.run([sys.executable, "-c", CHECKSUMS], cwd=root, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONHASHSEED": seed}) for seed in ("1", "2")]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+    assert runs[0].stdout == runs[1].stdout and runs[0].stdout.count("\n") > 10
