@@ -6,11 +6,16 @@ from rest_framework.routers import DefaultRouter
 from accounts.api import ApiTokenViewSet, LoginView, LogoutView, MeView
 from datasets.api import (
     CategoryViewSet,
+    ExportCancel,
+    ExportDetail,
+    ExportFileDownload,
+    ExportResume,
     ImageViewSet,
     ImportItemList,
     ImportJobViewSet,
     LicenceViewSet,
     QuotaView,
+    SnapshotExportList,
     SourceViewSet,
     SubcategoryViewSet,
 )
@@ -81,5 +86,10 @@ urlpatterns = [
     path("snapshots/<id:pk>/", labeling.SnapshotDetail.as_view(), name="snapshot-detail"),
     path("snapshots/<id:pk>/archive/", labeling.SnapshotArchive.as_view(), name="snapshot-archive"),
     path("snapshots/<id:pk>/diff/", labeling.SnapshotDiff.as_view(), name="snapshot-diff"),
+    path("snapshots/<id:pk>/exports/", SnapshotExportList.as_view(), name="snapshot-export-list"),
+    path("exports/<id:pk>/", ExportDetail.as_view(), name="export-detail"),
+    path("exports/<id:pk>/resume/", ExportResume.as_view(), name="export-resume"),
+    path("exports/<id:pk>/cancel/", ExportCancel.as_view(), name="export-cancel"),
+    path("exports/<id:pk>/files/<path:path>", ExportFileDownload.as_view(), name="export-file"),
     *router.urls,
 ]

@@ -420,6 +420,21 @@ INGEST = {
     "S3_ENDPOINT_URLS": [u.strip() for u in (env("INGEST_S3_ENDPOINT_URLS") or "").split(",") if u.strip()],
 }
 
+# --- Export -------------------------------------------------------------------------------------
+EXPORT = {
+    # Local destinations chosen on the pages or through the API lie under this folder (the
+    # management command may write anywhere); s3://bucket/prefix goes to S3.
+    "ROOT": env("EXPORT_ROOT", str(VAR_DIR / "exports")),
+    # Shards one Celery task writes: the unit more workers share.
+    "SHARDS_PER_TASK": env_int("EXPORT_SHARDS_PER_TASK", 4, minimum=1),
+    # A running export with no sign of life for this long (seconds) may be resumed: its worker died.
+    "STALE_SECONDS": env_int("EXPORT_STALE_SECONDS", 10 * 60),
+    # The S3 endpoint exports write to (default AWS_S3_ENDPOINT_URL, else AWS), and how long a
+    # signed download link of an S3 export stays valid.
+    "S3_ENDPOINT_URL": env("EXPORT_S3_ENDPOINT_URL", ""),
+    "SIGNED_URL_SECONDS": env_int("EXPORT_SIGNED_URL_SECONDS", 3600, minimum=1),
+}
+
 # --- Labeling -----------------------------------------------------------------------------------
 # How often (seconds) the queue's "furthest from quota" category order is recomputed.
 LABELING_PRIORITY_REFRESH_SECONDS = env_int("LABELING_PRIORITY_REFRESH_SECONDS", 60)

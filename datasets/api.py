@@ -21,11 +21,12 @@ from rest_framework.reverse import reverse
 from rest_framework.validators import UniqueValidator
 from rest_framework.views import APIView
 
+from accounts.models import Role
 from accounts.permissions import HasRole
 from config.api import FormParser, JSONParser, MultiPartParser, Pagination, file_url
 
 from . import filters, selectors, services
-from .models import Category, Image, ImportItem, ImportJob, Licence, Source, SourceKind, Subcategory
+from .models import Category, Export, Image, ImportItem, ImportJob, Licence, Snapshot, Source, SourceKind, Subcategory
 
 CONFLICT_RESPONSE = OpenApiResponse(description="In use (images, sources or imports point to it); retire it instead.")
 
@@ -613,3 +614,159 @@ class QuotaView(APIView):
         rows, totals = selectors.quota_dashboard(include_retired=include_retired)
         return Response(QuotaDashboardSerializer({"categories": rows, "totals": totals}).data)
 
+
+
+# ---------------------------------------------------------------- exports
+
+
+class ExportOptionsSerializer(serializers.Serializer):
+    max_samples = serializers.IntegerField(min_value=1, max_value=10_000_000, default=1000,
+                                           help_text="Samples (comments) per shard.")
+    max_bytes = serializers.IntegerField(min_value=1024**2, max_value=1024**4, default=512 * 1024**2,
+                                         help_text="Target bytes per shard (a photo's samples are never split).")
+    image_mode = serializers.ChoiceField(choices=["stored", "resized"], default="stored",
+                                         help_text="stored: the stored copy's bytes; resized: JPEG, shortest side "
+                                                   "at most `shortest_side`.")
+    shortest_side = serializers.IntegerField(min_value=32, max_value=8192, default=512)
+    jpeg_quality = serializers.IntegerField(min_value=1, max_value=100, default=90)
+
+
+class ExportStartSerializer(serializers.Serializer):
+    destination = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="",
+                                        help_text="A folder under the server's EXPORT_ROOT (relative, or blank for "
+                                                  "the root) or s3://bucket/prefix.")
+    options = ExportOptionsSerializer(required=False, default=None, allow_null=True)
+
+
+class ExportFileSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    url = serializers.CharField(help_text="Download link: signed (and expiring) on S3; for a local folder "
+                                          "/api/exports/{id}/files/{path} (same authentication as the API).")
+
+
+class ExportProblemSerializer(serializers.Serializer):
+    image_id = serializers.CharField()
+    comment_id = serializers.IntegerField(required=False, help_text="For a comment whose text was cleaned.")
+    code = serializers.CharField()
+    message = serializers.CharField()
+    shard = serializers.CharField(required=False)
+
+
+class ExportSerializer(serializers.ModelSerializer):
+    snapshot_label = serializers.CharField(source="snapshot.label", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True, default=None)
+    options = ExportOptionsSerializer(read_only=True)
+    percent = serializers.IntegerField(read_only=True)
+    error = serializers.CharField(source="error_text", read_only=True)
+    problems = ExportProblemSerializer(many=True, read_only=True)
+    stalled = serializers.SerializerMethodField()
+    files = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Export
+        fields = ["id", "snapshot", "snapshot_label", "destination", "folder", "options", "status", "percent",
+                  "shards_total", "shards_done", "samples_total", "samples_done", "problems", "error", "error_code",
+                  "sums_sha256", "stalled", "created_by", "created_at", "started_at", "finished_at", "heartbeat_at",
+                  "files"]
+        read_only_fields = fields
+
+    def get_stalled(self, obj) -> bool:
+        from .export.services import is_stalled
+
+        return is_stalled(obj)
+
+    @extend_schema_field(ExportFileSerializer(many=True))
+    def get_files(self, obj) -> list[dict]:
+        request = self.context.get("request")
+        rows = selectors.export_files(obj, api=True)
+        for row in rows:
+            if request is not None and row["url"].startswith("/"):
+                row["url"] = request.build_absolute_uri(row["url"])
+        return [{k: row[k] for k in ("path", "size", "sha256", "url")} for row in rows]
+
+
+class ExportAccess:
+    permission_classes = [HasRole]
+    read_roles = (Role.PLANNER, Role.ENGINEER)
+    write_roles = (Role.PLANNER, Role.ENGINEER)
+
+
+class SnapshotExportList(ExportAccess, generics.ListAPIView):
+    """A snapshot's exports, newest first. POST starts one: the shards are planned now and written
+    by Celery tasks per shard group; follow `/api/exports/{id}/`."""
+
+    serializer_class = ExportSerializer
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator
+            return Export.objects.none()
+        snapshot = get_object_or_404(Snapshot, pk=self.kwargs["pk"])
+        return Export.objects.filter(snapshot=snapshot).select_related("snapshot", "created_by").order_by(
+            "-created_at", "-pk")
+
+    @extend_schema(request=ExportStartSerializer, responses={
+        201: ExportSerializer,
+        409: OpenApiResponse(description="The destination holds a finished export of this version with other "
+                                         "options, or one with other options is being written."),
+    })
+    def post(self, request, pk):
+        from .export import services as export_services
+
+        snapshot = get_object_or_404(Snapshot, pk=pk)
+        body = ExportStartSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        export = export_services.start_export(snapshot, body.validated_data["destination"],
+                                              body.validated_data["options"] or None, request.user)
+        return Response(ExportSerializer(export, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+
+class ExportDetail(ExportAccess, generics.RetrieveAPIView):
+    """An export's status and progress, the problems its shards reported (a photo whose file is
+    gone) and, once done, its files with download links (signed on S3)."""
+
+    serializer_class = ExportSerializer
+    queryset = Export.objects.select_related("snapshot", "created_by")
+
+
+class ExportResume(ExportAccess, APIView):
+    @extend_schema(request=None, responses={
+        200: ExportSerializer,
+        409: OpenApiResponse(description="Only a failed, cancelled or stalled export can be resumed."),
+    })
+    def post(self, request, pk):
+        """Queue again the shard groups not yet written (or the finishing step)."""
+        from .export import services as export_services
+
+        export = export_services.resume_export(get_object_or_404(Export, pk=pk))
+        return Response(ExportSerializer(export, context={"request": request}).data)
+
+
+class ExportCancel(ExportAccess, APIView):
+    @extend_schema(request=None, responses={
+        200: ExportSerializer,
+        409: OpenApiResponse(description="Only a queued or running export can be cancelled."),
+    })
+    def post(self, request, pk):
+        """Stop a queued or running export before its next shard; it can be resumed later."""
+        from .export import services as export_services
+
+        export = export_services.cancel_export(get_object_or_404(Export, pk=pk), request.user)
+        return Response(ExportSerializer(export, context={"request": request}).data)
+
+
+class ExportFileDownload(ExportAccess, APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                              404: OpenApiResponse(description="Not a file of a done export on a local folder.")})
+    def get(self, request, pk, path):
+        """One file of a done export written to a local folder (S3 exports link to signed URLs)."""
+        from django.http import FileResponse, Http404
+
+        from .export import services as export_services
+
+        full = export_services.download_path(get_object_or_404(Export, pk=pk), path)
+        if full is None:
+            raise Http404
+        return FileResponse(open(full, "rb"), as_attachment=True, filename=full.name)

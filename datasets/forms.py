@@ -196,3 +196,26 @@ class ImageBulkForm(forms.Form):
         """(category slug, subcategory slug or '') of the chosen target."""
         category, _sep, subcategory = self.cleaned_data["target"].partition("/")
         return category, subcategory
+
+
+class ExportForm(forms.Form):
+    """Start an export of a snapshot (datasets.export.services.start_export checks the rest)."""
+
+    destination = forms.CharField(
+        label=_("Destination"), required=False, max_length=1000,
+        help_text=_("A folder under the server's export folder (blank: the export folder itself), or "
+                    "s3://bucket/prefix. The files go to <destination>/<snapshot name>/v<version>/."),
+    )
+    max_samples = forms.IntegerField(label=_("Samples per shard"), min_value=1, max_value=10_000_000, initial=1000)
+    max_mib = forms.IntegerField(label=_("MiB per shard"), min_value=1, max_value=1024 * 1024, initial=512,
+                                 help_text=_("A photo's comments are never split across two shards."))
+    image_mode = forms.ChoiceField(label=_("Images"), initial="stored", choices=[
+        ("stored", _("The stored copy, as it is")), ("resized", _("Resized JPEG (shortest side below)")),
+    ])
+    shortest_side = forms.IntegerField(label=_("Shortest side (px)"), min_value=32, max_value=8192, initial=512)
+    jpeg_quality = forms.IntegerField(label=_("JPEG quality"), min_value=1, max_value=100, initial=90)
+
+    def options(self) -> dict:
+        d = self.cleaned_data
+        return {"max_samples": d["max_samples"], "max_bytes": d["max_mib"] * 1024 * 1024, "image_mode": d["image_mode"],
+                "shortest_side": d["shortest_side"], "jpeg_quality": d["jpeg_quality"]}

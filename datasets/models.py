@@ -430,3 +430,115 @@ class SnapshotComment(FrozenRow):
 
     def __str__(self) -> str:
         return self.text[:50]
+
+
+# --- Exports ----------------------------------------------------------------------------------
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+# An export in one of these states has workers on it (or queued for it).
+ACTIVE_EXPORT_STATUSES = (ExportStatus.QUEUED, ExportStatus.RUNNING)
+
+
+class Export(models.Model):
+    """One export of a snapshot to `<destination>/<name slug>/v<version>/` (a local folder or
+    s3://bucket/prefix), written as shards (ExportShard) by tasks per shard group, then finished
+    (datasets.export.services.finalize_export: metadata files, SHA256SUMS last). Changed only by
+    datasets.export.services."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="exports")
+    destination = models.CharField(max_length=1000, help_text=_("A folder on the server, or s3://bucket/prefix."))
+    folder = models.CharField(max_length=1200, help_text=_("Where the files go: the destination, the snapshot's "
+                                                           "name and its version."))
+    options = models.JSONField(default=dict, help_text=_("Shard size and image options (ExportOptions)."))
+    status = models.CharField(max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    shards_total = models.PositiveIntegerField(default=0)
+    shards_done = models.PositiveIntegerField(default=0)
+    samples_done = models.PositiveBigIntegerField(default=0)
+    samples_total = models.PositiveBigIntegerField(default=0)
+    # Exactly one run of the finishing step is queued per attempt (a conditional UPDATE decides).
+    finalizing = models.BooleanField(default=False)
+    # What the shards reported ({"image_id", "code", "message", "shard"}), e.g. a photo's file gone.
+    problems = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True, help_text=_("Why it failed, in English."))
+    error_code = models.CharField(max_length=40, blank=True)
+    error_params = models.JSONField(default=dict, blank=True)
+    # The SHA-256 of the SHA256SUMS file written: two exports with the same value wrote the same bytes.
+    sums_sha256 = models.CharField(max_length=64, blank=True)
+    # The files of a done export: [{"path", "size", "sha256"}], SHA256SUMS's content and sizes.
+    files = models.JSONField(default=list, blank=True)
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True,
+                                        help_text=_("Last sign of life from a worker writing it (each shard)."))
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["folder", "status"], name="export_folder_status")]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk} of {self.snapshot_id} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == ExportStatus.DONE:
+            return 100
+        if not self.shards_total:
+            return 0
+        return min(100, round(100 * self.shards_done / self.shards_total))
+
+    @property
+    def on_s3(self) -> bool:
+        return self.destination.startswith("s3://")
+
+    @property
+    def error_text(self) -> str:
+        from .export.errors import render
+
+        return render(self.error_code, self.error_params, fallback=self.error)
+
+
+class ShardStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    DONE = "done", _("Done")
+
+
+class ExportShard(models.Model):
+    """One shard file of an export (datasets.export.layout.ShardSpec), written by the task of its
+    group; `sha256` is what was written, so a rerun skips it when the file is still there."""
+
+    export = models.ForeignKey(Export, on_delete=models.CASCADE, related_name="shards")
+    position = models.PositiveIntegerField()
+    group = models.PositiveIntegerField()
+    path = models.CharField(max_length=300)
+    kind = models.CharField(max_length=20)
+    split = models.CharField(max_length=8)
+    image_ids = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=ShardStatus.choices, default=ShardStatus.PENDING)
+    samples = models.PositiveIntegerField(default=0)
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    problems = models.JSONField(default=list, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["export", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["export", "position"], name="exportshard_position_once"),
+            models.UniqueConstraint(fields=["export", "path"], name="exportshard_path_once"),
+        ]
+        indexes = [models.Index(fields=["export", "group", "status"], name="exportshard_group_status")]
+
+    def __str__(self) -> str:
+        return self.path

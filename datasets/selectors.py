@@ -320,3 +320,46 @@ def snapshot_category_names(snapshots) -> dict[str, str]:
         names.update(SnapshotImage.objects.filter(snapshot=s).order_by()
                      .values_list("category_slug", "category_name").distinct())
     return names
+
+
+# ---------------------------------------------------------------- exports
+
+
+def snapshot_exports(snapshot, limit: int = 20, only=None) -> list:
+    """The snapshot's exports, newest first (or just `only`), each with `can_resume`,
+    `can_cancel` and `stalled` set for the page."""
+    from .export.services import can_resume, is_stalled
+    from .models import ACTIVE_EXPORT_STATUSES, Export
+
+    rows = Export.objects.filter(snapshot=snapshot).select_related("created_by")
+    if only is not None:
+        rows = rows.filter(pk=only.pk)
+    exports = list(rows[:limit])
+    for export in exports:
+        export.stalled = is_stalled(export)
+        export.can_resume = can_resume(export)
+        export.can_cancel = export.status in ACTIVE_EXPORT_STATUSES
+    return exports
+
+
+def export_files(export, *, api: bool = False) -> list[dict]:
+    """A done export's files with a download link each ({"path", "size", "url", "folder"}):
+    signed for S3 (valid EXPORT["SIGNED_URL_SECONDS"]), the export-file page (or, with `api`, the
+    API route that takes a token) for a local folder.
+    Folder is "" for the top-level files, else the shard folder ("train", "eval/clip_benchmark/test")."""
+    from django.urls import reverse
+
+    from .export.targets import S3Target
+    from .models import ExportStatus
+
+    if export.status != ExportStatus.DONE:
+        return []
+    s3 = S3Target(export.folder) if export.on_s3 else None
+    rows = []
+    for f in export.files:
+        path = f["path"]
+        url = s3.signed_url(path) if s3 else reverse("api:export-file" if api else "export-file", args=[export.pk, path])
+        folder, _, name = path.rpartition("/")
+        rows.append({"path": path, "name": name, "size": f["size"], "sha256": f["sha256"], "url": url,
+                     "folder": folder})
+    return rows

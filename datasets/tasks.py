@@ -31,3 +31,29 @@ def run_import_task(self, job_id: int) -> None:
                                                      detail=reason_of(exc) or str(exc)))
             raise
         raise self.retry(exc=exc, countdown=5) from exc
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def export_group_task(export_id: int, group: int) -> None:
+    """Write one shard group of an export (datasets.export.services.run_shard_group). Acked when
+    done, and put back on the queue when its worker is lost (SIGKILL, OOM), so another worker
+    writes the group again; shards already written with their recorded checksum are skipped."""
+    from .export import services as export_services
+
+    try:
+        export_services.run_shard_group(export_id, group)
+    except Exception as exc:
+        export_services.fail_unexpectedly(export_id, exc)  # the export says why; a resume goes on
+        raise
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def finalize_export_task(export_id: int) -> None:
+    """The metadata files and SHA256SUMS of an export whose shards are all written."""
+    from .export import services as export_services
+
+    try:
+        export_services.finalize_export(export_id)
+    except Exception as exc:
+        export_services.fail_unexpectedly(export_id, exc)
+        raise

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import export_views, views
 
 urlpatterns = [
     path("quotas/", views.quota_dashboard, name="quota-dashboard"),
@@ -17,4 +17,11 @@ urlpatterns = [
     path("images/", views.images, name="images"),
     path("images/bulk/", views.images_bulk, name="images-bulk"),
     path("images/<uuid:pk>/", views.image_detail, name="image-detail"),
+    path("exports/", export_views.export_list, name="export-list"),
+    path("exports/<id:pk>/", export_views.export_detail, name="export-detail"),
+    path("exports/<id:pk>/progress.json", export_views.export_progress, name="export-progress"),
+    path("exports/<id:pk>/resume/", export_views.export_resume, name="export-resume"),
+    path("exports/<id:pk>/cancel/", export_views.export_cancel, name="export-cancel"),
+    path("exports/<id:pk>/files/<path:path>", export_views.export_file, name="export-file"),
+    path("snapshots/<id:pk>/exports/", export_views.snapshot_exports, name="snapshot-exports"),
 ]

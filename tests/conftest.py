@@ -73,6 +73,7 @@ def _eager_celery():
 def _isolated_media(settings, tmp_path):
     """Every test writes media to its own folder (unless it configures S3 itself)."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.EXPORT = {**settings.EXPORT, "ROOT": str(tmp_path / "exports")}  # local exports likewise
     settings.INGEST = {**settings.INGEST, "URL_ALLOW_PRIVATE": True, "ALLOWED_ROOTS": [str(tmp_path)]}
     settings.CELERY_TASK_ALWAYS_EAGER = True
     # A fast hasher: the real one costs ~0.3 s per user created.

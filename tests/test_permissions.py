@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from django.urls import URLResolver, get_resolver, reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import services as account_services
@@ -111,6 +112,15 @@ EXPECTED = {
     # Without the required query parameter (`against`, `projects`): past the role check, a 400.
     "api:snapshot-diff": ("snapshot", ("get", SNAPSHOT_BAD_INPUT), ("post", SNAPSHOT_NOT_ALLOWED)),
     "api:snapshot-preview": ("none", ("get", SNAPSHOT_BAD_INPUT), ("post", SNAPSHOT_NOT_ALLOWED)),
+    # Exports: the same roles. POST {} exports the matrix's snapshot, which has no photos: a 400.
+    "api:snapshot-export-list": ("snapshot", ("get", SNAPSHOT_READ), ("post", SNAPSHOT_BAD_INPUT)),
+    "api:export-detail": ("export", ("get", SNAPSHOT_READ), ("patch", SNAPSHOT_NOT_ALLOWED)),
+    # The matrix's export is queued and alive: not resumable (409); the planner cancels it, after
+    # which it is no longer cancellable (409).
+    "api:export-resume": ("export", ("get", SNAPSHOT_NOT_ALLOWED), ("post", row(401, 403, 409, 409, 409))),
+    "api:export-cancel": ("export", ("get", SNAPSHOT_NOT_ALLOWED), ("post", row(401, 403, 200, 409, 409))),
+    # Files of a done local export only: the matrix's export is not done (404).
+    "api:export-file": ("export_file", ("get", row(401, 403, 404, 404, 404)), ("post", SNAPSHOT_NOT_ALLOWED)),
     # An assignment is its labeler's: everyone else 404 (planners, engineers, admins may read it).
     "api:assignment-detail": ("assignment", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
     "api:assignment-submit": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 400, 404, 404, 404))),
@@ -153,14 +163,17 @@ def fake_image(source, **fields):
 
 @pytest.fixture
 def world(users, source):
-    from datasets.models import Category, ImportJob, Snapshot
+    from datasets.models import Category, Export, ImportJob, Snapshot
 
     category = Category.objects.get(slug="food")
     image = fake_image(source, category=category)
     job = ImportJob.objects.create(source=source, kind="upload", status="done")
     tokens = {role: account_services.create_token(users[role], "matrix")[0] for role in ("planner", "engineer", "admin")}
     snapshot = Snapshot.objects.create(name="matrix", version=1, min_sets=1)
+    export = Export.objects.create(snapshot=snapshot, destination="/nowhere", folder="/nowhere/matrix/v1",
+                                   heartbeat_at=timezone.now())
     return {"category": category, "image": image, "job": job, "tokens": tokens, "source": source, "snapshot": snapshot,
+            "export": export,
             **labeling_world(users, source, image)}
 
 
@@ -223,6 +236,10 @@ def url_kwargs(kind: str, world: dict, role: str) -> dict:
         return {"project_pk": world["project"].pk, "pk": world["comment_import"].pk}
     if kind == "snapshot":
         return {"pk": world["snapshot"].pk}
+    if kind == "export":
+        return {"pk": world["export"].pk}
+    if kind == "export_file":
+        return {"pk": world["export"].pk, "path": "SHA256SUMS"}
     if kind == "own_token":
         return {"pk": world["tokens"].get(role, world["tokens"]["planner"]).pk}
     raise AssertionError(kind)

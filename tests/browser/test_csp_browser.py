@@ -59,6 +59,9 @@ PAGES = [
     ("snapshot-new", None, READERS),
     ("snapshot-page", "snapshot", READERS),
     ("snapshot-page-diff", "snapshot", READERS),
+    ("export-list", None, READERS),
+    ("export-detail", "export", READERS),
+    ("snapshot-exports", "snapshot", READERS),
     ("admin:index", None, (ADMIN,)),
     ("admin:accounts_user_changelist", None, (ADMIN,)),
     ("admin:accounts_user_change", "admin_user", (ADMIN,)),
@@ -73,6 +76,7 @@ NOT_PAGES = {
     "project-guideline-preview", "project-example-delete", "project-example-move", "project-member-cap",
     "project-member-active", "project-report-resolve", "project-report-undo", "set_language", "schema",
     "favicon", "project-comments-export", "snapshot-page-archive",
+    "export-progress", "export-resume", "export-cancel", "export-file",
 }
 
 VIOLATION_LISTENER = """
@@ -128,11 +132,15 @@ def world(users, source):
     external.run_comment_import(comment_import.pk)
     services.submit(services.next_assignment(project, users["labeler"]), users["labeler"], texts(1))
     snapshot = freeze_snapshot("CSP", projects=[project], min_sets=1)
+    from datasets.models import Export
+
+    export = Export.objects.create(snapshot=snapshot, destination="/nowhere", folder="/nowhere/csp/v1",
+                                   status="failed", error="Writing failed.")
     return {
         None: [], "category": [Category.objects.get(slug="food").pk], "job": [job.pk], "image": [images[0].pk],
         "project": [project.pk], "version": [project.pk, version.version], "example": [project.pk, example.pk],
         "new_example": [project.pk], "admin_user": [users["admin"].pk], "report": [project.pk, reported.pk],
-        "comment_import": [project.pk, comment_import.pk], "snapshot": [snapshot.pk],
+        "comment_import": [project.pk, comment_import.pk], "snapshot": [snapshot.pk], "export": [export.pk],
         "_query": {"project-example-new": f"?image={images[1].pk}", "snapshot-new": f"?from={snapshot.pk}"},
     }
 
