@@ -695,6 +695,13 @@ def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
+def _in_split_order(values: Mapping) -> list[tuple[str, object]]:
+    """A {split: value} field's items in train, val, test order (a database's JSON column may hand
+    the keys back in another order: PostgreSQL's jsonb sorts them), so the card's bytes do not
+    depend on where the snapshot was read from."""
+    return sorted(values.items(), key=lambda kv: (_split_order(kv[0]), kv[0]))
+
+
 def _card(snapshot: Mapping, t: _Tables, stats: dict, options: ExportOptions) -> bytes:
     name, version = snapshot.get("name") or "snapshot", snapshot.get("version")
     licences = sorted(stats["licences"])
@@ -736,9 +743,9 @@ def _card(snapshot: Mapping, t: _Tables, stats: dict, options: ExportOptions) ->
     out.append(f"- Minimum submitted comment sets per photo: {snapshot.get('min_sets')}")
     out.append(f"- Seed: {snapshot.get('seed')}")
     if snapshot.get("ratios") is not None:
-        out.append("- Split ratios: " + ", ".join(f"{k} {v}" for k, v in snapshot["ratios"].items()))
+        out.append("- Split ratios: " + ", ".join(f"{k} {v}" for k, v in _in_split_order(snapshot["ratios"])))
     if snapshot.get("counts") is not None:
-        out.append("- Split counts (photos): " + ", ".join(f"{k} {v}" for k, v in snapshot["counts"].items()))
+        out.append("- Split counts (photos): " + ", ".join(f"{k} {v}" for k, v in _in_split_order(snapshot["counts"])))
     kept = snapshot.get("kept_from")
     out.append(f"- Val and test photos kept from: {_md(kept) if kept else '-'}")
     out.append("- Export options: " + ", ".join(f"{k}={v}" for k, v in options.as_dict().items()))

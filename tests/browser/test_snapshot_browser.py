@@ -93,7 +93,7 @@ def test_engineer_freezes_v1_on_the_page_and_reads_it(new_page, users, projects,
         assert page.locator(f"{chart} .hbar > span").first.bounding_box()["width"] > 50
     assert page.locator("#lengths .length-chart").count() == 2
     assert "4 photos with 16 comments by 2 labelers." in page.locator("#dataset-card").inner_text()
-    assert page.locator("#exports").is_visible()
+    assert page.locator("#snapshot-exports").is_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     shot(page, "snapshot-detail-1280")
 
