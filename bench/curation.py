@@ -2,7 +2,8 @@
 the Hamming search against a brute-force numpy scan. No database.
 
     .venv/bin/python bench/curation.py [--photos 1000] [--negatives 1000] [--hashes 1000000]
-        [--planted 1000] [--queries 2000] [--skip-photos] [--skip-search] [--quick]
+        [--planted 1000] [--queries 2000] [--comments 150000] [--skip-photos] [--skip-search]
+        [--skip-comments] [--no-self-join] [--no-windows] [--quick]
 
 (a) Precision / recall per transform. --photos generated photo-like originals (curation.synthetic:
     gradient, waves, shapes, blur, grain; 480x360) and --negatives distinct ones, each stored as
@@ -19,6 +20,11 @@ the Hamming search against a brute-force numpy scan. No database.
     compared, the planted recall counted, the time ratio printed. Then the index's self-join (every
     hash against all, 1,000,000 queries) is timed, against the brute force extrapolated from its
     per-query time; and the window index (26 hashes a photo: pHash and 25 windows) on a query sample.
+(c) Comments. --comments generated Korean comments (random syllable words, 3-8 words) by 200
+    labelers in time order, 5 % of them variants of a template line ("맛있겠다" with laughs,
+    spacing, punctuation), 2 % a labeler's near-copy of their own earlier comment (a word
+    changed). curation.textdup.analyse (normalise, MinHash LSH, clusters, per-labeler shares)
+    against the exact grouping alone (a Counter of textdup.exact_key) in the same run.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from curation import perceptual as P  # noqa: E402
 from curation import synthetic as S  # noqa: E402
+from curation import textdup as T  # noqa: E402
 
 
 def stored(img):
@@ -122,6 +129,42 @@ def search(args) -> None:
               f"{t_w / len(sample) * 1e6:.0f} us/query (a run over all its photos: ~{t_w / len(sample) * m:.0f} s)")
 
 
+def comments(args) -> None:
+    rng = np.random.default_rng(9)
+
+    def word():
+        return "".join(chr(0xAC00 + int(rng.integers(0, 11172))) for _ in range(int(rng.integers(2, 5))))
+
+    templates = ["맛있겠다ㅋㅋㅋ", "맛있 겠다!!", "맛있겠다~~", "맛있겠다", "맛있겠다 ㅋㅋㅋㅋ", "와 맛있겠다ㅋㅋ"]
+    rows, last = [], {}
+    for n in range(args.comments):
+        labeler = int(rng.integers(0, 200))
+        draw = rng.random()
+        if draw < 0.05:
+            text = templates[int(rng.integers(0, len(templates)))]
+        elif draw < 0.07 and labeler in last:
+            words = last[labeler].split()
+            words[int(rng.integers(0, len(words)))] = word()
+            text = " ".join(words)
+        else:
+            text = " ".join(word() for _ in range(int(rng.integers(3, 9))))
+            last[labeler] = text
+        rows.append((n, f"img{n // 3}", labeler, text))
+    t0 = time.perf_counter()
+    from collections import Counter
+    exact = Counter(T.exact_key(r[3]) for r in rows)
+    t_exact = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report = T.analyse(rows)
+    t_all = time.perf_counter() - t0
+    top = report.clusters[0]
+    copiers = sum(e.self_copies for e in report.labelers)
+    print(f"\n(c) {len(rows):,} comments ({len(exact):,} distinct keys): analyse {t_all:.1f} s; exact grouping alone "
+          f"{t_exact:.2f} s (ratio {t_all / t_exact:.0f}x)")
+    print(f"top cluster: {top.count:,} comments on {top.photos:,} photos (share {top.share:.3f}, exact {top.exact}); "
+          f"clusters {len(report.clusters):,}; self-copies found {copiers:,}; near pairs {len(report.near_pairs):,}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=1000)
@@ -131,16 +174,21 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--skip-photos", action="store_true")
     parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--comments", type=int, default=150_000)
+    parser.add_argument("--skip-comments", action="store_true")
     parser.add_argument("--no-self-join", dest="self_join", action="store_false")
     parser.add_argument("--no-windows", dest="windows", action="store_false")
     parser.add_argument("--quick", action="store_true", help="200 photos, 200 negatives, 100,000 hashes")
     args = parser.parse_args()
     if args.quick:
         args.photos, args.negatives, args.hashes, args.planted, args.queries = 200, 200, 100_000, 200, 400
+        args.comments = 20_000
     if not args.skip_photos:
         precision_recall(args)
     if not args.skip_search:
         search(args)
+    if not args.skip_comments:
+        comments(args)
 
 
 if __name__ == "__main__":
