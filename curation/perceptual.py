@@ -51,11 +51,13 @@ WINDOWS = WINDOW_STEPS * WINDOW_STEPS
 
 def to_unsigned(values) -> np.ndarray:
     """Signed 64-bit hashes (as stored in a BigIntegerField) or Python ints -> uint64 array."""
-    arr = np.asarray([int(v) & 0xFFFFFFFFFFFFFFFF for v in values] if not isinstance(values, np.ndarray)
-                     else values)
-    if arr.dtype == np.int64:
-        return arr.view(np.uint64)
-    return arr.astype(np.uint64)
+    if not isinstance(values, np.ndarray):
+        return np.fromiter((int(v) & 0xFFFFFFFFFFFFFFFF for v in values), dtype=np.uint64)
+    if values.dtype == np.int64:
+        return values.view(np.uint64)
+    if values.dtype != np.uint64:
+        raise ValueError(f"hashes must be 64-bit integers, not {values.dtype}")
+    return values
 
 
 def to_signed(value: int) -> int:

@@ -215,3 +215,12 @@ def test_exact_cluster_needs_no_lsh_luck():
     report = T.analyse(rows)
     assert [c.count for c in report.clusters] == [500]
     assert report.clusters[0].exact and report.clusters[0].share == round(500 / 501, 4)
+
+
+def test_signed_hashes_as_stored_are_searched_as_64_bits():
+    """Image.phash is signed: -1 (all bits set) is one bit from -2 and 63 bits from 1."""
+    index = P.PerceptualIndex(["a", "b", "c", "d"], [-1, -2, 1, -(2**63)])
+    assert [(p.a, p.b, p.distance) for p in index.find_pairs()] == [("a", "b", 1)]
+    assert P.hamming(-1, 2**63 - 1) == 1
+    with pytest.raises(ValueError):
+        P.HammingIndex(np.array([1.0, 2.0]))
