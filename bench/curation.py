@@ -10,16 +10,19 @@ the Hamming search against a brute-force numpy scan. No database.
     a JPEG of quality 90; for each transform (resize 50 %, JPEG q30, q60, q95, off-centre crop 5 %
     and 10 %, brightness +20 %, -20 %) a copy of every original, stored the same way. All
     signatures of one transform go into one PerceptualIndex and every pair within 8 bits is
-    found (no all-pairs loop). A found pair is right when it joins an original and its copy;
-    any other pair (two originals, a negative, ...) is a false positive. Baseline in the same run:
-    the stored 64-bit pHash alone (the whole-photo hashes only, same radius).
+    found (no all-pairs loop): stage 1 (candidates); stage 2 keeps those that
+    perceptual.confirm (thumbnail correlation) scores >= CONFIRM_THRESHOLD. A found pair is right
+    when it joins an original and its copy; any other pair (two originals, a negative, ...) is a
+    false positive. Baseline in the same run: the stored 64-bit pHash alone (the whole-photo
+    hashes only, same radius, no confirmation).
 (b) Search. --hashes uniformly random 64-bit hashes with --planted near copies (each 0-8 bits
     from a random hash, appended to the set). Queries: the planted copies and as many random
     members. curation.perceptual.HammingIndex.search against perceptual.brute_force_search
     (np.bitwise_count of the XOR over all hashes, per query) on the same queries: the outputs are
     compared, the planted recall counted, the time ratio printed. Then the index's self-join (every
     hash against all, 1,000,000 queries) is timed, against the brute force extrapolated from its
-    per-query time; and the window index (26 hashes a photo: pHash and 25 windows) on a query sample.
+    per-query time; and the window index of --window-photos photos (26 random hashes a photo:
+    pHash and 25 windows) on a query sample, extrapolated to a run over all of them.
 (c) Comments. --comments generated Korean comments (random syllable words, 3-8 words) by 200
     labelers in time order, 5 % of them variants of a template line ("맛있겠다" with laughs,
     spacing, punctuation), 2 % a labeler's near-copy of their own earlier comment (a word
@@ -49,32 +52,47 @@ def stored(img):
 def precision_recall(args) -> None:
     t0 = time.perf_counter()
     originals = [S.photo(seed) for seed in range(args.photos)]
-    orig_sigs = [P.signature(stored(img)) for img in originals]
-    neg_sigs = [P.signature(stored(S.photo(10_000_000 + seed))) for seed in range(args.negatives)]
+    orig_thumbs = [P._thumbnail(stored(img)) for img in originals]
+    neg_thumbs = [P._thumbnail(stored(S.photo(10_000_000 + seed))) for seed in range(args.negatives)]
+    orig_sigs = [P.signature(t) for t in orig_thumbs]
+    neg_sigs = [P.signature(t) for t in neg_thumbs]
     print(f"(a) {args.photos} originals + {args.negatives} negatives, signatures in {time.perf_counter() - t0:.1f} s")
     base_ids = [f"o{i}" for i in range(args.photos)] + [f"n{i}" for i in range(args.negatives)]
-    print(f"{'transform':<17} {'prec':>6} {'recall':>7} {'FP':>4} | {'pHash only: prec':>16} {'recall':>7} {'FP':>4} | recall ratio")
-    per_sig = []
+    print(f"{'transform':<17} {'stage 1: prec':>13} {'recall':>7} {'FP':>4} | {'stage 2: prec':>13} {'recall':>7} {'FP':>4} | "
+          f"{'pHash only: prec':>16} {'recall':>7} {'FP':>4} | recall ratio")
+    per_sig, per_confirm = [], []
     for name, fn in S.transforms(np.random.default_rng(1)).items():
         t1 = time.perf_counter()
-        copies = []
+        copies, copy_thumbs = [], []
         for img in originals:
             s0 = time.perf_counter()
-            copies.append(P.signature(stored(fn(img))))
+            thumb = P._thumbnail(stored(fn(img)))
+            copies.append(P.signature(thumb))
             per_sig.append(time.perf_counter() - s0)
+            copy_thumbs.append(thumb)
         ids = base_ids + [f"c{i}" for i in range(args.photos)]
+        thumbs = dict(zip(ids, orig_thumbs + neg_thumbs + copy_thumbs))
         sigs = orig_sigs + neg_sigs + copies
         truth = {(f"c{i}", f"o{i}") for i in range(args.photos)}
-        rows = []
-        for index in (P.PerceptualIndex.from_signatures(ids, sigs), P.PerceptualIndex(ids, [s.phash for s in sigs])):
-            found = {tuple(sorted((p.a, p.b))) for p in index.find_pairs()}
-            tp = len(found & truth)
-            fp = len(found - truth)
-            rows.append((tp / max(1, tp + fp), tp / len(truth), fp))
-        (p1, r1, f1), (p0, r0, f0) = rows
-        print(f"{name:<17} {p1:6.4f} {r1:7.4f} {f1:4d} | {p0:16.4f} {r0:7.4f} {f0:4d} | {r1 / max(r0, 1e-9):.2f}"
-              f"   ({time.perf_counter() - t1:.1f} s)")
-    print(f"(the copy's transform + JPEG + decode + signature: median {np.median(per_sig) * 1000:.1f} ms a photo)")
+
+        def score(found, truth=truth):
+            tp, fp = len(found & truth), len(found - truth)
+            return tp / max(1, tp + fp), tp / len(truth), fp
+
+        pairs = P.PerceptualIndex.from_signatures(ids, sigs).find_pairs()
+        stage1 = {tuple(sorted((p.a, p.b))) for p in pairs}
+        stage2 = set()
+        for a, b in stage1:
+            s0 = time.perf_counter()
+            if P.confirm(thumbs[a], thumbs[b]) >= P.CONFIRM_THRESHOLD:
+                stage2.add((a, b))
+            per_confirm.append(time.perf_counter() - s0)
+        base = {tuple(sorted((p.a, p.b))) for p in P.PerceptualIndex(ids, [s.phash for s in sigs]).find_pairs()}
+        (p1, r1, f1), (p2, r2, f2), (p0, r0, f0) = score(stage1), score(stage2), score(base)
+        print(f"{name:<17} {p1:13.4f} {r1:7.4f} {f1:4d} | {p2:13.4f} {r2:7.4f} {f2:4d} | {p0:16.4f} {r0:7.4f} {f0:4d} | "
+              f"{r2 / max(r0, 1e-9):.2f}   ({time.perf_counter() - t1:.1f} s)")
+    print(f"(a copy's transform + JPEG + decode + thumbnail + signature: median {np.median(per_sig) * 1000:.1f} ms; "
+          f"confirm: median {np.median(per_confirm) * 1000:.1f} ms a candidate pair)")
 
 
 def search(args) -> None:
@@ -116,7 +134,7 @@ def search(args) -> None:
               f"{est / 60:.0f} min (ratio {est / t_self:.0f}x)")
     if args.windows:
         del index
-        m = args.hashes // (1 + P.WINDOWS)
+        m = args.window_photos
         win = rng.integers(0, 2**64 - 1, m * (1 + P.WINDOWS), dtype=np.uint64, endpoint=True)
         t0 = time.perf_counter()
         windex = P.HammingIndex(win)
@@ -175,6 +193,8 @@ def main() -> None:
     parser.add_argument("--skip-photos", action="store_true")
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--comments", type=int, default=150_000)
+    parser.add_argument("--window-photos", type=int, default=1_000_000,
+                        help="photos in the window index (26 random hashes each)")
     parser.add_argument("--skip-comments", action="store_true")
     parser.add_argument("--no-self-join", dest="self_join", action="store_false")
     parser.add_argument("--no-windows", dest="windows", action="store_false")
@@ -182,7 +202,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.photos, args.negatives, args.hashes, args.planted, args.queries = 200, 200, 100_000, 200, 400
-        args.comments = 20_000
+        args.comments, args.window_photos = 20_000, 50_000
     if not args.skip_photos:
         precision_recall(args)
     if not args.skip_search:

@@ -226,3 +226,13 @@ def test_signed_hashes_as_stored_are_searched_as_64_bits():
     assert P.hamming(-1, 2**63 - 1) == 1
     with pytest.raises(ValueError):
         P.HammingIndex(np.array([1.0, 2.0]))
+
+
+def test_confirmation_separates_copies_from_hash_collisions():
+    """Stage 2: a crop and a brightened copy correlate with their original; two different photos
+    whose hashes came within 8 bits through a window (found by the benchmark) do not."""
+    original = stored(S.photo(3))
+    for copy in (S.crop(original, 0.1, np.random.default_rng(0)), S.brightness(original, 1.2), S.resize(original, 0.5)):
+        assert P.confirm(stored(copy), original) >= P.CONFIRM_THRESHOLD
+    for a, b in ((615, 10_000_149), (10_000_255, 10_000_147)):
+        assert P.confirm(stored(S.photo(a)), stored(S.photo(b))) < P.CONFIRM_THRESHOLD
