@@ -41,8 +41,8 @@ Real hashes are not uniform, so buckets are uneven; bench/curation.py reports th
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 
 import numpy as np
@@ -231,11 +231,13 @@ def brute_force_search(hashes, queries, radius: int = RADIUS) -> tuple[np.ndarra
 @dataclass(frozen=True)
 class PerceptualPair:
     """Two photos within `distance` bits; `via` says which hashes: "full" (both whole photos) or
-    "window" (`a`'s whole photo against a window of `b`: `a` looks like a crop of `b`)."""
+    "window" (`a`'s whole photo against a window of `b`: `a` looks like a crop of `b`);
+    `confirmation`: stage 2's correlation once `confirm_pairs` has run."""
     a: str
     b: str
     distance: int
     via: str
+    confirmation: float | None = None
 
     @property
     def similarity(self) -> float:
@@ -323,6 +325,25 @@ def confirm(a: Image.Image, b: Image.Image) -> float:
     return round(max(_best_correlation(ta, tb), _best_correlation(tb, ta)), 4)
 
 
+def confirm_pairs(pairs: Iterable[PerceptualPair], thumbnail: Callable[[str], Image.Image],
+                  threshold: float = CONFIRM_THRESHOLD) -> list[PerceptualPair]:
+    """Stage 2 over candidate pairs: those whose `confirm` reaches `threshold`, with the score in
+    `confirmation`. `thumbnail(image_id)` opens a photo's stored thumbnail (each opened once)."""
+    cache: dict[str, Image.Image] = {}
+
+    def get(image_id: str) -> Image.Image:
+        if image_id not in cache:
+            cache[image_id] = _thumbnail(thumbnail(image_id))
+        return cache[image_id]
+
+    kept = []
+    for p in pairs:
+        score = confirm(get(p.a), get(p.b))
+        if score >= threshold:
+            kept.append(replace(p, confirmation=score))
+    return kept
+
+
 # ---------------------------------------------------------------------------------------- groups
 
 @dataclass(frozen=True)
@@ -349,7 +370,8 @@ class DuplicateGroup:
         return {
             "keeper": self.keeper,
             "members": self.members,
-            "pairs": [{"a": p.a, "b": p.b, "distance": p.distance, "via": p.via} for p in self.pairs],
+            "pairs": [{"a": p.a, "b": p.b, "distance": p.distance, "via": p.via, "confirmation": p.confirmation}
+                      for p in self.pairs],
             "radius": RADIUS,
         }
 

@@ -118,7 +118,7 @@ def test_keeper_is_largest_then_licence_then_labeled_then_oldest():
     assert groups[1].keeper == "y"  # same size and licence: the labeled one
     facts["y"] = P.PhotoFacts("y", 500, "cc0", labeled=False, created=9)
     assert P.group_pairs(pairs, facts, rank)[1].keeper == "x"  # then the oldest
-    assert groups[0].evidence()["pairs"][0] == {"a": "a", "b": "b", "distance": 3, "via": "full"}
+    assert groups[0].evidence()["pairs"][0] == {"a": "a", "b": "b", "distance": 3, "via": "full", "confirmation": None}
     assert groups[1].score == 1.0
 
 
@@ -236,3 +236,8 @@ def test_confirmation_separates_copies_from_hash_collisions():
         assert P.confirm(stored(copy), original) >= P.CONFIRM_THRESHOLD
     for a, b in ((615, 10_000_149), (10_000_255, 10_000_147)):
         assert P.confirm(stored(S.photo(a)), stored(S.photo(b))) < P.CONFIRM_THRESHOLD
+    photos = {"o": original, "c": stored(S.crop(original, 0.05, np.random.default_rng(1))),
+              "x": stored(S.photo(615)), "y": stored(S.photo(10_000_149))}
+    candidates = [P.PerceptualPair("c", "o", 7, "window"), P.PerceptualPair("x", "y", 8, "window")]
+    kept = P.confirm_pairs(candidates, photos.__getitem__)
+    assert [(p.a, p.b) for p in kept] == [("c", "o")] and kept[0].confirmation >= P.CONFIRM_THRESHOLD
