@@ -14,8 +14,10 @@ the original) and `grayscale` (flagged when the colour spread is below it):
                 of the width 0.08-0.18)
   low_information  Pillow's grey-level entropy x 0.1 (bits / 10; 8 bits of levels is 0.8)
   odd_aspect    short side / long side of the original
-  grayscale     mean spread between the largest and smallest channel / 255 (JPEG chroma noise on a
-                grey photo stays under ~0.01)
+  grayscale     colourfulness: the sum over pixels of (largest - smallest channel) over the sum
+                of the largest channel (HSV saturation weighted by value: a dark colour photo
+                keeps its score; generated colour photos 0.2-0.9, a grey one with channel noise
+                of 1.5 levels ~0.02)
   tiny          short side of the original, in pixels
 
 The thresholds come from a dict (`DEFAULT_THRESHOLDS` merged with what is passed). The Django
@@ -36,7 +38,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "blurry": 0.2,             # this module's scale (cleanvision's 0.29 is of another measure)
     "low_information": 0.3,    # cleanvision
     "odd_aspect": 0.35,        # cleanvision
-    "grayscale": 0.02,
+    "grayscale": 0.05,
     "tiny": 128,               # px on the short side
 }
 
@@ -82,7 +84,7 @@ def statistics(img: Image.Image, *, width: int | None = None, height: int | None
         "blurry": round(min(1.0, float(inner.std()) / contrast), 4) if contrast > 1.0 else 0.0,
         "low_information": round(grey.entropy() * 0.1, 4),
         "odd_aspect": round(min(width, height) / max(width, height), 4),
-        "grayscale": round(float((arr.max(axis=2) - arr.min(axis=2)).mean()) / 255, 4),
+        "grayscale": round(float((arr.max(axis=2) - arr.min(axis=2)).sum()) / max(float(arr.max(axis=2).sum()), 1.0), 4),
         "tiny": float(min(width, height)),
     }
 

@@ -141,6 +141,10 @@ def test_quality_flags_known_images():
         value, threshold = report.flags[flag]
         assert value < threshold == Q.DEFAULT_THRESHOLDS[flag]
     assert set(Q.assess(cases["grayscale"]).flags) == {"grayscale"}
+    # A grey photo with a little channel noise (a scan) is grey; a dark colour photo is not.
+    noisy = np.asarray(cases["grayscale"], dtype=np.float32) + np.random.default_rng(0).normal(0, 1.5, (360, 480, 3))
+    assert "grayscale" in Q.assess(Image.fromarray(noisy.clip(0, 255).astype(np.uint8))).flags
+    assert "grayscale" not in Q.assess(cases["dark"]).flags
     tiny = Q.assess(photo.resize((100, 75)))
     assert set(tiny.flags) == {"tiny"} and tiny.flags["tiny"] == (75.0, 128.0)
     # A thumbnail judged with the original's size: the size comes from the caller.
