@@ -1,8 +1,10 @@
 """Perceptual duplicate photos: signatures, fast Hamming search, groups with a suggested keeper.
 
-Pure functions over plain data (ids, integers, numpy arrays); no Django. A chunked Celery task
-builds one `PerceptualIndex` over every signature of the scope and calls `find_pairs` with the
-ids of its chunk as queries; a last step feeds all pairs to `group_pairs`.
+Pure functions over plain data (ids, integers, numpy arrays, PIL images); no Django. A chunked
+Celery task builds one `PerceptualIndex` over every signature of the scope (Image.phash and the
+25 window hashes, which the wiring stores next to it: `signature(thumbnail)` computes both),
+calls `find_pairs` with the ids of its chunk as queries and `confirm_pairs` on what it finds
+(opening thumbnails); a last step feeds all pairs to `group_pairs` (union-find, keeper).
 
 Signature. The catalogue already stores `Image.phash`: imagehash's 64-bit DCT pHash of the
 320 px thumbnail box-shrunk to 32x32 (datasets.imaging._perceptual_hash), as a signed 64-bit
