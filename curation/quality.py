@@ -82,7 +82,7 @@ def statistics(img: Image.Image, *, width: int | None = None, height: int | None
         "dark": round(float(np.percentile(brightness, 99)) / 255, 4),
         "light": round(1 - float(np.percentile(brightness, 5)) / 255, 4),
         "blurry": round(min(1.0, float(inner.std()) / contrast), 4) if contrast > 1.0 else 0.0,
-        "low_information": round(grey.entropy() * 0.1, 4),
+        "low_information": round(grey.entropy() * 0.1, 4) + 0.0,  # no -0.0
         "odd_aspect": round(min(width, height) / max(width, height), 4),
         "grayscale": round(float((arr.max(axis=2) - arr.min(axis=2)).sum()) / max(float(arr.max(axis=2).sum()), 1.0), 4),
         "tiny": float(min(width, height)),
