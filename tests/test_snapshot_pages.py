@@ -118,7 +118,7 @@ def test_detail_shows_parameters_counts_charts_and_card(client, users, v1, djang
     assert all(i in labelers for i in ids) and len(ids) == 2
     # The card, the export placeholder, and the ways on.
     assert "Dataset card" in text and "4 photos with 16 comments by 2 labelers." in text
-    assert "Exports appear here." in text
+    assert "Start export" in text  # the export section (datasets/_snapshot_exports.html)
     assert f'href="{reverse("snapshot-new")}?from={v1.pk}"' in html
     assert f'href="{reverse("snapshot-page-diff", args=[v1.pk])}"' in html
 
