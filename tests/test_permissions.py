@@ -111,6 +111,14 @@ EXPECTED = {
     # Without the required query parameter (`against`, `projects`): past the role check, a 400.
     "api:snapshot-diff": ("snapshot", ("get", SNAPSHOT_BAD_INPUT), ("post", SNAPSHOT_NOT_ALLOWED)),
     "api:snapshot-preview": ("none", ("get", SNAPSHOT_BAD_INPUT), ("post", SNAPSHOT_NOT_ALLOWED)),
+    # The review queue (curation): planners and engineers read, planners (and admins) decide, labelers 403.
+    "api:curation-flag-list": ("none", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    "api:curation-flag-detail": ("flag", ("get", READ), ("patch", WRITE_NOT_ALLOWED)),
+    "api:curation-flag-decide": ("flag", ("get", POST_ONLY_READ), ("post", CREATE_EMPTY)),
+    "api:curation-decide": ("none", ("get", POST_ONLY_READ), ("post", CREATE_EMPTY)),
+    "api:curation-decision-list": ("none", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    # POST {} undoes the decision (planner 200); the admin after them finds an undo, which is not undone (409).
+    "api:curation-decision-undo": ("decision", ("get", POST_ONLY_READ), ("post", row(401, 403, 200, 403, 409))),
     # An assignment is its labeler's: everyone else 404 (planners, engineers, admins may read it).
     "api:assignment-detail": ("assignment", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
     "api:assignment-submit": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 400, 404, 404, 404))),
@@ -161,7 +169,19 @@ def world(users, source):
     tokens = {role: account_services.create_token(users[role], "matrix")[0] for role in ("planner", "engineer", "admin")}
     snapshot = Snapshot.objects.create(name="matrix", version=1, min_sets=1)
     return {"category": category, "image": image, "job": job, "tokens": tokens, "source": source, "snapshot": snapshot,
-            **labeling_world(users, source, image)}
+            **labeling_world(users, source, image), **curation_world(users, image)}
+
+
+def curation_world(users, image) -> dict:
+    """A flag on the photo and a planner's decision on it (keep: nothing else changes)."""
+    from curation import services as curation
+
+    curation.record_flags("matrix", "1", [{"kind": "quality_dark", "image": image, "score": 0.01}])
+    from curation.models import Flag
+
+    flag = Flag.objects.get()
+    [decision] = curation.decide([flag], "keep", users["planner"])
+    return {"flag": flag, "decision": decision}
 
 
 def labeling_world(users, source, image) -> dict:
@@ -223,6 +243,10 @@ def url_kwargs(kind: str, world: dict, role: str) -> dict:
         return {"project_pk": world["project"].pk, "pk": world["comment_import"].pk}
     if kind == "snapshot":
         return {"pk": world["snapshot"].pk}
+    if kind == "flag":
+        return {"pk": world["flag"].pk}
+    if kind == "decision":
+        return {"pk": world["decision"].pk}
     if kind == "own_token":
         return {"pk": world["tokens"].get(role, world["tokens"]["planner"]).pk}
     raise AssertionError(kind)
