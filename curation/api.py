@@ -18,7 +18,7 @@ from accounts.permissions import HasRole
 from config.api import Pagination, file_url
 
 from . import selectors, services
-from .models import Decision, DecisionAction, Flag, FlagKind, FlagStatus
+from .models import DECIDE_ACTIONS, Decision, Flag, FlagKind, FlagStatus
 
 CONFLICT = OpenApiResponse(description="The flag's state refuses the decision (decided already, wrong subject).")
 
@@ -73,7 +73,7 @@ class DecisionSerializer(serializers.ModelSerializer):
 
 
 class DecideSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=[a for a in DecisionAction.values if a != DecisionAction.UNDO])
+    action = serializers.ChoiceField(choices=DECIDE_ACTIONS)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
     duplicate_of = serializers.UUIDField(required=False, allow_null=True, default=None,
                                          help_text="mark_duplicate: the photo kept (default: the flag's keeper).")

@@ -120,6 +120,10 @@ class DecisionAction(models.TextChoices):
     UNDO = "undo", _("Undo")
 
 
+# What a planner may decide (an undo is its own request).
+DECIDE_ACTIONS = [choice for choice in DecisionAction.choices if choice[0] != DecisionAction.UNDO]
+
+
 class Decision(models.Model):
     """The audit trail: one planner's decision on one flag (who, when, what, why, and what it changed).
 
