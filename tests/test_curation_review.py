@@ -283,3 +283,49 @@ def test_api_list_filter_decide_and_history(labeled, api, users):
     assert api("labeler").get(reverse("api:curation-decision-list")).status_code == 403
     assert api("labeler").post(reverse("api:curation-decide"), {"flags": [tmpl.pk], "action": "keep"},
                                format="json").status_code == 403
+
+
+# ---------------------------------------------------------------- pages
+
+
+def test_review_page_shows_evidence_and_decides(labeled, client, users):
+    dup, tmpl = _flags(labeled)
+    client.force_login(users["planner"])
+    with translation.override("en"):
+        r = client.get(reverse("curation-review"), HTTP_ACCEPT_LANGUAGE="en")
+    body = r.content.decode()
+    assert r.status_code == 200
+    assert f'data-flag="{dup.pk}"' in body and f'data-flag="{tmpl.pk}"' in body
+    assert "Suggested keeper" in body and "Hamming distance" in body and tmpl.comment.text in body
+    assert format(Image.objects.get(pk=dup.image_id).phash & (2**64 - 1), "016x") in body
+    r = client.post(reverse("curation-review-decide"), {"single": f"reject_comment:{tmpl.pk}", "reason": "template"})
+    assert r.status_code == 302
+    assert Assignment.objects.get(pk=tmpl.comment.assignment_id).status == AssignmentStatus.REJECTED
+    # Bulk: the checked flags with one action.
+    r = client.post(reverse("curation-review-decide"), {"flag": [dup.pk], "action": "mark_duplicate"})
+    assert Image.objects.get(pk=dup.image_id).status == ImageStatus.EXCLUDED
+    # The filters: decided flags are not in the open queue, and are with status=all.
+    body = client.get(reverse("curation-review")).content.decode()
+    assert f'data-flag="{dup.pk}"' not in body
+    assert f'data-flag="{dup.pk}"' in client.get(reverse("curation-review"), {"status": "all"}).content.decode()
+    history = client.get(reverse("curation-decisions")).content.decode()
+    assert history.count("data-decision=") == 2
+    latest = Decision.objects.first()
+    client.post(reverse("curation-undo", args=[latest.pk]))
+    assert Image.objects.get(pk=dup.image_id).status == ImageStatus.ACTIVE
+
+
+@pytest.mark.parametrize("role, status", [("planner", 200), ("engineer", 200), ("admin", 200), ("labeler", 403)])
+def test_review_pages_by_role(client, users, role, status):
+    client.force_login(users[role])
+    assert client.get(reverse("curation-review")).status_code == status
+    assert client.get(reverse("curation-decisions")).status_code == status
+
+
+def test_engineers_read_but_do_not_decide(labeled, client, users):
+    dup, _ = _flags(labeled)
+    client.force_login(users["engineer"])
+    body = client.get(reverse("curation-review")).content.decode()
+    assert f'data-flag="{dup.pk}"' in body and 'name="single"' not in body
+    assert client.post(reverse("curation-review-decide"), {"single": f"keep:{dup.pk}"}).status_code == 403
+    assert Flag.objects.get(pk=dup.pk).status == FlagStatus.OPEN
