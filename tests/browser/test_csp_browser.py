@@ -59,6 +59,8 @@ PAGES = [
     ("snapshot-new", None, READERS),
     ("snapshot-page", "snapshot", READERS),
     ("snapshot-page-diff", "snapshot", READERS),
+    ("curation-review", None, READERS),
+    ("curation-decisions", None, READERS),
     ("admin:index", None, (ADMIN,)),
     ("admin:accounts_user_changelist", None, (ADMIN,)),
     ("admin:accounts_user_change", "admin_user", (ADMIN,)),
@@ -72,7 +74,7 @@ NOT_PAGES = {
     "logout", "token-revoke", "category-active", "subcategory-active", "import-progress", "import-resume", "images-bulk",
     "project-guideline-preview", "project-example-delete", "project-example-move", "project-member-cap",
     "project-member-active", "project-report-resolve", "project-report-undo", "set_language", "schema",
-    "favicon", "project-comments-export", "snapshot-page-archive",
+    "favicon", "project-comments-export", "snapshot-page-archive", "curation-review-decide", "curation-undo",
 }
 
 VIOLATION_LISTENER = """
@@ -128,6 +130,15 @@ def world(users, source):
     external.run_comment_import(comment_import.pk)
     services.submit(services.next_assignment(project, users["labeler"]), users["labeler"], texts(1))
     snapshot = freeze_snapshot("CSP", projects=[project], min_sets=1)
+    from curation import services as curation
+
+    curation.record_flags("phash", "1", [{"kind": "near_duplicate_photo", "image": images[1], "keeper": images[0],
+                                          "score": 4, "group_key": "g", "evidence": {"distance": 4}}])
+    from curation.models import Flag
+
+    curation.decide([Flag.objects.get()], "keep", users["planner"])
+    curation.record_flags("phash", "1", [{"kind": "near_duplicate_photo", "image": images[2], "keeper": images[0],
+                                          "score": 5, "group_key": "g", "evidence": {"distance": 5}}])
     return {
         None: [], "category": [Category.objects.get(slug="food").pk], "job": [job.pk], "image": [images[0].pk],
         "project": [project.pk], "version": [project.pk, version.version], "example": [project.pk, example.pk],
