@@ -100,6 +100,7 @@ FLAG_FILTERS = [
     OpenApiParameter("detector", OpenApiTypes.STR),
     OpenApiParameter("score_min", OpenApiTypes.NUMBER),
     OpenApiParameter("score_max", OpenApiTypes.NUMBER),
+    OpenApiParameter("group", OpenApiTypes.STR, description="One duplicate group or comment cluster (group_key)."),
 ]
 
 

@@ -18,6 +18,7 @@ class FlagFilters:
     detector: str = ""
     score_min: float | None = None
     score_max: float | None = None
+    group: str = ""  # one duplicate group or comment cluster (Flag.group_key)
 
 
 def _number(value, cast):
@@ -42,6 +43,7 @@ def filters_from(params) -> FlagFilters:
         detector=str(params.get("detector", ""))[:100],
         score_min=_number(params.get("score_min"), float),
         score_max=_number(params.get("score_max"), float),
+        group=str(params.get("group", ""))[:200],
     )
 
 
@@ -62,6 +64,8 @@ def flags(filters: FlagFilters | None = None, *, with_kind: bool = True):
         qs = qs.filter(Q(image__category_id=f.category) | Q(comment__assignment__image__category_id=f.category))
     if f.detector:
         qs = qs.filter(detector=f.detector)
+    if f.group:
+        qs = qs.filter(group_key=f.group)
     if f.score_min is not None:
         qs = qs.filter(score__gte=f.score_min)
     if f.score_max is not None:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from datasets.models import Image, ImageStatus
@@ -93,6 +95,14 @@ def record_flags(detector: str, version: str, flags: Iterable) -> dict:
         raise ValidationError({"detector": _("Give the detector's name (at most 100 characters).")})
     version = str(version or "")[:50]
     items = [_as_data(item) for item in flags]
+    for d in items:  # photo ids as the database has them (a UUID given as text in any spelling)
+        for name in ("image", "keeper"):
+            value = getattr(d, name)
+            if value is not None:
+                try:
+                    setattr(d, name, Image._meta.pk.to_python(_pk(value)))
+                except ValidationError:
+                    raise ValidationError({name: _("No such photo: %(id)s.") % {"id": _pk(value)}}) from None
     comment_ids = {_pk(d.comment) for d in items if d.comment is not None}
     comments = dict(
         Comment.objects.filter(pk__in=comment_ids).values_list("pk", "assignment__project_id")
@@ -122,38 +132,59 @@ def record_flags(detector: str, version: str, flags: Iterable) -> dict:
             d.score = float(d.score)
         except (TypeError, ValueError):
             raise ValidationError({"score": _("The score is a number.")}) from None
+    # One flag per subject and kind: a later item for the same one wins.
+    latest: dict[tuple, FlagData] = {}
+    for d in items:
+        subject = ("image", str(_pk(d.image))) if d.image is not None else ("comment", _pk(d.comment))
+        latest[(d.kind, *subject)] = d
     counts = {"created": 0, "updated": 0, "reopened": 0, "unchanged": 0}
     with transaction.atomic():
-        for d in items:
-            subject = {"image_id": _pk(d.image)} if d.image is not None else {"comment_id": _pk(d.comment)}
-            values = {
-                "score": d.score, "evidence": d.evidence, "detector_version": version,
-                "group_key": str(d.group_key or "")[:200], "keeper_id": _pk(d.keeper) if d.keeper is not None else None,
-                "project_id": comments.get(_pk(d.comment)) if d.comment is not None else None,
-            }
-            flag = Flag.objects.select_for_update().filter(detector=detector, kind=d.kind, **subject).first()
-            if flag is None:
-                Flag.objects.create(detector=detector, kind=d.kind, **subject, **values)
-                counts["created"] += 1
-                continue
-            same = (
-                _evidence_digest(flag.evidence) == _evidence_digest(d.evidence) and flag.score == d.score
-                and flag.group_key == values["group_key"] and flag.keeper_id == values["keeper_id"]
-                and flag.detector_version == version
-            )
-            if same:
-                counts["unchanged"] += 1
-                continue
-            if flag.status == FlagStatus.OPEN:
-                Flag.objects.filter(pk=flag.pk).update(**values)
-                counts["updated"] += 1
-            elif _evidence_digest(flag.evidence) != _evidence_digest(d.evidence):
-                Flag.objects.filter(pk=flag.pk).update(status=FlagStatus.OPEN, **values)
-                counts["reopened"] += 1
-            else:
-                Flag.objects.filter(pk=flag.pk).update(detector_version=version)
-                counts["unchanged"] += 1
+        for start in range(0, len(latest), RECORD_BATCH):
+            _record_batch(detector, version, list(latest.items())[start:start + RECORD_BATCH], comments, counts)
     return counts
+
+
+# Flags read and written per query by record_flags.
+RECORD_BATCH = 1000
+
+
+def _record_batch(detector: str, version: str, batch: list, comments: dict, counts: dict) -> None:
+    kinds = {key[0] for key, _d in batch}
+    image_ids = [key[2] for key, _d in batch if key[1] == "image"]
+    comment_ids = [key[2] for key, _d in batch if key[1] == "comment"]
+    existing = {}
+    rows = Flag.objects.select_for_update().filter(detector=detector, kind__in=kinds).filter(
+        Q(image_id__in=image_ids) | Q(comment_id__in=comment_ids))
+    for flag in rows:
+        subject = ("image", str(flag.image_id)) if flag.image_id is not None else ("comment", flag.comment_id)
+        existing[(flag.kind, *subject)] = flag
+    new = []
+    for key, d in batch:
+        subject = {"image_id": _pk(d.image)} if d.image is not None else {"comment_id": _pk(d.comment)}
+        values = {
+            "score": d.score, "evidence": d.evidence, "detector_version": version,
+            "group_key": str(d.group_key or "")[:200], "keeper_id": _pk(d.keeper) if d.keeper is not None else None,
+            "project_id": comments.get(_pk(d.comment)) if d.comment is not None else None,
+        }
+        flag = existing.get(key)
+        if flag is None:
+            new.append(Flag(detector=detector, kind=d.kind, **subject, **values))
+            continue
+        same_evidence = _evidence_digest(flag.evidence) == _evidence_digest(d.evidence)
+        if (same_evidence and flag.score == d.score and flag.group_key == values["group_key"]
+                and str(flag.keeper_id) == str(values["keeper_id"]) and flag.detector_version == version):
+            counts["unchanged"] += 1
+        elif flag.status == FlagStatus.OPEN:
+            Flag.objects.filter(pk=flag.pk).update(**values, updated_at=timezone.now())
+            counts["updated"] += 1
+        elif not same_evidence:
+            Flag.objects.filter(pk=flag.pk).update(status=FlagStatus.OPEN, **values, updated_at=timezone.now())
+            counts["reopened"] += 1
+        else:
+            Flag.objects.filter(pk=flag.pk).update(detector_version=version)
+            counts["unchanged"] += 1
+    Flag.objects.bulk_create(new)
+    counts["created"] += len(new)
 
 
 # ---------------------------------------------------------------- decisions

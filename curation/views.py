@@ -33,7 +33,7 @@ FLAGS_PER_PAGE = 30
 DECISIONS_PER_PAGE = 50
 # The session's last decision on the review page (one flag), offered for undo on the next page.
 UNDO_KEY = "curation_undo"
-FILTER_FIELDS = ("kind", "status", "project", "category", "detector", "score_min", "score_max")
+FILTER_FIELDS = ("kind", "status", "project", "category", "detector", "score_min", "score_max", "group")
 
 
 def _back(request, default: str) -> str:
@@ -70,6 +70,7 @@ def _shape(flag, groups) -> dict:
     shown = {"distance", "similarity", "value", "threshold", "count", "share", "text", "examples"}
     return {
         "flag": flag, "shape": shape, "others": others, "facts": facts,
+        "cluster_size": len(groups.get(flag.group_key, [])) if flag.group_key else 0,
         "cluster_text": str(ev.get("text") or ""),
         "examples": [str(e) for e in ev["examples"]][:5] if isinstance(ev.get("examples"), list) else [],
         "extra": sorted((k, v) for k, v in ev.items() if k not in shown and isinstance(v, (str, int, float, bool))),
@@ -82,6 +83,7 @@ def review(request):
     page = Paginator(selectors.flags(filters), FLAGS_PER_PAGE).get_page(request.GET.get("page"))
     flags = list(page.object_list)
     groups = selectors.group_members(flags)
+    clusters = {key: len(members) for key, members in groups.items()}
     query = {k: request.GET[k] for k in FILTER_FIELDS if request.GET.get(k) not in (None, "") and k != "kind"}
     undo = request.session.pop(UNDO_KEY, None)
     return render(request, "curation/review.html", {
@@ -91,7 +93,7 @@ def review(request):
         "statuses": FlagStatus.choices, "projects": Project.objects.order_by("name").only("pk", "name"),
         "categories": Category.objects.order_by("name").only("pk", "name"), "detectors": selectors.detectors(),
         "can_decide": request.user.has_role(*PLANNERS), "here": request.get_full_path(),
-        "actions": DECIDE_ACTIONS, "undo": undo,
+        "actions": DECIDE_ACTIONS, "undo": undo, "clusters": clusters,
     })
 
 

@@ -75,6 +75,17 @@ def test_record_flags_is_idempotent_and_keeps_decisions(labeled, users):
     assert Flag.objects.get(pk=dup.pk).status == FlagStatus.OPEN
 
 
+def test_record_flags_takes_ids_in_any_spelling_and_one_flag_per_subject(labeled):
+    a, b, _ = photo_ids(labeled)
+    first = [{"kind": "quality_tiny", "image": a, "score": 1}, {"kind": "quality_tiny", "image": a, "score": 2}]
+    assert curation.record_flags("q", "1", first)["created"] == 1
+    assert Flag.objects.get().score == 2  # the later item for the same photo wins
+    again = [{"kind": "quality_tiny", "image": str(a).upper().replace("-", ""), "score": 2}]
+    assert curation.record_flags("q", "1", again) == {"created": 0, "updated": 0, "reopened": 0, "unchanged": 1}
+    with pytest.raises(ValidationError):
+        curation.record_flags("q", "1", [{"kind": "quality_tiny", "image": "not-a-uuid"}])
+
+
 def test_record_flags_refuses_bad_input_and_writes_nothing(labeled):
     a, b, _ = photo_ids(labeled)
     comment = Comment.objects.first()
@@ -260,6 +271,7 @@ def test_api_list_filter_decide_and_history(labeled, api, users):
     assert client.get(reverse("api:curation-flag-list"), {"project": labeled.pk}).json()["count"] == 2
     assert client.get(reverse("api:curation-flag-list"), {"project": labeled.pk + 1}).json()["count"] == 0
     assert client.get(reverse("api:curation-flag-list"), {"detector": "tmpl"}).json()["count"] == 1
+    assert client.get(reverse("api:curation-flag-list"), {"group": "g"}).json()["count"] == 1
     assert client.get(reverse("api:curation-flag-list"), {"score_min": 1}).json()["count"] == 1
     assert client.get(reverse("api:curation-flag-detail", args=[tmpl.pk])).json()["comment"]["text"]
     # Engineers read, but do not decide.

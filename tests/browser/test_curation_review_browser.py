@@ -89,6 +89,8 @@ def test_planner_excludes_and_rejects_with_keystrokes(page, login, shot, queue, 
     comment_cards = page.locator(".flag-card[data-shape='comment']")
     assert comment_cards.count() == 2 and SAME in comment_cards.first.inner_text()
     assert "50.0%" in comment_cards.first.inner_text()
+    # The cluster once, with its size, above its comments.
+    assert page.locator(".cluster-head").count() == 1 and "2" in page.locator(".cluster-head").inner_text()
     # Every thumbnail loaded.
     assert page.evaluate("Array.from(document.querySelectorAll('.flag-card img')).every(i => i.naturalWidth > 0)")
     shot(page, "curation-review-queue")
