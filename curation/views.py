@@ -115,10 +115,11 @@ def decide(request):
         messages.error(request, " ".join(getattr(exc, "messages", None) or [str(getattr(exc, "message", exc))]))
         return redirect(back)
     label = dict(DECIDE_ACTIONS).get(action, action)
-    messages.success(request, ngettext("%(action)s: %(count)d flag decided.", "%(action)s: %(count)d flags decided.",
-                                       len(decisions)) % {"action": label, "count": len(decisions)})
-    if len(decisions) == 1:
+    if len(decisions) == 1:  # the next page says so, with Undo
         request.session[UNDO_KEY] = {"decision": decisions[0].pk, "action": str(label)}
+    else:
+        messages.success(request, ngettext("%(action)s: %(count)d flag decided.", "%(action)s: %(count)d flags decided.",
+                                           len(decisions)) % {"action": label, "count": len(decisions)})
     return redirect(back)
 
 
