@@ -341,3 +341,25 @@ def test_engineers_read_but_do_not_decide(labeled, client, users):
     assert f'data-flag="{dup.pk}"' in body and 'name="single"' not in body
     assert client.post(reverse("curation-review-decide"), {"single": f"keep:{dup.pk}"}).status_code == 403
     assert Flag.objects.get(pk=dup.pk).status == FlagStatus.OPEN
+
+
+def test_rejecting_an_imported_set_changes_no_counter(labeled, users):
+    from django.utils import timezone
+
+    from labeling.models import ExternalSource
+
+    a = photo_ids(labeled)[0]
+    source = ExternalSource.objects.create(name="Vendor", slug="vendor")
+    now = timezone.now()
+    imported = Assignment.objects.create(project=labeled, image_id=a, external_source=source, external_id="x1",
+                                         status=AssignmentStatus.SUBMITTED, leased_at=now, expires_at=now,
+                                         submitted_at=now)
+    comment = Comment.objects.create(assignment=imported, comment_type=labeled.comment_types.first(),
+                                     text="맛있겠다", length=4, key="맛있겠다")
+    before = ProjectImage.objects.values_list("slots_taken", "submitted_count").get(project=labeled, image_id=a)
+    assert comment.pk in in_snapshot(labeled)[1]
+    curation.record_flags("tmpl", "1", [{"kind": "duplicate_comment", "comment": comment, "score": 1}])
+    curation.decide(Flag.objects.all(), "reject_comment", users["planner"])
+    assert Assignment.objects.get(pk=imported.pk).status == AssignmentStatus.REJECTED
+    assert ProjectImage.objects.values_list("slots_taken", "submitted_count").get(project=labeled, image_id=a) == before
+    assert comment.pk not in in_snapshot(labeled)[1]
