@@ -83,17 +83,17 @@ def review(request):
     page = Paginator(selectors.flags(filters), FLAGS_PER_PAGE).get_page(request.GET.get("page"))
     flags = list(page.object_list)
     groups = selectors.group_members(flags)
-    clusters = {key: len(members) for key, members in groups.items()}
     query = {k: request.GET[k] for k in FILTER_FIELDS if request.GET.get(k) not in (None, "") and k != "kind"}
     undo = request.session.pop(UNDO_KEY, None)
+    kinds = selectors.kind_counts(filters)
     return render(request, "curation/review.html", {
         "page": page, "items": [_shape(f, groups) for f in flags], "filters": filters,
-        "kinds": selectors.kind_counts(filters), "total": sum(k["count"] for k in selectors.kind_counts(filters)),
+        "kinds": kinds, "total": sum(k["count"] for k in kinds),
         "base_query": urlencode(query), "query": urlencode({**query, **({"kind": filters.kind} if filters.kind else {})}),
         "statuses": FlagStatus.choices, "projects": Project.objects.order_by("name").only("pk", "name"),
         "categories": Category.objects.order_by("name").only("pk", "name"), "detectors": selectors.detectors(),
         "can_decide": request.user.has_role(*PLANNERS), "here": request.get_full_path(),
-        "actions": DECIDE_ACTIONS, "undo": undo, "clusters": clusters,
+        "actions": DECIDE_ACTIONS, "undo": undo,
     })
 
 
