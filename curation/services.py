@@ -266,9 +266,13 @@ def decide(flags, action: str, actor=None, reason: str = "", duplicate_of=None) 
     if len(ids) > BULK_MAX:
         raise ValidationError({"flags": _("At most %(max)d flags at a time.") % {"max": BULK_MAX}})
     reason = " ".join(str(reason or "").split())[:2000]
+    int_ids = [i for i in map(_int_or_none, ids) if i is not None and 0 < i < 2**63]
     with transaction.atomic():
-        rows = {f.pk: f for f in Flag.objects.select_for_update().filter(pk__in=ids)}
-        missing = [pk for pk in ids if _int_or_none(pk) not in rows]
+        # A write first: on SQLite a transaction that has read cannot wait for the write lock that
+        # the decision's writes need (labeling's services start the same way).
+        Flag.objects.filter(pk__in=int_ids).update(updated_at=timezone.now())
+        rows = {f.pk: f for f in Flag.objects.select_for_update().filter(pk__in=int_ids)}
+        missing = [pk for pk in ids if _int_or_none(pk) not in rows]  # also ids that are no ids
         if missing:
             raise ValidationError({"flags": _("No such flag: %(ids)s.") % {"ids": ", ".join(map(str, missing[:10]))}})
         decisions = []
@@ -296,6 +300,7 @@ def undo(decision: Decision, actor=None, reason: str = "") -> Decision:
     counts again (labeling.services.unreject_set; refused when its slot went to another labeler
     meanwhile). Writes a Decision row with action "undo"."""
     with transaction.atomic():
+        Flag.objects.filter(pk=decision.flag_id).update(updated_at=timezone.now())  # a write first (see decide)
         decision = Decision.objects.select_for_update().get(pk=decision.pk)
         flag = Flag.objects.select_for_update().get(pk=decision.flag_id)
         latest = flag.decisions.order_by("-at", "-id").first()

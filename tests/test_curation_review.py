@@ -230,8 +230,9 @@ def test_bulk_is_all_or_nothing(labeled, users):
         curation.decide(flags[1:], "burn", users["planner"])
     with pytest.raises(ValidationError):
         curation.decide([], "keep", users["planner"])
-    with pytest.raises(ValidationError):
-        curation.decide([10**9], "keep", users["planner"])
+    for bad in ([10**9], [10**30], ["x"]):
+        with pytest.raises(ValidationError):
+            curation.decide(bad, "keep", users["planner"])
 
 
 def test_reject_on_a_photo_flag_is_refused(labeled, users):
