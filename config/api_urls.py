@@ -4,6 +4,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import ApiTokenViewSet, LoginView, LogoutView, MeView
+from curation import api as curation
 from datasets.api import (
     CategoryViewSet,
     ExportCancel,
@@ -91,5 +92,11 @@ urlpatterns = [
     path("exports/<id:pk>/resume/", ExportResume.as_view(), name="export-resume"),
     path("exports/<id:pk>/cancel/", ExportCancel.as_view(), name="export-cancel"),
     path("exports/<id:pk>/files/<path:path>", ExportFileDownload.as_view(), name="export-file"),
+    path("curation/flags/", curation.FlagList.as_view(), name="curation-flag-list"),
+    path("curation/flags/<id:pk>/", curation.FlagDetail.as_view(), name="curation-flag-detail"),
+    path("curation/flags/<id:pk>/decide/", curation.FlagDecide.as_view(), name="curation-flag-decide"),
+    path("curation/decide/", curation.BulkDecide.as_view(), name="curation-decide"),
+    path("curation/decisions/", curation.DecisionList.as_view(), name="curation-decision-list"),
+    path("curation/decisions/<id:pk>/undo/", curation.DecisionUndo.as_view(), name="curation-decision-undo"),
     *router.urls,
 ]

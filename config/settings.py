@@ -367,6 +367,14 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.api.add_error_responses"],
     # `<id:...>` URL parameters (config.api.IdConverter): ids that fit a bigint.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
+    # Choice sets whose field names (kind, status, action) other apps use too.
+    "ENUM_NAME_OVERRIDES": {
+        "KindEnum": "datasets.models.SourceKind",  # the name it had before curation added a `kind`
+        "FlagKindEnum": "curation.models.FlagKind",
+        "FlagStatusEnum": "curation.models.FlagStatus",
+        "DecisionActionEnum": "curation.models.DecisionAction",
+        "DecideActionEnum": "curation.models.DECIDE_ACTIONS",
+    },
 }
 
 # --- Ingest -------------------------------------------------------------------------------------

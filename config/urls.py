@@ -35,6 +35,7 @@ urlpatterns = [
     path("datasets/", include("datasets.urls")),
     path("projects/", include("labeling.planner_urls")),
     path("snapshots/", include("labeling.snapshot_urls")),
+    path("curation/", include("curation.urls")),
     path("", include("labeling.urls")),
 ]
 

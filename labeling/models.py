@@ -197,11 +197,15 @@ class AssignmentStatus(models.TextChoices):
     REPORTED = "reported", _("Reported")
     EXPIRED = "expired", _("Lease expired")
     RETURNED = "returned", _("Returned (labeler deactivated)")
+    # A planner rejected the submitted set in the review queue (curation): it is in no snapshot,
+    # counts for nothing, and its slot on the photo went back to the queue (services.reject_set).
+    REJECTED = "rejected", _("Rejected by a planner")
 
 
 # A row in one of these states keeps the photo away from that labeler for good.
 BLOCKING_STATUSES = (
     AssignmentStatus.LEASED, AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED, AssignmentStatus.REPORTED,
+    AssignmentStatus.REJECTED,
 )
 
 

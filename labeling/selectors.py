@@ -505,8 +505,9 @@ def snapshot_candidates(projects, *, categories=None, comment_types=None, min_se
 
     Its comments are those of its submitted sets in those projects, of those comment types.
 
-    Curation extends this selector, and only this one, with its rejected flags (photos and
-    comment sets a planner rejected in the review queue): every snapshot and preview follows.
+    Curation's decisions reach it without curation being imported here: a comment set a planner
+    rejected in the review queue has status "rejected" (services.reject_set), so it is neither
+    counted nor included; a photo excluded there is excluded in the catalogue (Image.status).
     """
     project_ids = [getattr(p, "pk", p) for p in projects]
     if min_sets is None:

@@ -1057,6 +1057,66 @@ def undo_report_resolution(assignment: Assignment, previous: str = "") -> Assign
     return assignment
 
 
+# --- Rejected comment sets (the review queue) --------------------------------------------------
+
+def reject_set(assignment: Assignment) -> Assignment:
+    """A planner rejected a submitted comment set (curation's review queue). The set stops
+    counting: its status becomes "rejected", so snapshot_candidates (which reads submitted sets
+    only) leaves its comments out and does not count it towards a photo's sets; a labeler's set
+    gives its slot back (ProjectImage.slots_taken and submitted_count, and the labeler's
+    submitted_count), so the assignment engine hands the photo to another labeler until the
+    overlap is met again. The labeler who wrote it never gets the photo again (REJECTED is a
+    blocking status). An imported set (no labeler) took no slot: only its status changes."""
+    with transaction.atomic():
+        labeler_id = Assignment.objects.filter(pk=assignment.pk).values_list("labeler_id", flat=True).first()
+        if labeler_id is not None:
+            _lock_member(assignment.project_id, labeler_id, active_only=False)
+        current = Assignment.objects.filter(pk=assignment.pk)
+        if connection.features.has_select_for_update:
+            current = current.select_for_update()
+        current = current.get()
+        if current.status != AssignmentStatus.SUBMITTED:
+            raise LabelingError(_("Only submitted comment sets can be rejected."))
+        Assignment.objects.filter(pk=current.pk).update(status=AssignmentStatus.REJECTED)
+        if current.labeler_id is not None:
+            ProjectImage.objects.filter(
+                project_id=current.project_id, image_id=current.image_id, submitted_count__gt=0
+            ).update(submitted_count=F("submitted_count") - 1)
+            _free_slot(current.project, current.image_id)
+            ProjectMember.objects.filter(
+                project_id=current.project_id, user_id=current.labeler_id, submitted_count__gt=0
+            ).update(submitted_count=F("submitted_count") - 1)
+    assignment.status = AssignmentStatus.REJECTED
+    return assignment
+
+
+def unreject_set(assignment: Assignment) -> Assignment:
+    """Take back reject_set: the set counts again and takes its slot back. Refused (LabelingError)
+    when the slot went to another labeler meanwhile and the photo has its overlap again."""
+    with transaction.atomic():
+        labeler_id = Assignment.objects.filter(pk=assignment.pk).values_list("labeler_id", flat=True).first()
+        if labeler_id is not None:
+            _lock_member(assignment.project_id, labeler_id, active_only=False)
+        current = Assignment.objects.filter(pk=assignment.pk)
+        if connection.features.has_select_for_update:
+            current = current.select_for_update()
+        current = current.select_related("project").get()
+        if current.status != AssignmentStatus.REJECTED:
+            raise LabelingError(_("This comment set is not rejected: there is nothing to undo."))
+        if current.labeler_id is not None:
+            if not _take_slot(current.project, current.image_id):
+                raise LabelingError(_("The photo's slot went to another labeler: the rejection cannot be undone."))
+            ProjectImage.objects.filter(project_id=current.project_id, image_id=current.image_id).update(
+                submitted_count=F("submitted_count") + 1
+            )
+            ProjectMember.objects.filter(project_id=current.project_id, user_id=current.labeler_id).update(
+                submitted_count=F("submitted_count") + 1
+            )
+        Assignment.objects.filter(pk=current.pk).update(status=AssignmentStatus.SUBMITTED)
+    assignment.status = AssignmentStatus.SUBMITTED
+    return assignment
+
+
 # --- Guidelines and examples ----------------------------------------------------------------
 
 def check_guideline_size(body: str) -> None:

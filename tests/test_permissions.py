@@ -121,6 +121,14 @@ EXPECTED = {
     "api:export-cancel": ("export", ("get", SNAPSHOT_NOT_ALLOWED), ("post", row(401, 403, 200, 409, 409))),
     # Files of a done local export only: the matrix's export is not done (404).
     "api:export-file": ("export_file", ("get", row(401, 403, 404, 404, 404)), ("post", SNAPSHOT_NOT_ALLOWED)),
+    # The review queue (curation): planners and engineers read, planners (and admins) decide, labelers 403.
+    "api:curation-flag-list": ("none", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    "api:curation-flag-detail": ("flag", ("get", READ), ("patch", WRITE_NOT_ALLOWED)),
+    "api:curation-flag-decide": ("flag", ("get", POST_ONLY_READ), ("post", CREATE_EMPTY)),
+    "api:curation-decide": ("none", ("get", POST_ONLY_READ), ("post", CREATE_EMPTY)),
+    "api:curation-decision-list": ("none", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    # POST {} undoes the decision (planner 200); the admin after them finds an undo, which is not undone (409).
+    "api:curation-decision-undo": ("decision", ("get", POST_ONLY_READ), ("post", row(401, 403, 200, 403, 409))),
     # An assignment is its labeler's: everyone else 404 (planners, engineers, admins may read it).
     "api:assignment-detail": ("assignment", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
     "api:assignment-submit": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 400, 404, 404, 404))),
@@ -174,7 +182,19 @@ def world(users, source):
                                    heartbeat_at=timezone.now())
     return {"category": category, "image": image, "job": job, "tokens": tokens, "source": source, "snapshot": snapshot,
             "export": export,
-            **labeling_world(users, source, image)}
+            **labeling_world(users, source, image), **curation_world(users, image)}
+
+
+def curation_world(users, image) -> dict:
+    """A flag on the photo and a planner's decision on it (keep: nothing else changes)."""
+    from curation import services as curation
+
+    curation.record_flags("matrix", "1", [{"kind": "quality_dark", "image": image, "score": 0.01}])
+    from curation.models import Flag
+
+    flag = Flag.objects.get()
+    [decision] = curation.decide([flag], "keep", users["planner"])
+    return {"flag": flag, "decision": decision}
 
 
 def labeling_world(users, source, image) -> dict:
@@ -240,6 +260,10 @@ def url_kwargs(kind: str, world: dict, role: str) -> dict:
         return {"pk": world["export"].pk}
     if kind == "export_file":
         return {"pk": world["export"].pk, "path": "SHA256SUMS"}
+    if kind == "flag":
+        return {"pk": world["flag"].pk}
+    if kind == "decision":
+        return {"pk": world["decision"].pk}
     if kind == "own_token":
         return {"pk": world["tokens"].get(role, world["tokens"]["planner"]).pk}
     raise AssertionError(kind)

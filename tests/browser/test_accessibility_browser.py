@@ -43,6 +43,18 @@ def world(users, source):
     v1 = freeze_snapshot("접근성", projects=[project], min_sets=1)
     services.submit(services.next_assignment(project, users["labeler"]), users["labeler"], texts(2))
     v2 = freeze_snapshot("접근성", projects=[project], min_sets=1, keep_splits_from=v1)
+    from curation import services as curation
+    from labeling.models import Comment
+
+    curation.record_flags("phash", "1", [{"kind": "near_duplicate_photo", "image": images[2], "keeper": images[1],
+                                          "score": 4, "group_key": "g", "evidence": {"distance": 4}}])
+    curation.record_flags("tmpl", "1", [{"kind": "template_comment", "comment": Comment.objects.first(), "score": 0.4,
+                                         "evidence": {"count": 12, "share": 0.4, "examples": ["와 맛있겠다"]}}])
+    curation.record_flags("quality", "1", [{"kind": "quality_dark", "image": images[0], "score": 0.05,
+                                            "evidence": {"value": 0.05, "threshold": 0.1}}])
+    from curation.models import Flag
+
+    curation.decide([Flag.objects.get(kind="quality_dark")], "keep", users["planner"], "밤 사진")
     return {"project": project, "images": images, "job": job, "reported": reported, "snapshot": v2}
 
 
@@ -268,6 +280,7 @@ def test_axe_finds_no_wcag_aa_violation(new_page, users, world, login):
         ("imports", []), ("import-new", []), ("import-detail", [job.pk]), ("sources", []),
         ("categories", []), ("api-redoc", []), ("snapshots", []), ("snapshot-new", []),
         ("snapshot-page", [world["snapshot"].pk]), ("snapshot-page-diff", [world["snapshot"].pk]),
+        ("curation-review", []), ("curation-decisions", []),
     ]:
         _check(axe, page, reverse(name, args=args), found)
     # Swagger UI's own widgets are its authors' (nested buttons, grey version chips): our bar only.

@@ -62,6 +62,8 @@ PAGES = [
     ("export-list", None, READERS),
     ("export-detail", "export", READERS),
     ("snapshot-exports", "snapshot", READERS),
+    ("curation-review", None, READERS),
+    ("curation-decisions", None, READERS),
     ("admin:index", None, (ADMIN,)),
     ("admin:accounts_user_changelist", None, (ADMIN,)),
     ("admin:accounts_user_change", "admin_user", (ADMIN,)),
@@ -77,6 +79,7 @@ NOT_PAGES = {
     "project-member-active", "project-report-resolve", "project-report-undo", "set_language", "schema",
     "favicon", "project-comments-export", "snapshot-page-archive",
     "export-progress", "export-resume", "export-cancel", "export-file",
+    "curation-review-decide", "curation-undo",
 }
 
 VIOLATION_LISTENER = """
@@ -136,6 +139,15 @@ def world(users, source):
 
     export = Export.objects.create(snapshot=snapshot, destination="/nowhere", folder="/nowhere/csp/v1",
                                    status="failed", error="Writing failed.")
+    from curation import services as curation
+
+    curation.record_flags("phash", "1", [{"kind": "near_duplicate_photo", "image": images[1], "keeper": images[0],
+                                          "score": 4, "group_key": "g", "evidence": {"distance": 4}}])
+    from curation.models import Flag
+
+    curation.decide([Flag.objects.get()], "keep", users["planner"])
+    curation.record_flags("phash", "1", [{"kind": "near_duplicate_photo", "image": images[2], "keeper": images[0],
+                                          "score": 5, "group_key": "g", "evidence": {"distance": 5}}])
     return {
         None: [], "category": [Category.objects.get(slug="food").pk], "job": [job.pk], "image": [images[0].pk],
         "project": [project.pk], "version": [project.pk, version.version], "example": [project.pk, example.pk],

@@ -1,0 +1,326 @@
+"""Every change to curation state: detectors record flags, planners decide on them.
+
+- `record_flags(detector, version, flags)`: what detectors call (idempotent per detector, kind
+  and subject).
+- `decide(flags, action, actor, reason, duplicate_of=None)`: a planner's decision on one or many
+  flags, in one transaction, each with its Decision row (the audit trail). The decisions act
+  through the services that own the state: a photo is excluded by datasets.services.set_image_status
+  (it leaves every labeling queue and every future snapshot), a comment set is rejected by
+  labeling.services.reject_set (its slot reopens; snapshots leave it out).
+- `undo(decision, actor)`: take back the latest decision on a flag.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from datasets.models import Image, ImageStatus
+from datasets.services import set_image_status
+from labeling import services as labeling_services
+from labeling.models import AssignmentStatus, Comment
+
+from .models import PHOTO_KINDS, Decision, DecisionAction, Flag, FlagKind, FlagStatus
+
+# Most flags one decision may take (the review page's bulk selection, the API's bulk decide).
+BULK_MAX = 500
+
+
+class CurationError(Exception):
+    """A decision the flag's state refuses (the API answers 409)."""
+
+    status_code = 409
+
+    def __init__(self, message=None):
+        super().__init__(message or _("This decision cannot be made on this flag."))
+        self.message = message
+
+
+@dataclass
+class FlagData:
+    """One finding as a detector reports it. Exactly one of `image` / `comment` (objects or ids).
+    For duplicate groups: `group_key` (the same for every member) and `keeper` (the suggested
+    photo to keep: object or id)."""
+
+    kind: str
+    image: object = None
+    comment: object = None
+    score: float = 0.0
+    evidence: dict = field(default_factory=dict)
+    group_key: str = ""
+    keeper: object = None
+
+
+def _pk(value):
+    return getattr(value, "pk", value)
+
+
+def _as_data(item) -> FlagData:
+    if isinstance(item, FlagData):
+        return item
+    if isinstance(item, dict):
+        unknown = set(item) - set(FlagData.__dataclass_fields__)
+        if unknown:
+            raise ValidationError({"flags": _("Unknown flag fields: %(names)s.") % {"names": ", ".join(sorted(unknown))}})
+        return FlagData(**item)
+    raise ValidationError({"flags": _("A flag is a dict or a FlagData.")})
+
+
+def _evidence_digest(evidence: dict) -> str:
+    return hashlib.sha256(json.dumps(evidence, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def record_flags(detector: str, version: str, flags: Iterable) -> dict:
+    """Store a detector's findings: one Flag per (detector, kind, subject), in one transaction.
+
+    Idempotent: running the detector again over the same data changes nothing. For a flag that
+    exists already:
+    - open: score, evidence, version, group key and keeper are updated;
+    - decided (kept, rejected, excluded, duplicate): the planner's decision stands. It is updated
+      and reopened only when the evidence changed (a new duplicate partner, another cluster):
+      the decision was about other evidence. Same evidence: only the version is updated.
+
+    Every flag is checked before anything is written (bad input writes nothing). Returns counts:
+    {"created", "updated", "reopened", "unchanged"}.
+    """
+    detector = str(detector or "").strip()
+    if not detector or len(detector) > 100:
+        raise ValidationError({"detector": _("Give the detector's name (at most 100 characters).")})
+    version = str(version or "")[:50]
+    items = [_as_data(item) for item in flags]
+    for d in items:  # photo ids as the database has them (a UUID given as text in any spelling)
+        for name in ("image", "keeper"):
+            value = getattr(d, name)
+            if value is not None:
+                try:
+                    setattr(d, name, Image._meta.pk.to_python(_pk(value)))
+                except ValidationError:
+                    raise ValidationError({name: _("No such photo: %(id)s.") % {"id": _pk(value)}}) from None
+    comment_ids = {_pk(d.comment) for d in items if d.comment is not None}
+    comments = dict(
+        Comment.objects.filter(pk__in=comment_ids).values_list("pk", "assignment__project_id")
+    )
+    image_ids = {_pk(d.image) for d in items if d.image is not None} | {_pk(d.keeper) for d in items if d.keeper is not None}
+    known_images = {str(pk) for pk in Image.objects.filter(pk__in=image_ids).values_list("pk", flat=True)}
+    for d in items:
+        if d.kind not in FlagKind.values:
+            raise ValidationError({"kind": _("Unknown flag kind: %(kind)s.") % {"kind": d.kind}})
+        if (d.image is None) == (d.comment is None):
+            raise ValidationError({"flags": _("A flag is about a photo or a comment: give exactly one.")})
+        if d.image is not None and d.kind not in PHOTO_KINDS and d.kind not in (
+            FlagKind.HALLUCINATION, FlagKind.BIAS, FlagKind.TOXICITY, FlagKind.PII
+        ):
+            raise ValidationError({"kind": _("%(kind)s flags are about comments, not photos.") % {"kind": d.kind}})
+        if d.comment is not None and d.kind in PHOTO_KINDS:
+            raise ValidationError({"kind": _("%(kind)s flags are about photos, not comments.") % {"kind": d.kind}})
+        if d.image is not None and str(_pk(d.image)) not in known_images:
+            raise ValidationError({"image": _("No such photo: %(id)s.") % {"id": _pk(d.image)}})
+        if d.keeper is not None and str(_pk(d.keeper)) not in known_images:
+            raise ValidationError({"keeper": _("No such photo: %(id)s.") % {"id": _pk(d.keeper)}})
+        if d.comment is not None and _pk(d.comment) not in comments:
+            raise ValidationError({"comment": _("No such comment: %(id)s.") % {"id": _pk(d.comment)}})
+        if not isinstance(d.evidence, dict):
+            raise ValidationError({"evidence": _("Evidence is a JSON object.")})
+        try:
+            d.score = float(d.score)
+        except (TypeError, ValueError):
+            raise ValidationError({"score": _("The score is a number.")}) from None
+    # One flag per subject and kind: a later item for the same one wins.
+    latest: dict[tuple, FlagData] = {}
+    for d in items:
+        subject = ("image", str(_pk(d.image))) if d.image is not None else ("comment", _pk(d.comment))
+        latest[(d.kind, *subject)] = d
+    counts = {"created": 0, "updated": 0, "reopened": 0, "unchanged": 0}
+    with transaction.atomic():
+        for start in range(0, len(latest), RECORD_BATCH):
+            _record_batch(detector, version, list(latest.items())[start:start + RECORD_BATCH], comments, counts)
+    return counts
+
+
+# Flags read and written per query by record_flags.
+RECORD_BATCH = 1000
+
+
+def _record_batch(detector: str, version: str, batch: list, comments: dict, counts: dict) -> None:
+    kinds = {key[0] for key, _d in batch}
+    image_ids = [key[2] for key, _d in batch if key[1] == "image"]
+    comment_ids = [key[2] for key, _d in batch if key[1] == "comment"]
+    existing = {}
+    rows = Flag.objects.select_for_update().filter(detector=detector, kind__in=kinds).filter(
+        Q(image_id__in=image_ids) | Q(comment_id__in=comment_ids))
+    for flag in rows:
+        subject = ("image", str(flag.image_id)) if flag.image_id is not None else ("comment", flag.comment_id)
+        existing[(flag.kind, *subject)] = flag
+    new = []
+    for key, d in batch:
+        subject = {"image_id": _pk(d.image)} if d.image is not None else {"comment_id": _pk(d.comment)}
+        values = {
+            "score": d.score, "evidence": d.evidence, "detector_version": version,
+            "group_key": str(d.group_key or "")[:200], "keeper_id": _pk(d.keeper) if d.keeper is not None else None,
+            "project_id": comments.get(_pk(d.comment)) if d.comment is not None else None,
+        }
+        flag = existing.get(key)
+        if flag is None:
+            new.append(Flag(detector=detector, kind=d.kind, **subject, **values))
+            continue
+        same_evidence = _evidence_digest(flag.evidence) == _evidence_digest(d.evidence)
+        if (same_evidence and flag.score == d.score and flag.group_key == values["group_key"]
+                and str(flag.keeper_id) == str(values["keeper_id"]) and flag.detector_version == version):
+            counts["unchanged"] += 1
+        elif flag.status == FlagStatus.OPEN:
+            Flag.objects.filter(pk=flag.pk).update(**values, updated_at=timezone.now())
+            counts["updated"] += 1
+        elif not same_evidence:
+            Flag.objects.filter(pk=flag.pk).update(status=FlagStatus.OPEN, **values, updated_at=timezone.now())
+            counts["reopened"] += 1
+        else:
+            Flag.objects.filter(pk=flag.pk).update(detector_version=version)
+            counts["unchanged"] += 1
+    Flag.objects.bulk_create(new)
+    counts["created"] += len(new)
+
+
+# ---------------------------------------------------------------- decisions
+
+ACTION_STATUS = {
+    DecisionAction.KEEP: FlagStatus.KEPT,
+    DecisionAction.REJECT_COMMENT: FlagStatus.REJECTED,
+    DecisionAction.EXCLUDE_PHOTO: FlagStatus.EXCLUDED,
+    DecisionAction.MARK_DUPLICATE: FlagStatus.DUPLICATE,
+}
+
+
+def _exclude(image_id, actor, reason: str) -> dict:
+    before = Image.objects.filter(pk=image_id).values_list("status", flat=True).get()
+    set_image_status([image_id], ImageStatus.EXCLUDED, reason=reason or str(_("Excluded in the review queue")),
+                     user=actor)
+    return {"image": str(image_id), "image_status": [before, ImageStatus.EXCLUDED]}
+
+
+def _decide_one(flag: Flag, action: str, actor, reason: str, duplicate_of) -> Decision:
+    if flag.status != FlagStatus.OPEN:
+        raise CurationError(_("Flag %(id)s is decided already (%(status)s): undo that decision first.")
+                            % {"id": flag.pk, "status": flag.get_status_display()})
+    changes: dict = {}
+    keeper_id = None
+    if action == DecisionAction.REJECT_COMMENT:
+        if flag.comment_id is None:
+            raise CurationError(_("Flag %(id)s is about a photo: a comment set cannot be rejected there.") % {"id": flag.pk})
+        assignment = flag.comment.assignment
+        if assignment.status == AssignmentStatus.SUBMITTED:
+            labeling_services.reject_set(assignment)
+            changes = {"assignment": assignment.pk, "assignment_status": [AssignmentStatus.SUBMITTED,
+                                                                          AssignmentStatus.REJECTED]}
+        elif assignment.status != AssignmentStatus.REJECTED:
+            raise CurationError(_("Flag %(id)s: the comment set is not submitted.") % {"id": flag.pk})
+        else:
+            changes = {"assignment": assignment.pk, "already": True}  # another flag rejected the same set
+    elif action == DecisionAction.EXCLUDE_PHOTO:
+        image_id = flag.image_id or (flag.comment.assignment.image_id if flag.comment_id else None)
+        changes = _exclude(image_id, actor, reason)
+    elif action == DecisionAction.MARK_DUPLICATE:
+        if flag.image_id is None:
+            raise CurationError(_("Flag %(id)s is about a comment: only photos are duplicates of photos.") % {"id": flag.pk})
+        keeper_id = _pk(duplicate_of) if duplicate_of is not None else flag.keeper_id
+        if keeper_id is None:
+            raise ValidationError({"duplicate_of": _("Say which photo this one duplicates.")})
+        if str(keeper_id) == str(flag.image_id):
+            raise CurationError(_("Flag %(id)s: a photo cannot be a duplicate of itself (it is the suggested keeper; "
+                                  "keep it instead).") % {"id": flag.pk})
+        if not Image.objects.filter(pk=keeper_id).exists():
+            raise ValidationError({"duplicate_of": _("No such photo: %(id)s.") % {"id": keeper_id}})
+        changes = _exclude(flag.image_id, actor, reason or str(_("Duplicate of %(id)s") % {"id": keeper_id}))
+        changes["duplicate_of"] = str(keeper_id)
+    after = ACTION_STATUS[action]
+    Flag.objects.filter(pk=flag.pk).update(status=after)
+    return Decision.objects.create(flag=flag, action=action, actor=actor, reason=reason, status_before=flag.status,
+                                   status_after=after, duplicate_of_id=keeper_id, changes=changes)
+
+
+def decide(flags, action: str, actor=None, reason: str = "", duplicate_of=None) -> list[Decision]:
+    """A planner's decision on one or many flags (Flag objects or ids, at most BULK_MAX), all in
+    one transaction: one refused flag refuses them all and nothing is written.
+
+    - keep: the flag is closed, nothing else changes.
+    - reject_comment (comment flags): the comment's whole set is rejected (labeling.services.reject_set):
+      it leaves every future snapshot, its slot on the photo reopens for another labeler, and its
+      labeler never gets the photo again.
+    - exclude_photo: the photo (a photo flag's, or a comment flag's photo) is excluded from the
+      catalogue (datasets.services.set_image_status): it leaves every queue and future snapshot.
+    - mark_duplicate (photo flags): the photo is excluded as a duplicate of `duplicate_of` (default:
+      the flag's suggested keeper); the keeper stays.
+
+    Returns the Decision rows written."""
+    if action not in ACTION_STATUS:
+        raise ValidationError({"action": _("Choose one of: %(choices)s.") % {"choices": ", ".join(ACTION_STATUS)}})
+    ids = [_pk(f) for f in (flags if isinstance(flags, (list, tuple, set)) else list(flags))]
+    if not ids:
+        raise ValidationError({"flags": _("Choose at least one flag.")})
+    if len(ids) > BULK_MAX:
+        raise ValidationError({"flags": _("At most %(max)d flags at a time.") % {"max": BULK_MAX}})
+    reason = " ".join(str(reason or "").split())[:2000]
+    int_ids = [i for i in map(_int_or_none, ids) if i is not None and 0 < i < 2**63]
+    with transaction.atomic():
+        # A write first: on SQLite a transaction that has read cannot wait for the write lock that
+        # the decision's writes need (labeling's services start the same way).
+        Flag.objects.filter(pk__in=int_ids).update(updated_at=timezone.now())
+        rows = {f.pk: f for f in Flag.objects.select_for_update().filter(pk__in=int_ids)}
+        missing = [pk for pk in ids if _int_or_none(pk) not in rows]  # also ids that are no ids
+        if missing:
+            raise ValidationError({"flags": _("No such flag: %(ids)s.") % {"ids": ", ".join(map(str, missing[:10]))}})
+        decisions = []
+        seen = set()
+        for pk in ids:
+            flag = rows[int(pk)]
+            if flag.pk in seen:
+                continue
+            seen.add(flag.pk)
+            flag = Flag.objects.select_related("comment__assignment").get(pk=flag.pk)
+            decisions.append(_decide_one(flag, action, actor, reason, duplicate_of))
+    return decisions
+
+
+def _int_or_none(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def undo(decision: Decision, actor=None, reason: str = "") -> Decision:
+    """Take back a decision: the latest one on its flag, not undone already. The flag is open
+    again; an excluded photo goes back to the status it had (set_image_status); a rejected set
+    counts again (labeling.services.unreject_set; refused when its slot went to another labeler
+    meanwhile). Writes a Decision row with action "undo"."""
+    with transaction.atomic():
+        Flag.objects.filter(pk=decision.flag_id).update(updated_at=timezone.now())  # a write first (see decide)
+        decision = Decision.objects.select_for_update().get(pk=decision.pk)
+        flag = Flag.objects.select_for_update().get(pk=decision.flag_id)
+        latest = flag.decisions.order_by("-at", "-id").first()
+        if decision.action == DecisionAction.UNDO or latest is None or latest.pk != decision.pk:
+            raise CurationError(_("Only the latest decision on a flag can be undone."))
+        changes = decision.changes or {}
+        if "image_status" in changes:
+            before = changes["image_status"][0]
+            other = Decision.objects.filter(
+                changes__image=changes["image"], undone_by__isnull=True,
+                action__in=[DecisionAction.EXCLUDE_PHOTO, DecisionAction.MARK_DUPLICATE],
+            ).exclude(pk=decision.pk).exclude(action=DecisionAction.UNDO)
+            if not other.exists():  # another live decision still wants the photo excluded
+                set_image_status([changes["image"]], before, user=actor)
+        if "assignment_status" in changes:
+            from labeling.models import Assignment
+
+            labeling_services.unreject_set(Assignment.objects.get(pk=changes["assignment"]))
+        Flag.objects.filter(pk=flag.pk).update(status=decision.status_before)
+        return Decision.objects.create(flag=flag, action=DecisionAction.UNDO, actor=actor,
+                                       reason=" ".join(str(reason or "").split())[:2000],
+                                       status_before=flag.status, status_after=decision.status_before,
+                                       changes=changes, undoes=decision)

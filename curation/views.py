@@ -1,0 +1,154 @@
+"""The planners' review queue (mounted at /curation/): flags by kind with their evidence, filters,
+bulk and keyboard decisions, and the decision history (the audit trail).
+
+Planners (and admins) decide; ML engineers read the queue and the history (no buttons). Every
+decision is one call of curation.services.decide / undo.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
+
+from accounts.models import Role
+from accounts.permissions import role_required
+from datasets.models import Category
+from labeling.models import Project
+from labeling.services import LabelingError
+
+from . import selectors, services
+from .models import DECIDE_ACTIONS, DUPLICATE_PHOTO_KINDS, PHOTO_KINDS, Decision, DecisionAction, FlagStatus
+
+READERS = (Role.PLANNER, Role.ENGINEER)
+PLANNERS = (Role.PLANNER,)
+FLAGS_PER_PAGE = 30
+DECISIONS_PER_PAGE = 50
+# The session's last decision on the review page (one flag), offered for undo on the next page.
+UNDO_KEY = "curation_undo"
+FILTER_FIELDS = ("kind", "status", "project", "category", "detector", "score_min", "score_max", "group")
+
+
+def _back(request, default: str) -> str:
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return default
+
+
+def _num(value):
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _shape(flag, groups) -> dict:
+    """What the page shows of one flag: its type of evidence, the photos to compare and the
+    evidence's numbers as (label, value) pairs."""
+    shape = "duplicate" if flag.kind in DUPLICATE_PHOTO_KINDS else "quality" if flag.kind in PHOTO_KINDS else (
+        "comment" if flag.comment_id else "photo")
+    others = []
+    if shape == "duplicate":
+        members = [f.image for f in groups.get(flag.group_key, []) if f.image_id and f.image_id != flag.image_id]
+        if flag.keeper_id and flag.keeper_id != flag.image_id and all(m.pk != flag.keeper_id for m in members):
+            members.insert(0, flag.keeper)
+        others = [{"img": m, "keeper": m.pk == flag.keeper_id} for m in members if m is not None][:4]
+    ev = flag.evidence if isinstance(flag.evidence, dict) else {}
+    facts = []
+    for key, label, fmt in (
+        ("distance", _("Hamming distance"), "{:g}"), ("similarity", _("Similarity"), "{:.3f}"),
+        ("value", _("Measured"), "{:g}"), ("threshold", _("Threshold"), "{:g}"),
+        ("count", _("Photos with this text"), "{:,}"), ("share", _("Share"), "{:.1%}"),
+    ):
+        if _num(ev.get(key)) is not None:
+            facts.append((label, fmt.format(ev[key])))
+    shown = {"distance", "similarity", "value", "threshold", "count", "share", "text", "examples"}
+    return {
+        "flag": flag, "shape": shape, "others": others, "facts": facts,
+        "cluster_size": len(groups.get(flag.group_key, [])) if flag.group_key else 0,
+        "cluster_text": str(ev.get("text") or ""),
+        "examples": [str(e) for e in ev["examples"]][:5] if isinstance(ev.get("examples"), list) else [],
+        "extra": sorted((k, v) for k, v in ev.items() if k not in shown and isinstance(v, (str, int, float, bool))),
+    }
+
+
+@role_required(*READERS)
+def review(request):
+    filters = selectors.filters_from(request.GET)
+    page = Paginator(selectors.flags(filters), FLAGS_PER_PAGE).get_page(request.GET.get("page"))
+    flags = list(page.object_list)
+    groups = selectors.group_members(flags)
+    query = {k: request.GET[k] for k in FILTER_FIELDS if request.GET.get(k) not in (None, "") and k != "kind"}
+    undo = request.session.pop(UNDO_KEY, None)
+    kinds = selectors.kind_counts(filters)
+    return render(request, "curation/review.html", {
+        "page": page, "items": [_shape(f, groups) for f in flags], "filters": filters,
+        "kinds": kinds, "total": sum(k["count"] for k in kinds),
+        "base_query": urlencode(query), "query": urlencode({**query, **({"kind": filters.kind} if filters.kind else {})}),
+        "statuses": FlagStatus.choices, "projects": Project.objects.order_by("name").only("pk", "name"),
+        "categories": Category.objects.order_by("name").only("pk", "name"), "detectors": selectors.detectors(),
+        "can_decide": request.user.has_role(*PLANNERS), "here": request.get_full_path(),
+        "actions": DECIDE_ACTIONS, "undo": undo,
+    })
+
+
+@require_POST
+@role_required(*PLANNERS)
+def decide(request):
+    back = _back(request, reverse("curation-review"))
+    single = request.POST.get("single", "")
+    if single:
+        action, _sep, flag_id = single.partition(":")
+        ids = [flag_id]
+    else:
+        action = request.POST.get("action", "")
+        ids = request.POST.getlist("flag")
+    try:
+        decisions = services.decide(ids, action, request.user, request.POST.get("reason", ""),
+                                    duplicate_of=request.POST.get("duplicate_of") or None)
+    except (ValidationError, services.CurationError, LabelingError) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", None) or [str(getattr(exc, "message", exc))]))
+        return redirect(back)
+    label = dict(DECIDE_ACTIONS).get(action, action)
+    if len(decisions) == 1:  # the next page says so, with Undo
+        request.session[UNDO_KEY] = {"decision": decisions[0].pk, "action": str(label)}
+    else:
+        messages.success(request, ngettext("%(action)s: %(count)d flag decided.", "%(action)s: %(count)d flags decided.",
+                                           len(decisions)) % {"action": label, "count": len(decisions)})
+    return redirect(back)
+
+
+@require_POST
+@role_required(*PLANNERS)
+def undo(request, pk: int):
+    decision = get_object_or_404(Decision, pk=pk)
+    back = _back(request, reverse("curation-decisions"))
+    try:
+        services.undo(decision, request.user, request.POST.get("reason", ""))
+    except (services.CurationError, LabelingError) as exc:
+        messages.error(request, str(getattr(exc, "message", None) or exc))
+        return redirect(back)
+    messages.success(request, _("The decision was undone: the flag is open again."))
+    return redirect(back)
+
+
+@role_required(*READERS)
+def decisions(request):
+    qs = selectors.decisions()
+    page = Paginator(qs, DECISIONS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
+    # The latest decision of each flag on the page, the only one that can be undone.
+    latest = {}
+    for d in Decision.objects.filter(flag_id__in={r.flag_id for r in rows}).order_by("flag_id", "-at", "-id"):
+        latest.setdefault(d.flag_id, d.pk)
+    for r in rows:
+        r.can_undo = r.action != DecisionAction.UNDO and latest.get(r.flag_id) == r.pk
+    return render(request, "curation/decisions.html", {
+        "page": page, "rows": rows, "can_decide": request.user.has_role(*PLANNERS),
+        "undo_action": DecisionAction.UNDO, "here": request.get_full_path(),
+    })
