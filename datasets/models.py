@@ -367,6 +367,10 @@ class Snapshot(FrozenRow):
                                   help_text=_("The version whose val and test photos were kept in their split."))
     image_count = models.PositiveIntegerField(default=0)
     comment_count = models.PositiveIntegerField(default=0)
+    # The licences of its photos as they were at freezing time, {code: {"name", "url"}}: what the
+    # export's card and Croissant file name, so a licence edited later changes no exported byte.
+    # Empty for versions frozen before this field: exports then read the Licence table.
+    licences = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["name", "-version"]

@@ -147,7 +147,7 @@ def freeze_snapshot(name: str, *, projects, categories: Iterable[str] = (), comm
     with transaction.atomic():
         images = list(candidates.images.order_by("pk").values(
             "pk", "file", "sha256", "pixel_sha256", "width", "height", "category__slug", "category__name",
-            "subcategory__slug", "subcategory__name", "licence__code", "licence__name",
+            "subcategory__slug", "subcategory__name", "licence__code", "licence__name", "licence__url",
             "licence__attribution_required", "title", "author", "original_url", "source__name",
         ))
         if not images:
@@ -174,6 +174,8 @@ def freeze_snapshot(name: str, *, projects, categories: Iterable[str] = (), comm
                     categories=sorted(dict.fromkeys(categories or [])),
                     comment_types=sorted(dict.fromkeys(comment_types or [])),
                     min_sets=candidates.min_sets, seed=seed, ratios=ratios, counts=counts, kept_from=kept,
+                    licences={i["licence__code"]: {"name": i["licence__name"], "url": i["licence__url"]}
+                              for i in sorted(images, key=lambda i: i["licence__code"])},
                 )
         except IntegrityError:
             raise ValidationError({"name": _("Another version of this snapshot is being frozen right now; "

@@ -81,15 +81,17 @@ def read_image(row: ImageRow) -> bytes:
 
 
 def snapshot_info(snapshot) -> dict:
-    """The `snapshot` dict of layout.metadata_files. From the snapshot's own fields, plus two
-    things read now: the label of the version whose splits were kept (if it still exists) and,
-    under "licences", the name and link of each licence code the photos carry (the seeded
-    licence table)."""
+    """The `snapshot` dict of layout.metadata_files, from the snapshot's own fields: under
+    "licences" the name and link of each licence code its photos carry, as frozen with it (a
+    version frozen before snapshots kept them reads the Licence table now), and the label of the
+    version whose splits were kept (versions are never deleted or renamed)."""
     from datasets.models import Licence, SnapshotImage
 
-    codes = sorted(set(SnapshotImage.objects.filter(snapshot=snapshot).values_list("licence_code", flat=True)))
-    licences = {code: {"name": name, "url": url}
-                for code, name, url in Licence.objects.filter(code__in=codes).values_list("code", "name", "url")}
+    licences = {code: dict(info) for code, info in (snapshot.licences or {}).items()}
+    if not licences:
+        codes = sorted(set(SnapshotImage.objects.filter(snapshot=snapshot).values_list("licence_code", flat=True)))
+        licences = {code: {"name": name, "url": url}
+                    for code, name, url in Licence.objects.filter(code__in=codes).values_list("code", "name", "url")}
     kept = snapshot.kept_from
     return {
         "name": snapshot.name,
