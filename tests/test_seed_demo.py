@@ -71,7 +71,23 @@ def test_seed_demo_creates_a_labeling_project_to_click_through():
     assert project.guideline_version == version.version == 1
     assert {c["verdict"] for ex in version.examples for c in ex["comments"]} == {"good", "bad"}
     assert Assignment.objects.filter(project=project, status="submitted", labeler__username="labeler2").count() == 8
+    assert Assignment.objects.filter(project=project, status="submitted", labeler__username="labeler3").count() == 6
     # Run again: nothing new.
     run(images=10)
     assert Project.objects.count() == 1
-    assert Assignment.objects.filter(status="submitted").count() == 8
+    assert Assignment.objects.filter(status="submitted").count() == 8 + 6  # labeler2's and labeler3's
+
+
+@pytest.mark.django_db
+def test_the_demo_project_has_photos_a_default_snapshot_freezes():
+    """Six demo photos have two comment sets each (the project's overlap), so a newcomer's first
+    snapshot with the form's defaults is not empty."""
+    from labeling.models import Project
+    from labeling.snapshots import freeze_snapshot, preview
+
+    run(images=12)
+    project = Project.objects.get()
+    assert preview([project]) == {"photos": 6, "comments": 24, "min_sets": 2}
+    snapshot = freeze_snapshot("demo", projects=[project])
+    assert (snapshot.image_count, snapshot.comment_count) == (6, 24)
+

@@ -36,6 +36,10 @@ DEMO_PROJECT = "데모 프로젝트 (Demo project)"
 # A second labeler who has already written a few comment sets, so the planner's dashboard shows
 # overlap filling in and the labeler finds photos that are already started.
 DEMO_HELPER = ("labeler2", "labeler2-demo-pass")
+# A third labeler who completed six of those photos (two sets each: the project's overlap), so a
+# snapshot of the demo project with its default settings has photos to freeze and export.
+DEMO_HELPER3 = ("labeler3", "labeler3-demo-pass")
+DEMO_REACTIONS3 = ["와 좋다", "예쁘네요", "멋있어요!", "마음에 들어요", "느낌 있다", "보기 좋아요"]
 DEMO_GUIDELINE = """# 사진 코멘트 가이드라인
 
 친구가 보낸 사진에 답하듯이, 자연스러운 한국어로 써 주세요.
@@ -177,8 +181,22 @@ class Command(BaseCommand):
                 "specific": f"사진 속 색감이 정말 따뜻하고 편안해 보여요 ({n + 1}번째 사진)",
             })
             written += 1
+        third = User.objects.filter(username=DEMO_HELPER3[0]).first() or account_services.create_user(
+            DEMO_HELPER3[0], DEMO_HELPER3[1], Role.LABELER, first_name="데모 라벨러 3")
+        labeling.add_member(project, third)
+        completed = 0
+        for n in range(min(6, written)):  # the engine gives started photos first: labeler2's
+            try:
+                assignment = labeling.next_assignment(project, third)
+            except labeling.LabelingError:
+                break
+            labeling.submit(assignment, third, {
+                "reaction": DEMO_REACTIONS3[n],
+                "specific": f"빛이 부드럽게 들어와서 장면이 또렷하게 보여요 ({n + 1}번째)",
+            })
+            completed += 1
         return (f"Demo project: '{DEMO_PROJECT}' with {added} photos, a published guideline with examples, "
-                f"and {written} comment sets by '{DEMO_HELPER[0]}'.")
+                f"{written} comment sets by '{DEMO_HELPER[0]}' and {completed} by '{DEMO_HELPER3[0]}'.")
 
     def print_logins(self, created: set[str]) -> None:
         self.stdout.write(self.style.SUCCESS("Demo logins (embedded mode only):"))
