@@ -200,9 +200,10 @@ def test_engineer_reads_projects_dashboard_and_comments_only(page, users, photos
     page.goto("/projects/")
     assert page.locator("a[href='/projects/new/']").count() == 0
     page.click(f"a[href='/projects/{project.pk}/']")
-    # The dashboard and the comment browser; no settings, guideline, labelers or reports.
+    # The dashboard, the comment browser and the comment imports' reports (to read: only planners
+    # import); no settings, guideline, labelers or reports.
     assert page.locator(".subnav a").evaluate_all("links => links.map(a => a.getAttribute('href'))") == [
-        f"/projects/{project.pk}/", f"/projects/{project.pk}/comments/"]
+        f"/projects/{project.pk}/", f"/projects/{project.pk}/comments/", f"/projects/{project.pk}/comment-imports/"]
     assert page.locator('[data-total="photos"]').inner_text() == "6"
     page.goto(f"/projects/{project.pk}/edit/")
     assert page.locator("h1").count() == 1 and page.locator("#project-form").count() == 0
