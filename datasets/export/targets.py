@@ -13,8 +13,8 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
@@ -46,31 +46,36 @@ def parse_s3(destination: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-class Target:
+class Target(ABC):
+    """Where an export's files go: a local folder (LocalTarget) or an S3 prefix (S3Target)."""
+
     location: str  # what messages show
 
+    @abstractmethod
     def preflight(self) -> None:
-        raise NotImplementedError
+        """Refuse (ExportError) a destination that cannot be written, before any work."""
 
-    @contextmanager
-    def writer(self, path: str) -> Iterator:
-        raise NotImplementedError
-        yield
+    @abstractmethod
+    def writer(self, path: str) -> AbstractContextManager:
+        """A binary file to write `path` through; the file appears whole on a clean exit, never in part."""
 
     def write_bytes(self, path: str, data: bytes) -> None:
         with self.writer(path) as f:
             f.write(data)
 
+    @abstractmethod
     def size(self, path: str) -> int | None:
-        raise NotImplementedError
+        """Bytes of `path`, None when it is not there."""
 
+    @abstractmethod
     def sha256(self, path: str) -> str | None:
-        raise NotImplementedError
+        """SHA-256 of `path`, None when it is not there."""
 
+    @abstractmethod
     def read(self, path: str) -> bytes | None:
-        raise NotImplementedError
+        """The bytes of `path`, None when it is not there."""
 
-    def remove_stale_parts(self, older_than: float) -> None:
+    def remove_stale_parts(self, older_than: float) -> None:  # noqa: B027 (a no-op where there are none)
         """Temporary files left by a killed writer (local only; S3 has none)."""
 
 
