@@ -400,13 +400,16 @@ def allowed_s3_endpoint(url: str) -> str | None:
     return None
 
 
-def s3_client(endpoint_url: str | None = None):
+def s3_client(endpoint_url: str | None = None, *, config=None):
+    """A boto3 S3 client on the app's S3 settings (AWS_* variables; `endpoint_url`, else
+    AWS_S3_ENDPOINT_URL, else AWS); `config` a botocore Config (timeouts, retries)."""
     import boto3
 
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url or default_s3_endpoint(),
         region_name=os.environ.get("AWS_S3_REGION_NAME") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        config=config,
     )
 
 

@@ -145,19 +145,16 @@ class LocalTarget(Target):
 
 class S3Target(Target):
     def __init__(self, destination_folder: str):
-        import boto3
         from botocore.config import Config
 
-        from ..readers import default_s3_endpoint
+        from ..readers import s3_client
 
         self.bucket, self.prefix = parse_s3(destination_folder)
         self.location = destination_folder
         # The app's S3 settings (AWS_* variables, AWS_S3_ENDPOINT_URL), with short connect
         # timeouts: an unreachable endpoint fails the export in seconds, not minutes.
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=_export_settings()["S3_ENDPOINT_URL"] or default_s3_endpoint(),
-            region_name=os.environ.get("AWS_S3_REGION_NAME") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        self.client = s3_client(
+            _export_settings()["S3_ENDPOINT_URL"],
             config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}),
         )
 
