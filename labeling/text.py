@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import regex
 from django.utils.translation import gettext_lazy as _
 
-_GRAPHEME = regex.compile(r"\X")
-_INVISIBLE = {"\u200b", "\u2060", "\ufeff", "\u00ad", "\u180e"}
+from datasets.textlength import GRAPHEME as _GRAPHEME
+from datasets.textlength import count_length, graphemes, normalise  # noqa: F401 (this module's API)
 
 # Hangul jamo (U+1100–U+11FF), compatibility jamo (U+3130–U+318F), jamo extended A/B.
 _JAMO = regex.compile(r"[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\ud7b0-\ud7ff]")
@@ -29,28 +29,6 @@ _EMAIL = re.compile(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b")
 # Korean mobile and landline numbers (010-1234-5678, 02 123 4567, +82 10 1234 5678) and long
 # digit runs that look like one.
 _PHONE = re.compile(r"(?<!\d)(?:\+?82[-\s.]?)?0?1[016789][-\s.]?\d{3,4}[-\s.]?\d{4}(?!\d)|(?<!\d)0\d{1,2}[-\s.]\d{3,4}[-\s.]\d{4}(?!\d)")
-
-
-def normalise(text: str) -> str:
-    """NFC, invisible format characters removed, ends trimmed."""
-    text = unicodedata.normalize("NFC", text or "")
-    return "".join(ch for ch in text if ch not in _INVISIBLE).strip()
-
-
-def graphemes(text: str) -> list[str]:
-    return _GRAPHEME.findall(normalise(text))
-
-
-def count_length(text: str, count_whitespace: bool = False) -> int:
-    """Characters as a Korean reader counts them (see the module docstring)."""
-    n = 0
-    for g in graphemes(text):
-        if all(unicodedata.category(ch) in ("Cf", "Cc") for ch in g):
-            continue
-        if not count_whitespace and g.isspace():
-            continue
-        n += 1
-    return n
 
 
 def comparable(text: str) -> str:

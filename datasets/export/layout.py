@@ -33,6 +33,8 @@ from typing import BinaryIO
 
 import regex
 
+from ..textlength import count_length
+
 SPLITS = ("train", "val", "test")
 IMAGE_MODES = ("stored", "resized")
 CLIP_BENCHMARK = "eval/clip_benchmark"
@@ -167,11 +169,7 @@ def sample_key(image_id: str, comment_id: int) -> str:
 # ---------------------------------------------------------------- text
 
 
-_GRAPHEME = regex.compile(r"\X")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # category Cc but newline and tab ("\r" is gone by then)
-# Printable ASCII, compatibility jamo, Hangul syllables and the space: every character one cluster.
-_SIMPLE = re.compile("[\x21-\x7e\u3131-\u318e\uac00-\ud7a3 ]*")
-_INVISIBLE = {"\u200b", "\u2060", "\ufeff", "\u00ad", "\u180e"}
 
 
 def clean_text(text) -> str:
@@ -194,18 +192,9 @@ def clean_text(text) -> str:
 
 
 def text_length(text: str) -> int:
-    """Characters as a Korean reader counts them: the same count as labeling.text.count_length
-    (datasets may not import labeling; tests compare the two): NFC, invisible format characters
-    dropped, extended grapheme clusters, whitespace and control/format-only clusters not counted."""
-    text = "".join(ch for ch in unicodedata.normalize("NFC", text or "") if ch not in _INVISIBLE).strip()
-    if _SIMPLE.fullmatch(text):  # each character its own cluster: the common case, 5x cheaper
-        return len(text) - text.count(" ")
-    n = 0
-    for g in _GRAPHEME.findall(text):
-        if g.isspace() or all(unicodedata.category(ch) in ("Cf", "Cc") for ch in g):
-            continue
-        n += 1
-    return n
+    """Characters as a Korean reader counts them: datasets.textlength.count_length, the count the
+    labeling rules use."""
+    return count_length(text)
 
 
 # ---------------------------------------------------------------- planning
