@@ -167,36 +167,31 @@ class Command(BaseCommand):
         labeling.publish_guideline(project, published_by=planner)
         labeler = User.objects.get(username="labeler")
         labeling.add_member(project, labeler)
-        helper = User.objects.filter(username=DEMO_HELPER[0]).first() or account_services.create_user(
-            DEMO_HELPER[0], DEMO_HELPER[1], Role.LABELER, first_name="데모 라벨러 2")
-        labeling.add_member(project, helper)
-        written = 0
-        for n in range(min(8, added)):
-            try:
-                assignment = labeling.next_assignment(project, helper)
-            except labeling.LabelingError:
-                break
-            labeling.submit(assignment, helper, {
-                "reaction": DEMO_REACTIONS[n],
-                "specific": f"사진 속 색감이 정말 따뜻하고 편안해 보여요 ({n + 1}번째 사진)",
-            })
-            written += 1
-        third = User.objects.filter(username=DEMO_HELPER3[0]).first() or account_services.create_user(
-            DEMO_HELPER3[0], DEMO_HELPER3[1], Role.LABELER, first_name="데모 라벨러 3")
-        labeling.add_member(project, third)
-        completed = 0
-        for n in range(min(6, written)):  # the engine gives started photos first: labeler2's
-            try:
-                assignment = labeling.next_assignment(project, third)
-            except labeling.LabelingError:
-                break
-            labeling.submit(assignment, third, {
-                "reaction": DEMO_REACTIONS3[n],
-                "specific": f"빛이 부드럽게 들어와서 장면이 또렷하게 보여요 ({n + 1}번째)",
-            })
-            completed += 1
+        # labeler2 starts eight photos; labeler3 then gets started photos first (the engine's
+        # order) and completes six of them.
+        written = self.write_sets(project, DEMO_HELPER, "데모 라벨러 2", min(8, added), lambda n: {
+            "reaction": DEMO_REACTIONS[n], "specific": f"사진 속 색감이 정말 따뜻하고 편안해 보여요 ({n + 1}번째 사진)"})
+        completed = self.write_sets(project, DEMO_HELPER3, "데모 라벨러 3", min(6, written), lambda n: {
+            "reaction": DEMO_REACTIONS3[n], "specific": f"빛이 부드럽게 들어와서 장면이 또렷하게 보여요 ({n + 1}번째)"})
         return (f"Demo project: '{DEMO_PROJECT}' with {added} photos, a published guideline with examples, "
                 f"{written} comment sets by '{DEMO_HELPER[0]}' and {completed} by '{DEMO_HELPER3[0]}'.")
+
+    def write_sets(self, project, account, first_name: str, count: int, texts) -> int:
+        """A demo labeler (made if missing) joins the project and submits up to `count` comment
+        sets, `texts(n)` for the n-th; returns how many."""
+        from labeling import services as labeling
+
+        username, password = account
+        user = User.objects.filter(username=username).first() or account_services.create_user(
+            username, password, Role.LABELER, first_name=first_name)
+        labeling.add_member(project, user)
+        for n in range(count):
+            try:
+                assignment = labeling.next_assignment(project, user)
+            except labeling.LabelingError:
+                return n
+            labeling.submit(assignment, user, texts(n))
+        return count
 
     def print_logins(self, created: set[str]) -> None:
         self.stdout.write(self.style.SUCCESS("Demo logins (embedded mode only):"))
