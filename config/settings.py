@@ -375,6 +375,8 @@ SPECTACULAR_SETTINGS = {
         "FlagStatusEnum": "curation.models.FlagStatus",
         "DecisionActionEnum": "curation.models.DecisionAction",
         "DecideActionEnum": "curation.models.DECIDE_ACTIONS",
+        "CurationRunStatusEnum": "curation.models.RunStatus",
+        "CurationRunTriggerEnum": "curation.models.RunTrigger",
     },
 }
 
