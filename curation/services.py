@@ -354,12 +354,12 @@ def choose_keeper(flag: Flag, actor=None, reason: str = "") -> Decision:
     reason = " ".join(str(reason or "").split())[:2000]
     with transaction.atomic():
         Flag.objects.filter(pk=flag.pk).update(updated_at=timezone.now())  # a write first (see decide)
-        flag = Flag.objects.select_for_update().select_related("image").get(pk=flag.pk)
+        flag = Flag.objects.select_for_update().get(pk=flag.pk)
         if flag.kind not in DUPLICATE_PHOTO_KINDS or not flag.group_key or flag.image_id is None:
             raise CurationError(_("Flag %(id)s is not about a photo in a duplicate group.") % {"id": flag.pk})
         if flag.keeper_id == flag.image_id:
             raise CurationError(_("This photo is the group's keeper already."))
-        if flag.image.status == ImageStatus.EXCLUDED:
+        if Image.objects.filter(pk=flag.image_id, status=ImageStatus.EXCLUDED).exists():
             raise CurationError(_("This photo is excluded: undo that decision before keeping it."))
         old = flag.keeper_id
         Flag.objects.filter(group_key=flag.group_key, kind__in=DUPLICATE_PHOTO_KINDS).update(

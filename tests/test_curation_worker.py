@@ -115,3 +115,23 @@ def test_an_import_and_labeled_sets_end_in_the_review_queue_through_a_real_worke
     assert page.count('data-flag="') == 6 and "Suggested keeper" in page
     page = client.get("/curation/review/?kind=template_comment", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "A cluster of 6 comments" in page and "와 진짜 맛있겠다" in page
+
+
+def test_the_embedded_worker_takes_the_curation_queue_too(tmp_path, settings):
+    """The one-command run's worker (no -Q) on the filesystem broker consumes the "curation"
+    queue: a run's chunk and finish tasks go there."""
+    from curation import runs
+
+    folder = tmp_path / "broker"
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "processed_folder": str(folder / "done"),
+               "control_folder": str(folder / "control"), "store_processed": False, "polling_interval": 0.1}
+    for path in (folder, folder / "done", folder / "control"):
+        path.mkdir(parents=True, exist_ok=True)
+    project = labeling.create_project("fs project")
+    with broker("filesystem://", options, transport="config.broker:Transport"):
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            run = runs.start_run(project, ["text"], trigger=RunTrigger.API)
+            run = wait_for(lambda: (r := CurationRun.objects.get(pk=run.pk)).status not in ACTIVE_RUN_STATUSES and r,
+                           "the run on the filesystem broker")
+    assert run.status == RunStatus.DONE, run.error
+    assert not [p for p in folder.iterdir() if p.is_file()]
