@@ -467,6 +467,21 @@ def env_thresholds(name: str, defaults: dict[str, float | None]) -> dict[str, fl
     return out
 
 
+def env_share(name: str, default: float) -> float:
+    """A number from 0 to 1."""
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        SETTINGS_ERRORS.append((name, value, f"a number from 0 to 1, e.g. {default}"))
+        return default
+    return number
+
+
 CURATION = {
     # Image quality flags: a photo is flagged when its statistic is below the threshold
     # (curation/quality.py says what each number is); "off" turns a flag off.
@@ -485,9 +500,9 @@ CURATION = {
     # Duplicate and template comments (curation/textdup.py): near-duplicate Jaccard threshold,
     # photos a cluster must span to be a template, and the share of a labeler's comments that copy
     # their own earlier ones from which those copies are flagged.
-    "TEXT_THRESHOLD": float(env("CURATION_TEXT_THRESHOLD", "0.6")),
+    "TEXT_THRESHOLD": env_share("CURATION_TEXT_THRESHOLD", 0.6),
     "TEMPLATE_MIN_PHOTOS": env_int("CURATION_TEMPLATE_MIN_PHOTOS", 5, minimum=2),
-    "SELF_COPY_MIN_SHARE": float(env("CURATION_SELF_COPY_MIN_SHARE", "0.2")),
+    "SELF_COPY_MIN_SHARE": env_share("CURATION_SELF_COPY_MIN_SHARE", 0.2),
 }
 # Celery queues: "celery" (imports, exports, labeling), "curation" (photo and text steps) and
 # "embeddings" (the embedding steps, for GPU workers: `celery -A config worker -Q embeddings`). A
