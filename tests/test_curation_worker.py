@@ -135,3 +135,68 @@ def test_the_embedded_worker_takes_the_curation_queue_too(tmp_path, settings):
                            "the run on the filesystem broker")
     assert run.status == RunStatus.DONE, run.error
     assert not [p for p in folder.iterdir() if p.is_file()]
+
+
+def test_a_worker_killed_mid_run_loses_no_work_and_the_resumed_run_finishes_once(settings, tmp_path):
+    """A worker process SIGKILLed in the middle of a run: the chunks it finished stay counted,
+    the resumed run (stale after CURATION_STALE_SECONDS) finishes on another worker, every photo is
+    counted once and the planted copies are grouped as by an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from curation import runs
+    from tests.test_import_lifecycle import ROOT, _database_url
+
+    url = _database_url()
+    if url is None:
+        pytest.skip("needs a database another process can open (SQLite on a file: SQLITE_TEST_NAME, or PostgreSQL)")
+    source = Source.objects.create(kind="upload", name="Killed run", default_licence=Licence.objects.get(code="cc0-1.0"))
+    originals = [synthetic.photo(900 + i, 480, 360) for i in range(36)]
+    for i, img in enumerate(originals):
+        datasets.ingest_one(synthetic.jpeg(img, 92), source=source, category="food", original_name=f"k{i}.jpg")
+    copies = {"k0.jpg": synthetic.resize(originals[0], 0.5), "k1.jpg": synthetic.recode(originals[1], 40),
+              "k2.jpg": synthetic.crop(originals[2], 0.06, np.random.default_rng(4)),
+              "k3.jpg": synthetic.brightness(originals[3], 1.15)}
+    for name, img in copies.items():
+        datasets.ingest_one(synthetic.jpeg(img, 92), source=source, category="food", original_name=f"copy-of-{name}")
+    settings.CURATION = {**settings.CURATION, "CHUNK_SIZE": 2}
+    env = {**os.environ, "DATABASE_URL": url, "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+           "PLATFORM_VAR_DIR": str(tmp_path / "var"), "CELERY_BROKER_URL": REDIS_URL, "CELERY_TASK_ALWAYS_EAGER": "0",
+           "CURATION_CHUNK_SIZE": "2"}
+    env.pop("SQLITE_TEST_NAME", None)
+    with broker(REDIS_URL):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--without-gossip",
+             "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        try:
+            run = runs.start_run(None, ["quality", "perceptual"], trigger=RunTrigger.API)
+            wait_for(lambda: proc.poll() is not None or run.run_steps.filter(name="quality", done__gte=6).exists(),
+                     "the worker's first chunks")
+            assert proc.poll() is None, proc.stdout.read().decode()
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        run.refresh_from_db()
+        assert run.status == RunStatus.RUNNING  # killed: nobody says so but the missing heartbeat
+        assert [s.state for s in run.run_steps.order_by("position")] != ["done"] * 3
+
+        settings.CURATION = {**settings.CURATION, "STALE_SECONDS": 0}
+        run.refresh_from_db()
+        assert runs.is_stalled(run)
+        runs.resume_run(run)
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            run = wait_for(lambda: (r := CurationRun.objects.get(pk=run.pk)).status not in ACTIVE_RUN_STATUSES and r,
+                           "the resumed run")
+    assert run.status == RunStatus.DONE, run.error
+    for step in run.run_steps.all():
+        assert (step.state, step.done, step.total) == ("done", 40, 40), step.name
+    assert run.run_steps.get(name="quality").counts["photos"] == 40  # each chunk counted once
+    names = {str(i.pk): i.original_name for i in Image.objects.all()}
+    groups: dict[str, set] = {}
+    for f in Flag.objects.filter(kind=FlagKind.NEAR_DUPLICATE_PHOTO):
+        groups.setdefault(f.group_key, set()).add(names[str(f.image_id)])
+    assert sorted(sorted(g) for g in groups.values()) == sorted(sorted([n, f"copy-of-{n}"]) for n in copies)
