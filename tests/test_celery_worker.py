@@ -99,9 +99,7 @@ def test_import_runs_on_a_real_worker_over_redis():
 
 
 @transactional
-def test_import_runs_on_a_real_worker_over_the_embedded_filesystem_broker(tmp_path, settings):
-    # The curation run an import starts is tests/test_curation_worker.py's: here only the import's messages.
-    settings.CURATION = {**settings.CURATION, "RUN_AFTER_IMPORT": False}
+def test_import_runs_on_a_real_worker_over_the_embedded_filesystem_broker(tmp_path):
     folder = tmp_path / "broker"
     options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "processed_folder": str(folder / "done"),
                "control_folder": str(folder / "control"), "store_processed": False, "polling_interval": 0.1}

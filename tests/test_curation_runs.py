@@ -133,8 +133,9 @@ def test_quality_thresholds_come_from_settings(catalogue, settings):
     assert tiny.evidence == {"statistic": "tiny", "value": 180.0, "threshold": 300.0}
 
 
-def test_a_run_after_an_import_groups_new_copies_with_photos_already_there(catalogue, source, food,
+def test_a_run_after_an_import_groups_new_copies_with_photos_already_there(catalogue, source, food, settings,
                                                                           django_capture_on_commit_callbacks):
+    settings.CURATION = {**settings.CURATION, "RUN_AFTER_IMPORT": True}
     runs.run_here(runs.start_run(None, ["perceptual"], enqueue=False))
     original = synthetic.photo(100, 480, 360)  # o0, whose resized copy is grouped already
     with django_capture_on_commit_callbacks(execute=True):

@@ -34,7 +34,7 @@ def _redis_13(settings):
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()  # database 13 is these tests' own
-    settings.CURATION = {**settings.CURATION, "CHUNK_SIZE": 3, "TEXT_RUN_EVERY_SETS": 6}
+    settings.CURATION = {**settings.CURATION, "CHUNK_SIZE": 3, "TEXT_RUN_EVERY_SETS": 6, "RUN_AFTER_IMPORT": True}
     yield
     redis.Redis.from_url(REDIS_URL).flushdb()
 
