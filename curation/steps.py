@@ -361,15 +361,17 @@ class TextDuplicates(Step):
                     flags.append(FlagData(kind=kind, comment=comment_id, score=cluster.share,
                                           evidence=cluster.evidence(), group_key=key))
             copiers = 0
+            texts = {r.comment_id: r.text for r in rows}
             for entry in report.labelers:
                 if not entry.self_copies or entry.share < cfg["SELF_COPY_MIN_SHARE"]:
                     continue
                 copiers += 1
-                evidence = entry.evidence()
-                evidence["threshold"] = cfg["SELF_COPY_MIN_SHARE"]
+                # What the reviewer reads: the labeler's numbers and their copied texts.
+                evidence = {**entry.evidence(), "threshold": cfg["SELF_COPY_MIN_SHARE"],
+                            "examples": [texts[c] for c, _source in entry.copies[:textdup.EXAMPLES]]}
                 for comment_id, source_id in entry.copies:
                     flags.append(FlagData(kind=FlagKind.SELF_COPY_COMMENT, comment=comment_id, score=entry.share,
-                                          evidence={**evidence, "copy_of": source_id},
+                                          evidence={**evidence, "copy_of": source_id, "text": texts[source_id]},
                                           group_key=f"self:{project_id}:{entry.labeler}"))
             _add(counts, _flag_counts(record_flags(TEXT_DETECTOR, TEXT_VERSION, flags)))
             _add(counts, {"comments": report.total, "clusters": len(report.clusters),

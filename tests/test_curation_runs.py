@@ -290,7 +290,10 @@ def test_text_step_finds_templates_duplicates_and_self_copies(make_project, labe
     for f in copies:
         per_labeler.setdefault(f.comment.assignment.labeler_id, []).append(f)
     assert {k: len(v) for k, v in per_labeler.items()} == {lab2.pk: 3, lab0.pk: 2, lab1.pk: 2}
-    assert per_labeler[lab2.pk][0].evidence["share"] == 0.375  # 3 of their 8 comments
+    evidence = per_labeler[lab2.pk][0].evidence
+    assert evidence["share"] == 0.375 and evidence["threshold"] == 0.2  # 3 of their 8 comments
+    assert evidence["text"] == "노을 지는 바닷가 모래사장이 정말 아름답네요"  # the comment copied
+    assert evidence["examples"][0] == "노을 지는 바닷가 모래사장이 정말 아름답네요!"
     counts = run.run_steps.get(name="text").counts
     assert counts["templates"] == 1 and counts["comments"] == 24
 
