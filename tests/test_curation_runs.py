@@ -454,3 +454,25 @@ def test_curate_command_runs_here_with_progress(catalogue, capsys):
     queued = StringIO()
     call_command("curate", "--steps", "text", stdout=queued, stderr=err)  # queued (eager here: it runs)
     assert "Queued" in queued.getvalue()
+
+
+def test_imported_comment_sets_count_towards_the_next_text_run(make_project, settings, source, tmp_path,
+                                                              django_capture_on_commit_callbacks):
+    from labeling import external
+
+    settings.CURATION = {**settings.CURATION, "TEXT_RUN_EVERY_SETS": 2}
+    project = make_project(0)
+    rows = ""
+    for n in range(2):
+        path = tmp_path / f"vendor-{n}.jpg"
+        path.write_bytes(synthetic.jpeg(synthetic.photo(600 + n, 320, 240)))
+        rows += f"{path},reaction,와 맛있겠다 {n}\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        ci = external.start_comment_import(project, data="path,comment_type,text\n" + rows, fmt="csv",
+                                           source_name="Vendor", photo_source=source, file_name="c.csv",
+                                           trusted=True, enqueue=False)
+        ci = external.run_comment_import(ci.pk)
+    assert ci.imported == 2, ci.error
+    run = CurationRun.objects.get()
+    assert (run.trigger, run.project_id, run.status) == (RunTrigger.COMMENTS, project.pk, RunStatus.DONE)
+    assert run.run_steps.get().counts["comments"] == 2
