@@ -55,7 +55,10 @@ def world(users, source):
     from curation.models import Flag
 
     curation.decide([Flag.objects.get(kind="quality_dark")], "keep", users["planner"], "밤 사진")
-    return {"project": project, "images": images, "job": job, "reported": reported, "snapshot": v2}
+    from curation import runs
+
+    done = runs.run_here(runs.start_run(project, ["text"], user=users["planner"], enqueue=False))
+    return {"project": project, "images": images, "job": job, "reported": reported, "snapshot": v2, "run": done}
 
 
 def _english(page):
@@ -280,7 +283,8 @@ def test_axe_finds_no_wcag_aa_violation(new_page, users, world, login):
         ("imports", []), ("import-new", []), ("import-detail", [job.pk]), ("sources", []),
         ("categories", []), ("api-redoc", []), ("snapshots", []), ("snapshot-new", []),
         ("snapshot-page", [world["snapshot"].pk]), ("snapshot-page-diff", [world["snapshot"].pk]),
-        ("curation-review", []), ("curation-decisions", []),
+        ("curation-review", []), ("curation-decisions", []), ("curation-runs", []),
+        ("curation-run", [world["run"].pk]),
     ]:
         _check(axe, page, reverse(name, args=args), found)
     # Swagger UI's own widgets are its authors' (nested buttons, grey version chips): our bar only.
