@@ -64,6 +64,21 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return number
 
 
+def env_float(name: str, default: float, *, minimum: float = 0.0, maximum: float = 1.0) -> float:
+    """A number from `minimum` to `maximum` (0.5, 0.95)."""
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        number = float(value.strip())
+    except ValueError:
+        number = None
+    if number is None or not minimum <= number <= maximum:
+        SETTINGS_ERRORS.append((name, value, f"a number from {minimum} to {maximum}, e.g. {default}"))
+        return default
+    return number
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
     value = env(name)
     if value is None:
@@ -459,6 +474,21 @@ PLANNER_DASHBOARD_REFRESH_SECONDS = env_int("PLANNER_DASHBOARD_REFRESH_SECONDS",
 # guideline is rendered for every labeler, so thousands of types or megabytes of Markdown only hurt.
 LABELING_MAX_COMMENT_TYPES = env_int("LABELING_MAX_COMMENT_TYPES", 20, minimum=1)
 LABELING_MAX_GUIDELINE_CHARS = env_int("LABELING_MAX_GUIDELINE_CHARS", 200_000)
+
+# --- Curation: toxicity and bias (curation/toxicity.py) ----------------------------------------
+CURATION_TOXICITY = {
+    # A comment is flagged for toxicity when the classifier's probability of hate or offensive
+    # reaches THRESHOLD (or the korcen lexicon matches: its score is then at least LEXICON_SCORE,
+    # korcen's measured precision); for bias when the bias head's probability of gender or other
+    # reaches BIAS_THRESHOLD.
+    "THRESHOLD": env_float("CURATION_TOXICITY_THRESHOLD", 0.5),
+    "BIAS_THRESHOLD": env_float("CURATION_BIAS_THRESHOLD", 0.5),
+    "LEXICON_SCORE": env_float("CURATION_TOXICITY_LEXICON_SCORE", 0.95),
+    # Where trained versions go on the media storage (manage.py train_toxicity).
+    "MODEL_DIR": env("CURATION_TOXICITY_MODEL_DIR", "curation/toxicity"),
+    # Comments per chunk task of the curation step.
+    "CHUNK_SIZE": env_int("CURATION_TOXICITY_CHUNK_SIZE", 500, minimum=1),
+}
 
 # 403s and 404s are logged as one line each, without a traceback; 500s keep theirs
 # (config.logging.ClientErrorsWithoutTraceback). Django's loggers pass everything on to this one
