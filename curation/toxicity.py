@@ -64,14 +64,23 @@ class TrainingDataError(ValueError):
 KORCEN_LEVELS = ("general", "minor", "sexual", "belittle", "race", "parent", "special", "politics")
 
 
-def _korcen():
-    import korcen.korcen as k
+_KORCEN = None
 
-    # korcen reads custom word lists from ./custom_profanity_*.txt of whatever folder the process
-    # started in: the platform's lexicon must not depend on that.
-    k.CUSTOM_INCLUDE_REGEXES = []
-    k.CUSTOM_EXCLUDE_REGEXES = []
-    return k
+
+def _korcen():
+    global _KORCEN
+    if _KORCEN is None:
+        import colorama
+        import korcen.korcen as k
+
+        # On import korcen wraps sys.stdout (colorama.init(autoreset=True)) and reads custom word
+        # lists from ./custom_profanity_*.txt of whatever folder the process started in: undo the
+        # first, ignore the second (the platform's lexicon must not depend on the working folder).
+        colorama.deinit()
+        k.CUSTOM_INCLUDE_REGEXES = []
+        k.CUSTOM_EXCLUDE_REGEXES = []
+        _KORCEN = k
+    return _KORCEN
 
 
 try:
