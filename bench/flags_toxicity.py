@@ -22,6 +22,7 @@ Trained on its train set (7,896 online news comments), evaluated on its dev set 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -29,6 +30,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()  # the step's imports; no database is used
 
 from curation import toxicity as T  # noqa: E402
 

@@ -98,5 +98,11 @@ urlpatterns = [
     path("curation/decide/", curation.BulkDecide.as_view(), name="curation-decide"),
     path("curation/decisions/", curation.DecisionList.as_view(), name="curation-decision-list"),
     path("curation/decisions/<id:pk>/undo/", curation.DecisionUndo.as_view(), name="curation-decision-undo"),
+    path("curation/flags/<id:pk>/keep-instead/", curation.FlagKeepInstead.as_view(), name="curation-flag-keep-instead"),
+    path("curation/duplicate-groups/", curation.DuplicateGroupList.as_view(), name="curation-duplicate-groups"),
+    path("curation/runs/", curation.RunList.as_view(), name="curation-run-list"),
+    path("curation/runs/<id:pk>/", curation.RunDetail.as_view(), name="curation-run-detail"),
+    path("curation/runs/<id:pk>/cancel/", curation.RunCancel.as_view(), name="curation-run-cancel"),
+    path("curation/runs/<id:pk>/resume/", curation.RunResume.as_view(), name="curation-run-resume"),
     *router.urls,
 ]

@@ -15,6 +15,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from kombu import Exchange, Queue
 
 from config.csp import media_origins
 from config.csp import policy as csp_policy
@@ -389,6 +390,8 @@ SPECTACULAR_SETTINGS = {
         "FlagStatusEnum": "curation.models.FlagStatus",
         "DecisionActionEnum": "curation.models.DecisionAction",
         "DecideActionEnum": "curation.models.DECIDE_ACTIONS",
+        "CurationRunStatusEnum": "curation.models.RunStatus",
+        "CurationRunTriggerEnum": "curation.models.RunTrigger",
     },
 }
 
@@ -458,6 +461,65 @@ EXPORT = {
     "SIGNED_URL_SECONDS": env_int("EXPORT_SIGNED_URL_SECONDS", 3600, minimum=1),
 }
 
+# --- Curation -----------------------------------------------------------------------------------
+def env_thresholds(name: str, defaults: dict[str, float | None]) -> dict[str, float | None]:
+    """`name=value` pairs, comma-separated, over `defaults` ("dark=0.3,tiny=off": "off" turns a
+    flag off)."""
+    value, out = env(name), dict(defaults)
+    for part in (value or "").split(","):
+        key, _, number = part.partition("=")
+        key, number = key.strip(), number.strip()
+        if not key:
+            continue
+        try:
+            if key not in defaults:
+                raise ValueError
+            out[key] = None if number.lower() == "off" else float(number)
+        except ValueError:
+            SETTINGS_ERRORS.append((name, value, "flag=number pairs, comma-separated, flags among "
+                                    + ", ".join(defaults) + ' (a number, or "off")'))
+            return dict(defaults)
+    return out
+
+
+CURATION = {
+    # Image quality flags: a photo is flagged when its statistic is below the threshold
+    # (curation/quality.py says what each number is); "off" turns a flag off.
+    "QUALITY_THRESHOLDS": env_thresholds("CURATION_QUALITY_THRESHOLDS", {
+        "dark": 0.32, "light": 0.05, "blurry": 0.2, "low_information": 0.3, "odd_aspect": 0.35,
+        "grayscale": 0.05, "tiny": 128,
+    }),
+    # Photos (or comment projects) one Celery task of a step works on: the unit more workers share.
+    "CHUNK_SIZE": env_int("CURATION_CHUNK_SIZE", 200, minimum=1),
+    # A queued or running run with no sign of life for this long (seconds) may be resumed.
+    "STALE_SECONDS": env_int("CURATION_STALE_SECONDS", 10 * 60, minimum=1),
+    # A new-only photo run (quality, perceptual duplicates) after every import that stored photos.
+    "RUN_AFTER_IMPORT": env_bool("CURATION_RUN_AFTER_IMPORT", True),
+    # A new-only text run of a project after every this many submitted comment sets (0: never).
+    "TEXT_RUN_EVERY_SETS": env_int("CURATION_TEXT_RUN_EVERY_SETS", 50),
+    # Duplicate and template comments (curation/textdup.py): near-duplicate Jaccard threshold,
+    # photos a cluster must span to be a template, and the share of a labeler's comments that copy
+    # their own earlier ones from which those copies are flagged.
+    "TEXT_THRESHOLD": float(env("CURATION_TEXT_THRESHOLD", "0.6")),
+    "TEMPLATE_MIN_PHOTOS": env_int("CURATION_TEMPLATE_MIN_PHOTOS", 5, minimum=2),
+    "SELF_COPY_MIN_SHARE": float(env("CURATION_SELF_COPY_MIN_SHARE", "0.2")),
+    # Toxicity and bias (curation/toxicity.py): a comment is flagged for toxicity when the
+    # classifier's probability of hate or offensive reaches TOXICITY_THRESHOLD (or the korcen
+    # lexicon matches: its score is then at least TOXICITY_LEXICON_SCORE, korcen's measured
+    # precision); for bias when the bias head's probability of gender or other reaches
+    # BIAS_THRESHOLD. Trained versions go under TOXICITY_MODEL_DIR on the media storage.
+    "TOXICITY_THRESHOLD": env_float("CURATION_TOXICITY_THRESHOLD", 0.5),
+    "BIAS_THRESHOLD": env_float("CURATION_BIAS_THRESHOLD", 0.5),
+    "TOXICITY_LEXICON_SCORE": env_float("CURATION_TOXICITY_LEXICON_SCORE", 0.95),
+    "TOXICITY_MODEL_DIR": env("CURATION_TOXICITY_MODEL_DIR", "curation/toxicity"),
+}
+# Celery queues: "celery" (imports, exports, labeling), "curation" (photo and text steps) and
+# "embeddings" (the embedding steps, for GPU workers: `celery -A config worker -Q embeddings`). A
+# worker started without -Q consumes all three, so the embedded one-command run needs nothing more.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("celery", "curation", "embeddings")]
+CELERY_TASK_ROUTES = {"curation.tasks.*": {"queue": "curation"}}
+
 # --- Labeling -----------------------------------------------------------------------------------
 # How often (seconds) the queue's "furthest from quota" category order is recomputed.
 LABELING_PRIORITY_REFRESH_SECONDS = env_int("LABELING_PRIORITY_REFRESH_SECONDS", 60)
@@ -474,21 +536,6 @@ PLANNER_DASHBOARD_REFRESH_SECONDS = env_int("PLANNER_DASHBOARD_REFRESH_SECONDS",
 # guideline is rendered for every labeler, so thousands of types or megabytes of Markdown only hurt.
 LABELING_MAX_COMMENT_TYPES = env_int("LABELING_MAX_COMMENT_TYPES", 20, minimum=1)
 LABELING_MAX_GUIDELINE_CHARS = env_int("LABELING_MAX_GUIDELINE_CHARS", 200_000)
-
-# --- Curation: toxicity and bias (curation/toxicity.py) ----------------------------------------
-CURATION_TOXICITY = {
-    # A comment is flagged for toxicity when the classifier's probability of hate or offensive
-    # reaches THRESHOLD (or the korcen lexicon matches: its score is then at least LEXICON_SCORE,
-    # korcen's measured precision); for bias when the bias head's probability of gender or other
-    # reaches BIAS_THRESHOLD.
-    "THRESHOLD": env_float("CURATION_TOXICITY_THRESHOLD", 0.5),
-    "BIAS_THRESHOLD": env_float("CURATION_BIAS_THRESHOLD", 0.5),
-    "LEXICON_SCORE": env_float("CURATION_TOXICITY_LEXICON_SCORE", 0.95),
-    # Where trained versions go on the media storage (manage.py train_toxicity).
-    "MODEL_DIR": env("CURATION_TOXICITY_MODEL_DIR", "curation/toxicity"),
-    # Comments per chunk task of the curation step.
-    "CHUNK_SIZE": env_int("CURATION_TOXICITY_CHUNK_SIZE", 500, minimum=1),
-}
 
 # 403s and 404s are logged as one line each, without a traceback; 500s keep theirs
 # (config.logging.ClientErrorsWithoutTraceback). Django's loggers pass everything on to this one

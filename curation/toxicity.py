@@ -21,8 +21,8 @@ curation.models.ToxicityModel row that says which version is current. Every flag
 version (detector_version "tox-v3+korcen-1.0.3"; "korcen-1.0.3" where no model is trained, and
 then the evidence says "lexicon only").
 
-This module imports no Django model at import time (bench/ uses it without a database); the
-step at the end reads the database inside its methods.
+The step at the end (curation.steps.Step) reads the database inside its methods; the rest needs
+no database (bench/flags_toxicity.py sets Django up for the imports only).
 """
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ from importlib import metadata
 from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _
+
+from .steps import Step
+from .steps import _flag_counts as flag_counts
 
 log = logging.getLogger(__name__)
 
@@ -405,9 +408,9 @@ def current_detector() -> Detector:
 
     from .models import ToxicityModel
 
-    conf = settings.CURATION_TOXICITY
-    detector = Detector(threshold=conf["THRESHOLD"], bias_threshold=conf["BIAS_THRESHOLD"],
-                        lexicon_score=conf["LEXICON_SCORE"])
+    conf = settings.CURATION
+    detector = Detector(threshold=conf["TOXICITY_THRESHOLD"], bias_threshold=conf["BIAS_THRESHOLD"],
+                        lexicon_score=conf["TOXICITY_LEXICON_SCORE"])
     row = ToxicityModel.objects.filter(current=True).first()
     if row is None:
         log.info("toxicity: no model trained (manage.py train_toxicity): the lexicon runs alone")
@@ -428,30 +431,22 @@ def current_detector() -> Detector:
 # ---------------------------------------------------------------- the curation step
 
 
-class ToxicityStep:
-    """The curation step (curation.steps contract): every comment in the run's scope, in chunks;
-    flags of kind TOXICITY and BIAS through curation.services.record_flags. A comment whose flag
-    a planner has decided is not flagged again by a later model (the decision stands, and it is
-    training data for the next version)."""
+class ToxicityStep(Step):
+    """The curation step (curation.steps): the run's comments (new ones only in a new-only run),
+    in chunks of 500; flags of kind TOXICITY and BIAS through curation.services.record_flags. A
+    comment whose flag a planner has decided is not flagged again by a later model (the decision
+    stands, and it is training data for the next version). Never unavailable: without a trained
+    model the lexicon runs alone, and each flag's evidence says so."""
 
     name = DETECTOR
     label = _("Toxicity and bias")
-    queue = "curation"
     subject = "comments"
+    chunk_size = 500  # short texts: ~0.3 s of lexicon and classifier per chunk
 
-    @property
-    def chunk_size(self) -> int:
-        from django.conf import settings
+    def plan(self, run) -> list:
+        return list(run.new_comments(self.name).order_by("pk").values_list("pk", flat=True))
 
-        return settings.CURATION_TOXICITY["CHUNK_SIZE"]
-
-    def unavailable(self, run) -> str | None:
-        return None  # the lexicon always runs; the flags' evidence says when no model is trained
-
-    def plan(self, run) -> list[int]:
-        return list(run.scope_comments().order_by("pk").values_list("pk", flat=True))
-
-    def process(self, run, ids: list[int]) -> dict[str, int]:
+    def process(self, run, ids: list) -> dict[str, int]:
         from labeling.models import Comment
 
         from .models import Flag, FlagKind, FlagStatus
@@ -461,7 +456,7 @@ class ToxicityStep:
         comments = list(Comment.objects.filter(pk__in=ids).order_by("pk").values_list("pk", "text"))
         decided = set(Flag.objects.filter(detector=DETECTOR, comment_id__in=ids).exclude(
             status=FlagStatus.OPEN).values_list("comment_id", "kind"))
-        flags, counts = [], {"checked": len(comments), "toxic": 0, "bias": 0}
+        flags, counts = [], {"comments": len(comments), "toxic": 0, "bias": 0}
         for (pk, _text), found in zip(comments, detector.check([t for _pk, t in comments])):
             for f in found:
                 kind = FlagKind.TOXICITY if f.kind == "toxicity" else FlagKind.BIAS
@@ -469,12 +464,10 @@ class ToxicityStep:
                     continue
                 counts["toxic" if f.kind == "toxicity" else "bias"] += 1
                 flags.append(FlagData(kind=kind, comment=pk, score=f.score, evidence=f.evidence))
-        if flags:
-            record_flags(DETECTOR, detector.version, flags)
+        counts.update(flag_counts(record_flags(DETECTOR, detector.version, flags)))
+        if not detector.classifier:
+            counts["lexicon_only"] = len(comments)
         return counts
-
-    def finish(self, run) -> dict[str, int]:
-        return {}
 
 
 STEPS = [ToxicityStep()]

@@ -158,7 +158,7 @@ def training_file(tmp_path) -> Path:
 
 
 def model_files(settings) -> list[str]:
-    folder = Path(settings.MEDIA_ROOT) / settings.CURATION_TOXICITY["MODEL_DIR"]
+    folder = Path(settings.MEDIA_ROOT) / settings.CURATION["TOXICITY_MODEL_DIR"]
     return sorted(p.name for p in folder.glob("*")) if folder.exists() else []
 
 
@@ -196,16 +196,20 @@ def test_train_command_versions_and_errors(db, training_file, settings, capsys):
         call_command("train_toxicity", "--activate", "9")
 
 
-class Run:
-    """A stand-in for curation.models.CurationRun: the step needs only the comments in scope."""
+@pytest.fixture
+def registered(monkeypatch):
+    """The toxicity step in the registry of curation runs (the lead wires it there at merge)."""
+    from curation import steps
 
-    def __init__(self, project):
-        self.pk, self.project, self.options, self.new_only = 1, project, {}, False
+    monkeypatch.setattr(steps, "STEPS", [*steps.STEPS, *T.STEPS])
 
-    def scope_comments(self):
-        from labeling.models import Comment
 
-        return Comment.objects.filter(assignment__project=self.project)
+def run_toxicity(project, **kw):
+    from curation import runs
+
+    run = runs.run_here(runs.start_run(project, ["toxicity"], enqueue=False, **kw))
+    assert run.status == "done", run.error
+    return run.run_steps.get(name="toxicity")
 
 
 @pytest.fixture
@@ -226,7 +230,7 @@ def commented(make_project, labelers):
     return project, {c.text: c for c in Comment.objects.filter(assignment__project=project)}
 
 
-def test_step_without_model_runs_the_lexicon_alone(commented, monkeypatch):
+def test_step_without_model_runs_the_lexicon_alone(commented, registered, monkeypatch):
     from curation import services
     from curation.models import Flag
 
@@ -235,28 +239,29 @@ def test_step_without_model_runs_the_lexicon_alone(commented, monkeypatch):
     real = services.record_flags
     monkeypatch.setattr(services, "record_flags", lambda *a, **k: calls.append(a) or real(*a, **k))
     (step,) = T.STEPS
-    assert (step.name, step.subject, step.queue) == ("toxicity", "comments", "curation")
-    assert step.unavailable(Run(project)) is None
-    ids = step.plan(Run(project))
-    assert len(ids) == 6
-    counts = step.process(Run(project), ids)
-    assert counts == {"checked": 6, "toxic": 1, "bias": 0}
+    assert (step.name, step.subject, step.queue, step.size()) == ("toxicity", "comments", "curation", 500)
+    row = run_toxicity(project)
+    assert row.state == "done" and row.total == 6
+    assert row.counts == {"comments": 6, "toxic": 1, "bias": 0, "flags_new": 1, "flags_updated": 0,
+                          "lexicon_only": 6}
     assert len(calls) == 1 and calls[0][:2] == ("toxicity", "korcen-1.0.3")
     flag = Flag.objects.get()
     assert flag.comment_id == comments["시발 뭐야 이거"].pk and flag.kind == "toxicity"
     assert flag.detector_version == "korcen-1.0.3" and flag.evidence["mode"] == "lexicon only"
     assert flag.project_id == project.pk
+    # Again: nothing changes (idempotent); a new-only run has nothing new to read.
+    assert run_toxicity(project).counts["flags_new"] == 0
+    assert run_toxicity(project, new_only=True).total == 0
 
 
-def test_step_with_model_and_decisions_feed_the_next_version(commented, training_file, users):
+def test_step_with_model_and_decisions_feed_the_next_version(commented, registered, training_file, users):
     from curation import selectors, services
     from curation.models import Flag, FlagStatus, ToxicityModel
 
     project, comments = commented
     services.train_toxicity_model(training_file)
-    step = T.STEPS[0]
-    counts = step.process(Run(project), step.plan(Run(project)))
-    assert counts["toxic"] >= 2 and counts["bias"] >= 1
+    counts = run_toxicity(project).counts
+    assert counts["toxic"] >= 2 and counts["bias"] >= 1 and "lexicon_only" not in counts
     flags = {(f.comment.text, f.kind): f for f in Flag.objects.select_related("comment")}
     hateful = flags[("여자들은 다 없어져야 해", "toxicity")]
     assert hateful.detector_version == "tox-v1+korcen-1.0.3"
@@ -284,7 +289,7 @@ def test_step_with_model_and_decisions_feed_the_next_version(commented, training
     assert services.train_toxicity_model(training_file, use_decisions=False).rows["decision"] == 0
 
     # The next run does not raise decided flags again: the planner's decision stands.
-    step.process(Run(project), step.plan(Run(project)))
+    run_toxicity(project)
     kept.refresh_from_db()
     hateful.refresh_from_db()
     assert kept.status == FlagStatus.KEPT and hateful.status == FlagStatus.REJECTED

@@ -129,6 +129,15 @@ EXPECTED = {
     "api:curation-decision-list": ("none", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
     # POST {} undoes the decision (planner 200); the admin after them finds an undo, which is not undone (409).
     "api:curation-decision-undo": ("decision", ("get", POST_ONLY_READ), ("post", row(401, 403, 200, 403, 409))),
+    # The matrix's flag is a quality flag, in no duplicate group: keeping it instead is refused (409).
+    "api:curation-flag-keep-instead": ("flag", ("get", POST_ONLY_READ), ("post", row(401, 403, 409, 403, 409))),
+    "api:curation-duplicate-groups": ("none", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    # Runs: POST {} names no step (400). The matrix's run is queued: the planner cancels it, the
+    # admin after them finds it cancelled (409); it is alive, so not resumable (409).
+    "api:curation-run-list": ("none", ("get", READ), ("post", CREATE_EMPTY)),
+    "api:curation-run-detail": ("curation_run", ("get", READ), ("patch", WRITE_NOT_ALLOWED)),
+    "api:curation-run-cancel": ("curation_run", ("get", POST_ONLY_READ), ("post", row(401, 403, 200, 403, 409))),
+    "api:curation-run-resume": ("curation_run", ("get", POST_ONLY_READ), ("post", row(401, 403, 409, 403, 409))),
     # An assignment is its labeler's: everyone else 404 (planners, engineers, admins may read it).
     "api:assignment-detail": ("assignment", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
     "api:assignment-submit": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 400, 404, 404, 404))),
@@ -194,7 +203,10 @@ def curation_world(users, image) -> dict:
 
     flag = Flag.objects.get()
     [decision] = curation.decide([flag], "keep", users["planner"])
-    return {"flag": flag, "decision": decision}
+    from curation import runs
+
+    run = runs.start_run(None, ["text"], user=users["planner"], enqueue=False)
+    return {"flag": flag, "decision": decision, "curation_run": run}
 
 
 def labeling_world(users, source, image) -> dict:
@@ -264,6 +276,8 @@ def url_kwargs(kind: str, world: dict, role: str) -> dict:
         return {"pk": world["flag"].pk}
     if kind == "decision":
         return {"pk": world["decision"].pk}
+    if kind == "curation_run":
+        return {"pk": world["curation_run"].pk}
     if kind == "own_token":
         return {"pk": world["tokens"].get(role, world["tokens"]["planner"]).pk}
     raise AssertionError(kind)

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('curation', '0001_initial'),
+        ('curation', '0002_runs'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
