@@ -329,7 +329,9 @@ def train(rows: Sequence[Row], *, version: int, seed: int = 0) -> ToxicityClassi
         version=version, toxicity=tox, bias=bias, data_sha256=data_checksum(rows),
         rows={"file": sum(r.source == "file" for r in rows), "decision": sum(r.source == "decision" for r in rows),
               "toxicity": sum(r.label is not None for r in rows), "bias": sum(r.bias is not None for r in rows)},
-        metrics={"toxicity": tox_metrics, "bias": bias_metrics},
+        metrics={"toxicity": tox_metrics, "bias": bias_metrics,
+                 # a stored model loads with the scikit-learn it was trained with
+                 "libraries": {"scikit-learn": metadata.version("scikit-learn"), "korcen": KORCEN_VERSION}},
     )
 
 
@@ -377,7 +379,7 @@ class Detector:
             toxic = pred.toxic if pred else 0.0
             if toxic >= self.threshold or hits:
                 label = pred.label if pred and pred.label in TOXIC else (
-                    max(TOXIC, key=lambda x: pred.probabilities.get(x, 0.0)) if pred else "offensive")
+                    max(("hate", "offensive"), key=lambda x: pred.probabilities.get(x, 0.0)) if pred else "offensive")
                 score = max(toxic, self.lexicon_score if hits else 0.0)
                 found.append(Finding("toxicity", label, round(score, 4), {
                     "label": label, "probability": round(toxic, 4) if pred else None,

@@ -47,7 +47,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         self.stdout.write(f"toxicity model v{row.version} trained and current: {row.file}")
         self.stdout.write(f"rows: {row.rows}  data sha256: {row.data_sha256}")
-        for head, m in row.metrics.items():
+        for head in ("toxicity", "bias"):
+            m = row.metrics.get(head)
             if not m:
                 self.stdout.write(f"{head}: no labels in the data (no {head} head)")
             elif "scores" not in m:
