@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from curation import toxicity as T
 
@@ -254,7 +255,7 @@ def test_step_without_model_runs_the_lexicon_alone(commented, registered, monkey
     assert run_toxicity(project, new_only=True).total == 0
 
 
-def test_step_with_model_and_decisions_feed_the_next_version(commented, registered, training_file, users):
+def test_step_with_model_and_decisions_feed_the_next_version(commented, registered, training_file, users, client):
     from curation import selectors, services
     from curation.models import Flag, FlagStatus, ToxicityModel
 
@@ -269,6 +270,11 @@ def test_step_with_model_and_decisions_feed_the_next_version(commented, register
     assert hateful.evidence["model_version"] == 1
     assert flags[("여자들은 다 없어져야 해", "bias")].evidence["label"] == "gender"
     assert ("바다 색감이 예쁘네요 정말", "toxicity") not in flags
+
+    # The review queue shows the flag with its evidence.
+    client.force_login(users["planner"])
+    page = client.get(reverse("curation-review"), {"kind": "toxicity"}).content.decode()
+    assert "여자들은 다 없어져야 해" in page and "hate" in page and "model+lexicon" in page
 
     # Planners decide: keep the lexicon hit (say, a quoted word), reject the hateful one.
     planner = users["planner"]
