@@ -65,6 +65,21 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return number
 
 
+def env_float(name: str, default: float, *, minimum: float = 0.0, maximum: float = 1.0) -> float:
+    """A number from `minimum` to `maximum` (0.5, 0.95)."""
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        number = float(value.strip())
+    except ValueError:
+        number = None
+    if number is None or not minimum <= number <= maximum:
+        SETTINGS_ERRORS.append((name, value, f"a number from {minimum} to {maximum}, e.g. {default}"))
+        return default
+    return number
+
+
 def env_choice(name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
     value = env(name)
     if value is None:
@@ -467,21 +482,6 @@ def env_thresholds(name: str, defaults: dict[str, float | None]) -> dict[str, fl
     return out
 
 
-def env_share(name: str, default: float) -> float:
-    """A number from 0 to 1."""
-    value = env(name)
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0.0 <= number <= 1.0:
-        SETTINGS_ERRORS.append((name, value, f"a number from 0 to 1, e.g. {default}"))
-        return default
-    return number
-
-
 CURATION = {
     # Image quality flags: a photo is flagged when its statistic is below the threshold
     # (curation/quality.py says what each number is); "off" turns a flag off.
@@ -500,9 +500,18 @@ CURATION = {
     # Duplicate and template comments (curation/textdup.py): near-duplicate Jaccard threshold,
     # photos a cluster must span to be a template, and the share of a labeler's comments that copy
     # their own earlier ones from which those copies are flagged.
-    "TEXT_THRESHOLD": env_share("CURATION_TEXT_THRESHOLD", 0.6),
+    "TEXT_THRESHOLD": env_float("CURATION_TEXT_THRESHOLD", 0.6),
     "TEMPLATE_MIN_PHOTOS": env_int("CURATION_TEMPLATE_MIN_PHOTOS", 5, minimum=2),
-    "SELF_COPY_MIN_SHARE": env_share("CURATION_SELF_COPY_MIN_SHARE", 0.2),
+    "SELF_COPY_MIN_SHARE": env_float("CURATION_SELF_COPY_MIN_SHARE", 0.2),
+    # Toxicity and bias (curation/toxicity.py): a comment is flagged for toxicity when the
+    # classifier's probability of hate or offensive reaches TOXICITY_THRESHOLD (or the korcen
+    # lexicon matches: its score is then at least TOXICITY_LEXICON_SCORE, korcen's measured
+    # precision); for bias when the bias head's probability of gender or other reaches
+    # BIAS_THRESHOLD. Trained versions go under TOXICITY_MODEL_DIR on the media storage.
+    "TOXICITY_THRESHOLD": env_float("CURATION_TOXICITY_THRESHOLD", 0.5),
+    "BIAS_THRESHOLD": env_float("CURATION_BIAS_THRESHOLD", 0.5),
+    "TOXICITY_LEXICON_SCORE": env_float("CURATION_TOXICITY_LEXICON_SCORE", 0.95),
+    "TOXICITY_MODEL_DIR": env("CURATION_TOXICITY_MODEL_DIR", "curation/toxicity"),
 }
 # Celery queues: "celery" (imports, exports, labeling), "curation" (photo and text steps) and
 # "embeddings" (the embedding steps, for GPU workers: `celery -A config worker -Q embeddings`). A

@@ -198,3 +198,30 @@ def step_rows(run) -> list[dict]:
             "started_at": row.started_at, "finished_at": row.finished_at,
         })
     return out
+
+
+# ---------------------------------------------------------------- toxicity training data (issue 12)
+
+
+def toxicity_decision_rows() -> list:
+    """The planners' decisions on toxicity and bias flags as labeled rows for the next training
+    (curation.toxicity.Row, source "decision"): a kept flag says the comment is none, a rejected
+    one that it is what the flag said (its evidence's label). A decision taken back (undo) counts
+    no more: the flag's status is what the latest standing decision made it."""
+    from . import toxicity
+
+    rows = []
+    flags = (Flag.objects.filter(kind__in=(FlagKind.TOXICITY, FlagKind.BIAS),
+                                 status__in=(FlagStatus.KEPT, FlagStatus.REJECTED), comment__isnull=False)
+             .select_related("comment").order_by("pk"))
+    for flag in flags:
+        allowed = toxicity.LABELS if flag.kind == FlagKind.TOXICITY else toxicity.BIAS_LABELS
+        label = "none" if flag.status == FlagStatus.KEPT else str(flag.evidence.get("label", ""))
+        if label not in allowed or label == "none" and flag.status == FlagStatus.REJECTED:
+            continue  # a rejected flag of another detector that names no label of ours
+        text = flag.comment.text
+        if flag.kind == FlagKind.TOXICITY:
+            rows.append(toxicity.Row(text=text, label=label, bias=None, source="decision"))
+        else:
+            rows.append(toxicity.Row(text=text, label=None, bias=label, source="decision"))
+    return rows
