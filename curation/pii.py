@@ -64,6 +64,7 @@ FOLD: dict[str, str] = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}
 FOLD.update({ch: " " for ch in _SPACES})
 FOLD.update({ch: "-" for ch in _DASHES})
 FOLD.pop(" ", None)
+_FOLD_TABLE = str.maketrans(FOLD)
 
 NUMERAL_DIGITS = {"공": "0", "영": "0", "일": "1", "이": "2", "삼": "3", "사": "4", "오": "5",
                   "육": "6", "륙": "6", "칠": "7", "팔": "8", "구": "9"}
@@ -78,7 +79,7 @@ _NUMERAL_RUN = re.compile(NUMERAL_RUN)
 
 def fold(text: str) -> str:
     """The text as the patterns read it, with the same length (spans carry over)."""
-    out = "".join(FOLD.get(ch, ch) for ch in text)
+    out = text.translate(_FOLD_TABLE)
 
     def digits(m: re.Match) -> str:
         run = m.group(0)
