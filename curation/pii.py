@@ -130,9 +130,12 @@ NDA = "(?![0-9])"  # no digit after
 SEP = "(?: ?[-.] ?| )?"  # 010-1234, 010 1234, 010.1234, 010 - 1234, 0101234
 SIDO = ("(?:서울|부산|대구|인천|광주|대전|울산|세종|경기|강원|충북|충남|충청북|충청남|전북|전남|전라북|"
         "전라남|경북|경남|경상북|경상남|제주)(?:특별시|광역시|특별자치시|특별자치도|도|시)?")
-SIGUNGU = "[가-힣]{1,6}(?:시|군|구)"
-ROAD = "[가-힣0-9]{1,12}(?:로|길)"
-BUILDING_END = "(?![0-9가]|번 ?출구|층|호선)"
+# 시/군/구: two or more syllables (not 친구, 입구, 출구, 가구, 도구, 야구), or 중구, 동구, 서구, ...
+SIGUNGU = "(?:[가-힣]{2,6}(?:시|군|구)|[중동서남북]구)"
+ROAD = "[가-힣0-9]{1,12}(?<!으)(?:로|길)"  # not "...으로" (the particle)
+# After the building number: the end, a space or punctuation, or a particle or 번지/호/동; not a
+# unit (3분, 2개, 5층, 3가, 2호선 are not addresses).
+BUILDING_END = "(?![0-9])(?=$|[ ,.!?~)]|에|이|은|는|으로|로|번지|번길|호|동|길)"
 BANKS = ("계좌", "입금", "송금", "이체", "예금주", "은행", "국민", "신한", "우리", "하나", "농협", "기업",
          "카카오뱅크", "카뱅", "토스", "케이뱅크", "새마을", "우체국", "수협", "신협", "SC", "KB", "NH", "IBK")
 SOCIAL = ("카톡", "카카오톡", "카카오", "인스타", "인스타그램", "insta", "instagram", "트위터", "twitter",
@@ -189,7 +192,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
                "(?:" + "|".join(SOCIAL[:-4]) + ") ?(?:아이디|아디|ID|id|Id|계정)(?:는|은|:)? ?:? ?@?([A-Za-z0-9._]{3,30})(?![A-Za-z0-9._])",
                0.85),
     Recognizer("handle", "handle_at",
-               "(?<![A-Za-z0-9._%+-])@([A-Za-z0-9_](?:[A-Za-z0-9._]{1,29}))(?![A-Za-z0-9._@-])", 0.6,
+               "(?<![A-Za-z0-9._%+-])@([A-Za-z_][A-Za-z0-9._]{1,29})(?![A-Za-z0-9._@-])", 0.6,  # not "@3000원"
                context=SOCIAL),
     # Bank accounts: 10-14 digits, in groups or not; only with a bank or transfer word near.
     Recognizer("bank_account", "kr_account_grouped",
@@ -213,7 +216,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     Recognizer("address", "kr_road",
                "(?:" + SIDO + " ?)?(?:" + SIGUNGU + " ){1,2}" + ROAD + " ?[0-9]{1,5}(?:-[0-9]{1,5})?" + BUILDING_END,
                0.75, context=ADDRESS_WORDS),
-    Recognizer("address", "kr_road_bare", "[가-힣0-9]{1,12}(?:대로|로|길) ?[0-9]{1,5}(?:-[0-9]{1,5})?(?:번길)?" + BUILDING_END,
+    Recognizer("address", "kr_road_bare", ROAD + " ?[0-9]{1,5}(?:-[0-9]{1,5})?(?:번길)?" + BUILDING_END,
                0.15, context=ADDRESS_WORDS),
     Recognizer("address", "kr_lot",
                "(?:" + SIDO + " ?)?(?:" + SIGUNGU + " ){1,2}[가-힣0-9]{1,8}(?:동|읍|면|리|가) ?[0-9]{1,5}(?:-[0-9]{1,5})?(?:번지)?"
