@@ -17,7 +17,7 @@ from .models import Comment, CommentType, Project, Verdict
 
 RULE_FIELDS = (
     "count_whitespace", "reject_jamo_or_emoji_only", "max_repeat_run", "reject_copied_examples",
-    "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers",
+    "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers", "reject_personal_info",
 )
 
 
@@ -41,6 +41,7 @@ class ProjectForm(forms.ModelForm):
             "reject_urls": _("Refuse web addresses (URLs)"),
             "reject_emails": _("Refuse e-mail addresses"),
             "reject_phone_numbers": _("Refuse phone numbers"),
+            "reject_personal_info": _("Refuse other personal information"),
         }
         help_texts = {
             "description": _("Labelers see it on their home page under the project's name (its first 160 characters)."),
@@ -62,6 +63,8 @@ class ProjectForm(forms.ModelForm):
             "reject_urls": _("Comments may not contain links."),
             "reject_emails": _("Comments may not contain e-mail addresses."),
             "reject_phone_numbers": _("Comments may not contain phone numbers."),
+            "reject_personal_info": _("Comments may not contain resident registration, card, bank account, passport or "
+                                      "driver's licence numbers, street addresses or social media IDs."),
         }
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),

@@ -69,6 +69,9 @@ class Project(models.Model):
     reject_urls = models.BooleanField(default=True)
     reject_emails = models.BooleanField(default=True)
     reject_phone_numbers = models.BooleanField(default=True)
+    reject_personal_info = models.BooleanField(
+        default=True, help_text=_("Resident registration, card, bank account, passport and driver's licence numbers, "
+                                  "street addresses and social media IDs (curation.pii)."))
 
     # Guidelines: planners edit the draft and publish it as a new GuidelineVersion; this number
     # is the current published version (0: none yet) and is what each comment records.
@@ -100,6 +103,7 @@ class Project(models.Model):
             reject_urls=self.reject_urls,
             reject_emails=self.reject_emails,
             reject_phone_numbers=self.reject_phone_numbers,
+            reject_personal_info=self.reject_personal_info,
         )
 
 
@@ -408,6 +412,7 @@ class RuleCode(models.TextChoices):
     URL = "url", _("Link")
     EMAIL = "email", _("E-mail address")
     PHONE = "phone", _("Phone number")
+    PERSONAL_INFO = "personal_info", _("Personal information")
     REQUIRED = "required", _("Missing comment")
 
 

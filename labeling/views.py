@@ -22,7 +22,7 @@ from .models import Assignment, AssignmentStatus, Comment, Project, ProjectMembe
 HISTORY_PER_PAGE = 20
 RULE_FIELDS = (
     "count_whitespace", "reject_jamo_or_emoji_only", "max_repeat_run", "reject_copied_examples",
-    "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers",
+    "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers", "reject_personal_info",
 )
 
 
@@ -119,6 +119,7 @@ def label(request, pk: int):
         ],
         "example_texts": version.example_texts() if version and project.reject_copied_examples else [],
         "messages": {code: str(message) for code, message in text_rules.MESSAGES.items()},
+        "pii": text_rules.pii.page_config(),  # the server's PII patterns, run live by textrules.js
         "strings": _ui_strings(),
         # The API's labeler flow (common contract); "{id}" is the assignment's id.
         "urls": {
