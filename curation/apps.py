@@ -15,6 +15,11 @@ class CurationConfig(AppConfig):
         # A decision the flag's state refuses (decided already, wrong subject): 409 {"detail"}.
         register_service_error(CurationError, status.HTTP_409_CONFLICT)
 
+        # The detectors defined outside curation.steps join the runs' registry.
+        from .steps import register_detectors
+
+        register_detectors()
+
         # Automatic runs: new photos after each import, new comments in batches (curation.receivers).
         from datasets.signals import images_added
         from labeling.signals import sets_submitted

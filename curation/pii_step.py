@@ -13,11 +13,7 @@ import importlib.util
 from django.utils.translation import gettext_lazy as _
 
 from . import pii
-
-try:  # cur-runs' step base class (curation/steps.py); until it is merged the step stands alone.
-    from .steps import Step
-except ImportError:  # pragma: no cover - only before the merge
-    Step = object
+from .steps import Step
 
 DETECTOR = "pii"
 
@@ -35,8 +31,7 @@ class PiiStep(Step):
         return None
 
     def plan(self, run) -> list[int]:
-        comments = run.new_comments(self.name) if hasattr(run, "new_comments") else run.scope_comments()
-        return list(comments.order_by("pk").values_list("pk", flat=True))
+        return list(run.new_comments(self.name).order_by("pk").values_list("pk", flat=True))
 
     def process(self, run, ids: list[int]) -> dict[str, int]:
         from labeling.models import Comment

@@ -20,6 +20,9 @@ The steps here:
 - text: per project, curation.textdup over its submitted comments: DUPLICATE_COMMENT and
   TEMPLATE_COMMENT clusters (count, share, examples) and SELF_COPY_COMMENT per labeler.
 
+The detectors of other modules join the list when the app loads (CurationConfig.ready, after
+the ones here, since they subclass Step): pii (curation.pii_step), toxicity (curation.toxicity).
+
 Exact duplicates: ingest refuses the same bytes (Image.sha256) and the same decoded pixels
 (Image.pixel_sha256), both unique in the database, so no exact copy reaches the catalogue; the same
 photo at another size or encoding is a perceptual duplicate at distance 0-2. No step writes
@@ -386,11 +389,20 @@ STEPS: list[Step] = [
     Signatures(),
     Perceptual(),
     TextDuplicates(),
-    # The embedding steps go here (the lead adds them at merge): *curation.embedding.STEPS,
+    # + curation.pii.STEPS and curation.toxicity.STEPS: added by register_detectors() at app load.
 ]
 
 PHOTO_STEPS = ("quality", "signatures", "perceptual")
-TEXT_STEPS = ("text",)
+TEXT_STEPS = ("text", "pii", "toxicity")
+
+
+def register_detectors() -> None:
+    """Add the steps other modules define (they import Step from here, so they cannot be listed
+    above): once, when the app loads."""
+    from . import pii, toxicity
+
+    known = {step.name for step in STEPS}
+    STEPS.extend(step for step in [*pii.STEPS, *toxicity.STEPS] if step.name not in known)
 
 
 def by_name() -> dict[str, Step]:

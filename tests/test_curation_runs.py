@@ -314,7 +314,7 @@ def test_a_text_run_starts_after_every_n_submitted_sets(make_project, labelers, 
         a = labeling.next_assignment(project, labelers[2])
         labeling.submit(a, labelers[2], texts(next(numbers)))
     run = CurationRun.objects.get()
-    assert (run.trigger, run.project_id, run.steps, run.new_only) == (RunTrigger.COMMENTS, project.pk, ["text"], True)
+    assert (run.trigger, run.project_id, run.steps, run.new_only) == (RunTrigger.COMMENTS, project.pk, ["text", "pii", "toxicity"], True)
     assert run.status == RunStatus.DONE
     assert Assignment.objects.filter(project=project, status=AssignmentStatus.SUBMITTED).count() == 3
 
@@ -475,4 +475,4 @@ def test_imported_comment_sets_count_towards_the_next_text_run(make_project, set
     assert ci.imported == 2, ci.error
     run = CurationRun.objects.get()
     assert (run.trigger, run.project_id, run.status) == (RunTrigger.COMMENTS, project.pk, RunStatus.DONE)
-    assert run.run_steps.get().counts["comments"] == 2
+    assert run.run_steps.get(name="text").counts["comments"] == 2

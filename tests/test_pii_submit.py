@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from curation import pii
+from curation import pii, runs
 from curation.models import Flag, FlagKind
 from labeling import services
 from labeling.models import Comment, ProjectMember, RuleHit
@@ -72,16 +72,6 @@ def test_blocked_submits_count_the_personal_information_rule(make_project, label
     assert RuleHit.objects.get(member__user=labelers[0], code="personal_info").count == 1
 
 
-class Run:
-    """A stand-in for curation.models.CurationRun (the step needs project and scope_comments)."""
-
-    def __init__(self, project):
-        self.pk, self.project, self.options, self.new_only = 1, project, {}, False
-
-    def scope_comments(self):
-        return Comment.objects.filter(assignment__project=self.project)
-
-
 def test_the_step_flags_stored_comments_with_masked_evidence_once(make_project, labelers):
     # Comments stored before the rule existed (or with it off): the step finds them.
     project = make_project(3, reject_personal_info=False, reject_phone_numbers=False, reject_emails=False)
@@ -95,7 +85,7 @@ def test_the_step_flags_stored_comments_with_masked_evidence_once(make_project, 
 
     [step] = pii.STEPS
     assert step.subject == "comments" and step.unavailable(None) is None
-    run = Run(project)
+    run = runs.start_run(project, ["pii"], enqueue=False)
     ids = step.plan(run)
     assert len(ids) == 6
     counts = step.process(run, ids)
