@@ -443,6 +443,13 @@ EXPORT = {
     "SIGNED_URL_SECONDS": env_int("EXPORT_SIGNED_URL_SECONDS", 3600, minimum=1),
 }
 
+# --- Training runs ------------------------------------------------------------------------------
+RUNS = {
+    # Run folders registered from the web (page or API) lie under this folder, or on S3
+    # (s3://bucket/prefix); `manage.py register_run`, run by the operator, may name any folder.
+    "ROOT": env("RUNS_ROOT", str(VAR_DIR / "runs")),
+}
+
 # --- Labeling -----------------------------------------------------------------------------------
 # How often (seconds) the queue's "furthest from quota" category order is recomputed.
 LABELING_PRIORITY_REFRESH_SECONDS = env_int("LABELING_PRIORITY_REFRESH_SECONDS", 60)
