@@ -200,3 +200,33 @@ def test_metric_names_map_onto_the_comparison_columns(name, key):
 def test_nested_metrics_are_read_and_the_first_spelling_wins():
     assert scores({"image_to_text": {"R@1": 0.5, "R@5": 0.7}, "i2t_r1": 0.1, "BLEU-1": float("nan"),
                    "note": "x"}) == {"i2t_r1": 0.5, "i2t_r5": 0.7}
+
+
+# ---------------------------------------------------------------- S3 (moto's server)
+
+from tests import test_s3  # noqa: E402
+
+moto_endpoint, s3 = test_s3.moto_endpoint, test_s3.s3  # the moto server and bucket fixtures
+
+
+@pytest.mark.s3
+def test_a_run_folder_on_s3_is_registered_like_a_local_one(s3, snapshot, api):
+    from tests.runfolders import run_files
+
+    for rel, data in run_files("generative-s3", kind="generative", checksum=CHECKSUM, tokenizer="mecab").items():
+        s3.put_object(Bucket=s3.bucket, Key=f"runs/generative-s3/{rel}", Body=data)
+    response = api("engineer").post("/api/runs/", {"location": f"s3://{s3.bucket}/runs/generative-s3/"}, format="json")
+    assert response.status_code == 201, response.json()
+    run = TrainingRun.objects.get()
+    assert run.location == f"s3://{s3.bucket}/runs/generative-s3" and run.snapshot == snapshot
+    assert run.scores["cider"] == 10.3 and run.tokenizer == "mecab" and run.epochs["rows"]
+    assert [f["path"] for f in run.files["model"]] == ["model/open_clip_model.pt"]
+    assert run.files["predictions"][0]["path"] == "predictions/test.jsonl"
+
+    with pytest.raises(RunError) as caught:
+        services.register_run(f"s3://{s3.bucket}/runs/nothing", trusted=True)
+    assert caught.value.code == "no_run_json"
+    with pytest.raises(RunError) as caught:
+        services.register_run(f"s3://no-such-bucket-{s3.bucket}/runs/x", trusted=True)
+    assert caught.value.code == "s3_failed" and "Cannot read s3://no-such-bucket" in str(caught.value)
+    assert TrainingRun.objects.count() == 1
