@@ -64,7 +64,7 @@ def table(kind: str, *, snapshot: str | int | None = None, sort: str = "snapshot
     best = {}
     for column in columns:
         values = [r["scores"][column.key] for r in rows if isinstance(r["scores"].get(column.key), (int, float))]
-        if len(values) >= 2:
+        if len(set(values)) >= 2:  # a column where every run scored the same has no best
             best[column.key] = max(values) if column.higher_is_better else min(values)
     for r in rows:
         r["cells"] = [{"key": c.key, "value": r["scores"].get(c.key),
