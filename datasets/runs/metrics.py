@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 class Column:
     key: str
     label: str  # short, as the table head shows it (metric names are not translated)
-    title: object  # the long name, translated
+    title: object  # the long name, translated where it is words
     higher_is_better: bool = True
 
 
@@ -30,13 +30,13 @@ RETRIEVAL_COLUMNS = [
     Column("t2i_r10", "T→I R@10", _("Text to image, Recall@10")),
 ]
 GENERATIVE_COLUMNS = [
-    Column("bleu1", "BLEU-1", _("BLEU-1")),
-    Column("bleu2", "BLEU-2", _("BLEU-2")),
-    Column("bleu3", "BLEU-3", _("BLEU-3")),
-    Column("bleu4", "BLEU-4", _("BLEU-4")),
-    Column("meteor", "METEOR", _("METEOR")),
-    Column("rouge_l", "ROUGE-L", _("ROUGE-L")),
-    Column("cider", "CIDEr", _("CIDEr")),
+    Column("bleu1", "BLEU-1", "BLEU-1"),
+    Column("bleu2", "BLEU-2", "BLEU-2"),
+    Column("bleu3", "BLEU-3", "BLEU-3"),
+    Column("bleu4", "BLEU-4", "BLEU-4"),
+    Column("meteor", "METEOR", "METEOR"),
+    Column("rouge_l", "ROUGE-L", "ROUGE-L"),
+    Column("cider", "CIDEr", "CIDEr"),
     Column("ppl", "PPL", _("Perplexity (lower is better)"), higher_is_better=False),
 ]
 COLUMNS = {"retrieval": RETRIEVAL_COLUMNS, "generative": GENERATIVE_COLUMNS}
