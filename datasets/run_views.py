@@ -4,6 +4,7 @@ page (config, metrics per epoch, evaluation signature, where its files are). Run
 registered with `manage.py register_run` or the API; engineers may forget one here."""
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -74,13 +75,25 @@ def run_detail(request, pk: int):
     from .runs.metrics import column_key, flatten
 
     others = sorted((name, value) for name, value in flatten(run.metrics or {}).items() if column_key(name) not in known)
-    signature = (run.evaluation or {}).get("signature") or {}
+    evaluation = run.evaluation or {}
+    signature = evaluation.get("signature") if isinstance(evaluation.get("signature"), dict) else {}
+    evaluated_on = evaluation.get("snapshot") if isinstance(evaluation.get("snapshot"), dict) else {}
+    other_data = bool(evaluated_on.get("checksum")) and evaluated_on.get("checksum") != run.snapshot_checksum
     return render(request, "datasets/run_detail.html", {
-        "run": run, "headline": headline, "other_metrics": others, "signature": signature,
-        "evaluation": {k: v for k, v in (run.evaluation or {}).items() if k != "signature"},
-        "config": sorted((run.config or {}).items()), "model_info": sorted((run.model_info or {}).items()),
+        "run": run, "headline": headline, "other_metrics": others, "signature": _items(signature),
+        "evaluation": _items({k: v for k, v in evaluation.items() if k not in ("signature", "snapshot")}),
+        "evaluated_on": evaluated_on if other_data else None,
+        "config": _items(run.config), "model_info": _items(run.model_info),
         "can_remove": request.user.has_role(Role.ENGINEER),
     })
+
+
+def _items(values) -> list[tuple[str, str]]:
+    """(name, value as shown) of a JSON object from a run folder: nested values as JSON."""
+    if not isinstance(values, dict):
+        return []
+    return [(str(k), "—" if v is None else json.dumps(v, ensure_ascii=False, sort_keys=True)
+             if isinstance(v, (dict, list, bool)) else str(v)) for k, v in values.items()]
 
 
 @require_POST

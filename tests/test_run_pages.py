@@ -103,8 +103,19 @@ def test_the_run_page_shows_config_epochs_signature_and_files(client, users, run
     assert "checkpoints/last.pt" in html and "predictions/test.jsonl" in html and runs["g2"].location in html
     assert "batch_size" in html
     assert 'id="remove-run"' not in html  # planners read
+    assert 'id="evaluated-on"' not in html
     html = client.get(reverse("run-detail", args=[runs["r3"].pk])).content.decode()
     assert "There is no snapshot drinks v1 here" in html
+
+
+def test_a_run_evaluated_on_another_snapshot_says_so(client, users, tmp_path):
+    folder = write_run(tmp_path, "retrieval-x", evaluated_on=("food", 3, "9" * 64),
+                       config={"model_cfg": {"embed_dim": 64, "vision_cfg": {"layers": 2}}})
+    run, _ = services.register_run(str(folder), trusted=True)
+    client.force_login(users["engineer"])
+    html = client.get(reverse("run-detail", args=[run.pk])).content.decode()
+    assert "Evaluated on food v3, not on the snapshot the run trained on" in html
+    assert "{&quot;embed_dim&quot;: 64, &quot;vision_cfg&quot;: {&quot;layers&quot;: 2}}" in html  # nested: JSON
 
 
 def test_an_engineer_removes_a_run_and_its_folder_stays(client, users, runs):

@@ -63,6 +63,11 @@ def test_registering_again_updates_the_run_instead_of_adding_one(snapshot, tmp_p
     assert again.status == "finished" and again.scores == {"i2t_r1": 0.9}
 
 
+def test_a_run_named_by_the_engineer_is_registered_under_that_name(tmp_path):
+    run, _ = services.register_run(str(write_run(tmp_path / "runs", "스윈 기준선 v2")), trusted=True)
+    assert run.run_id == "스윈 기준선 v2"
+
+
 def test_a_run_of_a_snapshot_not_here_is_kept_as_an_unknown_snapshot(tmp_path):
     run, _ = services.register_run(str(write_run(tmp_path / "runs", snapshot=("drinks", 4))), trusted=True)
     assert run.snapshot is None and run.snapshot_problem == "unknown"
@@ -87,7 +92,7 @@ def test_a_checksum_that_is_not_the_snapshots_is_said_and_not_attached(snapshot,
     (lambda f: _edit(f, format=2), "unknown_format", "has format 2; this platform reads run folders of format 1"),
     (lambda f: _edit(f, format=None), "unknown_format", "has format null"),
     (lambda f: _edit(f, kind="detector"), "bad_field", "kind is not retrieval or generative"),
-    (lambda f: _edit(f, run_id="../x"), "bad_field", "run_id is missing or not a name"),
+    (lambda f: _edit(f, run_id="../x"), "bad_field", "run_id is missing or not a folder name"),
     (lambda f: _edit(f, snapshot={"name": "food"}), "bad_field", "snapshot.version is not a version number"),
     (lambda f: _edit(f, created_at="yesterday"), "bad_field", "created_at is not an ISO 8601"),
     (lambda f: (f / "eval.json").write_text('{"format": 1}'), "bad_eval_json", "it has no metrics object"),

@@ -34,7 +34,8 @@ MAX_JSON_BYTES = 4 * 1024**2
 MAX_CSV_BYTES = 64 * 1024**2
 MAX_LISTED = 1000  # files named per listed folder
 MAX_EPOCH_ROWS = 2000
-RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+# trainers/runs.py: "<kind>-<UTC stamp>-<6 hex>", or any --run-name that is a folder's name.
+RUN_ID = re.compile(r"(?!\.\.?$)[^/\\\x00-\x1f\x7f]{1,200}")
 
 
 @dataclass
@@ -206,7 +207,7 @@ def parse_run_json(raw: bytes, location: str) -> dict:
     run_id = run.get("run_id")
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         raise RunError("bad_field", location=location, field="run_id",
-                       problem="is missing or not a name of letters, digits, '.', '_' and '-'")
+                       problem="is missing or not a folder name (at most 200 characters, no slash)")
     if run.get("kind") not in KINDS:
         raise RunError("bad_field", location=location, field="kind", problem="is not retrieval or generative")
     if run.get("status") not in STATUSES:

@@ -39,13 +39,12 @@ def snapshot_choices() -> list[tuple[str, str]]:
     return [(str(s.pk), s.label) for s in Snapshot.objects.filter(pk__in=list(ids)).order_by("name", "-version")]
 
 
-def _sort_key(sort: str, columns: dict[str, Column]):
+def _sort_key(sort: str):
+    """The order of the runs by "started", "run" or (else) snapshot version."""
     if sort == "started":
         return lambda r: (r["run"].started_at is None, r["run"].started_at.timestamp() if r["run"].started_at else 0)
     if sort == "run":
         return lambda r: r["run"].run_id
-    if sort in columns:
-        return lambda r: (r["scores"].get(sort) is None, r["scores"].get(sort) or 0.0)
     # By snapshot version: name, newest version first, then the newest run.
     return lambda r: (r["run"].snapshot_name, -(r["run"].snapshot_version or 0),
                       -(r["run"].started_at.timestamp() if r["run"].started_at else 0), r["run"].run_id)
@@ -77,5 +76,5 @@ def table(kind: str, *, snapshot: str | int | None = None, sort: str = "snapshot
         without = [r for r in rows if r["scores"].get(key) is None]
         rows = sorted(with_value, key=lambda r: r["scores"][key], reverse=reverse) + without
     else:
-        rows.sort(key=_sort_key(key, by_key), reverse=descending)
+        rows.sort(key=_sort_key(key), reverse=descending)
     return Table(kind=kind, columns=columns, rows=rows, sort=key, descending=descending)
