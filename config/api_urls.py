@@ -19,6 +19,8 @@ from datasets.api import (
     SnapshotExportList,
     SourceViewSet,
     SubcategoryViewSet,
+    TrainingRunDetail,
+    TrainingRunList,
 )
 from labeling import api as labeling
 
@@ -92,6 +94,8 @@ urlpatterns = [
     path("exports/<id:pk>/resume/", ExportResume.as_view(), name="export-resume"),
     path("exports/<id:pk>/cancel/", ExportCancel.as_view(), name="export-cancel"),
     path("exports/<id:pk>/files/<path:path>", ExportFileDownload.as_view(), name="export-file"),
+    path("runs/", TrainingRunList.as_view(), name="run-list"),
+    path("runs/<id:pk>/", TrainingRunDetail.as_view(), name="run-detail"),
     path("curation/flags/", curation.FlagList.as_view(), name="curation-flag-list"),
     path("curation/flags/<id:pk>/", curation.FlagDetail.as_view(), name="curation-flag-detail"),
     path("curation/flags/<id:pk>/decide/", curation.FlagDecide.as_view(), name="curation-flag-decide"),

@@ -520,6 +520,13 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("celery", "curation", "embeddings")]
 CELERY_TASK_ROUTES = {"curation.tasks.*": {"queue": "curation"}}
 
+# --- Training runs ------------------------------------------------------------------------------
+RUNS = {
+    # Run folders registered from the web (page or API) lie under this folder, or on S3
+    # (s3://bucket/prefix); `manage.py register_run`, run by the operator, may name any folder.
+    "ROOT": env("RUNS_ROOT", str(VAR_DIR / "runs")),
+}
+
 # --- Labeling -----------------------------------------------------------------------------------
 # How often (seconds) the queue's "furthest from quota" category order is recomputed.
 LABELING_PRIORITY_REFRESH_SECONDS = env_int("LABELING_PRIORITY_REFRESH_SECONDS", 60)

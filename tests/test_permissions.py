@@ -121,6 +121,11 @@ EXPECTED = {
     "api:export-cancel": ("export", ("get", SNAPSHOT_NOT_ALLOWED), ("post", row(401, 403, 200, 409, 409))),
     # Files of a done local export only: the matrix's export is not done (404).
     "api:export-file": ("export_file", ("get", row(401, 403, 404, 404, 404)), ("post", SNAPSHOT_NOT_ALLOWED)),
+    # Training runs: planners and engineers read, engineers (and admins) register and remove,
+    # labelers 403. POST {} is a validation error; the engineer removes the matrix's run, so the
+    # admin after them finds none (404, to read it too).
+    "api:run-list": ("none", ("get", READ), ("post", row(401, 403, 403, 400, 400))),
+    "api:run-detail": ("run", ("get", row(401, 403, 200, 200, 404)), ("delete", row(401, 403, 403, 204, 404))),
     # The review queue (curation): planners and engineers read, planners (and admins) decide, labelers 403.
     "api:curation-flag-list": ("none", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
     "api:curation-flag-detail": ("flag", ("get", READ), ("patch", WRITE_NOT_ALLOWED)),
@@ -189,8 +194,12 @@ def world(users, source):
     snapshot = Snapshot.objects.create(name="matrix", version=1, min_sets=1)
     export = Export.objects.create(snapshot=snapshot, destination="/nowhere", folder="/nowhere/matrix/v1",
                                    heartbeat_at=timezone.now())
+    from datasets.models import TrainingRun
+
+    run = TrainingRun.objects.create(run_id="retrieval-matrix", kind="retrieval", status="finished",
+                                     location="/nowhere/retrieval-matrix", snapshot=snapshot)
     return {"category": category, "image": image, "job": job, "tokens": tokens, "source": source, "snapshot": snapshot,
-            "export": export,
+            "export": export, "run": run,
             **labeling_world(users, source, image), **curation_world(users, image)}
 
 
@@ -272,6 +281,8 @@ def url_kwargs(kind: str, world: dict, role: str) -> dict:
         return {"pk": world["export"].pk}
     if kind == "export_file":
         return {"pk": world["export"].pk, "path": "SHA256SUMS"}
+    if kind == "run":
+        return {"pk": world["run"].pk}
     if kind == "flag":
         return {"pk": world["flag"].pk}
     if kind == "decision":

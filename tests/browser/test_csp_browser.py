@@ -62,6 +62,8 @@ PAGES = [
     ("export-list", None, READERS),
     ("export-detail", "export", READERS),
     ("snapshot-exports", "snapshot", READERS),
+    ("runs", None, READERS),
+    ("run-detail", "run", READERS),
     ("curation-review", None, READERS),
     ("curation-decisions", None, READERS),
     ("curation-runs", None, READERS),
@@ -80,7 +82,7 @@ NOT_PAGES = {
     "project-guideline-preview", "project-example-delete", "project-example-move", "project-member-cap",
     "project-member-active", "project-report-resolve", "project-report-undo", "set_language", "schema",
     "favicon", "project-comments-export", "snapshot-page-archive",
-    "export-progress", "export-resume", "export-cancel", "export-file",
+    "export-progress", "export-resume", "export-cancel", "export-file", "run-remove",
     "curation-review-decide", "curation-undo", "curation-keep-instead", "curation-run-cancel", "curation-run-resume",
 }
 
@@ -110,7 +112,7 @@ def test_every_page_is_listed():
 
 
 @pytest.fixture
-def world(users, source):
+def world(users, source, tmp_path):
     from datasets import services as datasets
     from datasets.models import Category, ImportItem, ImportJob
     from labeling import services
@@ -141,6 +143,10 @@ def world(users, source):
 
     export = Export.objects.create(snapshot=snapshot, destination="/nowhere", folder="/nowhere/csp/v1",
                                    status="failed", error="Writing failed.")
+    from datasets.runs.services import register_run
+    from tests.runfolders import write_run
+
+    training_run, _ = register_run(str(write_run(tmp_path, snapshot=("CSP", 1))), trusted=True)
     from curation import services as curation
 
     curation.record_flags("phash", "1", [{"kind": "near_duplicate_photo", "image": images[1], "keeper": images[0],
@@ -158,7 +164,7 @@ def world(users, source):
         "project": [project.pk], "version": [project.pk, version.version], "example": [project.pk, example.pk],
         "new_example": [project.pk], "admin_user": [users["admin"].pk], "report": [project.pk, reported.pk],
         "comment_import": [project.pk, comment_import.pk], "snapshot": [snapshot.pk], "export": [export.pk],
-        "curation_run": [run.pk],
+        "curation_run": [run.pk], "run": [training_run.pk],
         "_query": {"project-example-new": f"?image={images[1].pk}", "snapshot-new": f"?from={snapshot.pk}"},
     }
 
