@@ -216,9 +216,13 @@ class DuplicateGroupSerializer(serializers.Serializer):
     members = GroupMemberSerializer(many=True)
 
 
-class DuplicateGroupList(CurationAccess, APIView):
+class DuplicateGroupList(CurationAccess, generics.GenericAPIView):
     """Duplicate-photo groups (those with an open flag unless `status` says otherwise), each
-    with its members' facts and the keeper, paginated by group."""
+    with its members' facts and the keeper, paginated by group (the schema's paged list)."""
+
+    pagination_class = Pagination
+    serializer_class = DuplicateGroupSerializer
+    queryset = Flag.objects.none()  # for the schema: the groups are read by curation.selectors
 
     @extend_schema(parameters=[
         OpenApiParameter("kind", OpenApiTypes.STR, enum=sorted(DUPLICATE_PHOTO_KINDS)),
@@ -239,11 +243,8 @@ class DuplicateGroupList(CurationAccess, APIView):
         keys = selectors.duplicate_group_keys(
             kind=kind if kind in DUPLICATE_PHOTO_KINDS else "", status=status if status in FlagStatus.values else "",
             image=image)
-        paginator = Pagination()
-        page = paginator.paginate_queryset(keys, request, view=self)
-        groups = selectors.duplicate_groups(page)
-        return paginator.get_paginated_response(DuplicateGroupSerializer(groups, many=True,
-                                                                         context={"request": request}).data)
+        groups = selectors.duplicate_groups(self.paginate_queryset(keys))
+        return self.get_paginated_response(self.get_serializer(groups, many=True).data)
 
 
 class FlagKeepInstead(CurationAccess, APIView):
@@ -278,7 +279,7 @@ class RunStepSerializer(serializers.Serializer):
 
 
 class RunSerializer(serializers.ModelSerializer):
-    project_name = serializers.CharField(source="project.name", default=None)
+    project_name = serializers.CharField(source="project.name", default=None, allow_null=True, read_only=True)
     created_by = serializers.CharField(source="created_by.username", default=None)
     progress = serializers.SerializerMethodField()
     can_cancel = serializers.SerializerMethodField()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -38,8 +38,8 @@ class Project(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
-    overlap = models.PositiveSmallIntegerField(
-        default=2, validators=[MinValueValidator(1)], help_text=_("Distinct labelers per photo.")
+    overlap = models.PositiveSmallIntegerField(  # at most 20, as the settings page says
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(20)], help_text=_("Distinct labelers per photo.")
     )
     cap_per_labeler = models.PositiveIntegerField(
         default=300, help_text=_("Most photos one labeler may label in this project.")
