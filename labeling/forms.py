@@ -13,12 +13,7 @@ from accounts.models import Role, User
 from datasets.models import Category, Source, Subcategory
 
 from . import services
-from .models import Comment, CommentType, Project, Verdict
-
-RULE_FIELDS = (
-    "count_whitespace", "reject_jamo_or_emoji_only", "max_repeat_run", "reject_copied_examples",
-    "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers", "reject_personal_info",
-)
+from .models import RULE_FIELDS, Comment, CommentType, Project, Verdict
 
 
 class ProjectForm(forms.ModelForm):

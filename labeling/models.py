@@ -25,6 +25,14 @@ class PhotoSet(models.TextChoices):
     FROZEN = "frozen", _("Frozen")
 
 
+# A project's text-rule switches (Project's fields of these names, its Rules): the settings form,
+# the API and the labeler page's config list them from here.
+RULE_FIELDS = (
+    "count_whitespace", "reject_jamo_or_emoji_only", "max_repeat_run", "reject_copied_examples",
+    "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers", "reject_personal_info",
+)
+
+
 class Project(models.Model):
     """A labeling job: which photos, how many distinct labelers per photo, caps, leases and rules.
 
@@ -92,19 +100,8 @@ class Project(models.Model):
         return self.name
 
     def rules_for(self, comment_type: CommentType) -> Rules:
-        return Rules(
-            min_length=comment_type.min_length,
-            max_length=comment_type.max_length,
-            count_whitespace=self.count_whitespace,
-            reject_jamo_or_emoji_only=self.reject_jamo_or_emoji_only,
-            max_repeat_run=self.max_repeat_run,
-            reject_copied_examples=self.reject_copied_examples,
-            reject_own_repeats=self.reject_own_repeats,
-            reject_urls=self.reject_urls,
-            reject_emails=self.reject_emails,
-            reject_phone_numbers=self.reject_phone_numbers,
-            reject_personal_info=self.reject_personal_info,
-        )
+        return Rules(min_length=comment_type.min_length, max_length=comment_type.max_length,
+                     **{name: getattr(self, name) for name in RULE_FIELDS})
 
 
 class CommentType(models.Model):

@@ -17,13 +17,9 @@ from accounts.permissions import role_required
 
 from . import markup, selectors, services
 from . import text as text_rules
-from .models import Assignment, AssignmentStatus, Comment, Project, ProjectMember, ReportReason
+from .models import RULE_FIELDS, Assignment, AssignmentStatus, Comment, Project, ProjectMember, ReportReason
 
 HISTORY_PER_PAGE = 20
-RULE_FIELDS = (
-    "count_whitespace", "reject_jamo_or_emoji_only", "max_repeat_run", "reject_copied_examples",
-    "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers", "reject_personal_info",
-)
 
 
 @login_required

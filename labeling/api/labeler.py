@@ -15,7 +15,16 @@ from datasets.models import Image
 
 from .. import services
 from .. import text as text_rules
-from ..models import Assignment, AssignmentStatus, CommentType, Project, ProjectMember, ReportReason, RuleCode
+from ..models import (
+    RULE_FIELDS,
+    Assignment,
+    AssignmentStatus,
+    CommentType,
+    Project,
+    ProjectMember,
+    ReportReason,
+    RuleCode,
+)
 from .common import (
     CONFLICT,
     NOT_MEMBER,
@@ -96,10 +105,6 @@ class RulesCommentTypeSerializer(serializers.Serializer):
     description = serializers.CharField()
     min_length = serializers.IntegerField()
     max_length = serializers.IntegerField()
-
-
-RULE_FIELDS = ("count_whitespace", "reject_jamo_or_emoji_only", "max_repeat_run", "reject_copied_examples",
-               "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers", "reject_personal_info")
 
 
 class RuleSwitchesSerializer(serializers.Serializer):
