@@ -55,20 +55,20 @@ def _s3_parts(url: str) -> tuple[str, str]:
     return bucket, key
 
 
-_S3 = None
+_S3: dict = {}
 
 
 def s3_client():
-    """One boto3 client per process, on the AWS_* variables (AWS_S3_ENDPOINT_URL for MinIO and the
-    like, AWS_S3_REGION_NAME or AWS_DEFAULT_REGION for the region)."""
-    global _S3
-    if _S3 is None:
+    """A boto3 client on the AWS_* variables (AWS_S3_ENDPOINT_URL for MinIO and the like,
+    AWS_S3_REGION_NAME or AWS_DEFAULT_REGION for the region), one per process and settings."""
+    endpoint = os.environ.get("AWS_S3_ENDPOINT_URL") or None
+    region = os.environ.get("AWS_S3_REGION_NAME") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    ident = (os.getpid(), endpoint, region, os.environ.get("AWS_ACCESS_KEY_ID"))
+    if ident not in _S3:
         import boto3
 
-        _S3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_S3_ENDPOINT_URL") or None,
-                           region_name=os.environ.get("AWS_S3_REGION_NAME") or os.environ.get("AWS_DEFAULT_REGION")
-                           or "us-east-1")
-    return _S3
+        _S3[ident] = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=region)
+    return _S3[ident]
 
 
 def open_stream(url: str):

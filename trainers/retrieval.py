@@ -34,6 +34,7 @@ import math
 import os
 import random
 import re
+import shutil
 import sys
 import time
 from contextlib import nullcontext
@@ -184,6 +185,11 @@ def create_model(name: str, cfg: dict, builtin: bool, pretrained: str | None, de
             known = f"its tags: {', '.join(tags)}" if tags else "this model has no open_clip tags"
             raise UsageError(f"--pretrained {pretrained!r} is neither a file nor an open_clip tag of {name} ({known}); "
                              "pass a local checkpoint file.")
+        tag = open_clip.get_pretrained_cfg(name, pretrained)
+        cached = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(tag.get("url") or "none")
+        if not tag.get("hf_hub") and not cached.is_file():  # a plain URL download would wait on the network
+            raise UsageError(f"The pretrained weights {pretrained!r} of {name} are not on this machine and cannot be "
+                             "downloaded here: pass a local checkpoint file with --pretrained PATH.")
     hf = cfg["text_cfg"].get("hf_model_name")
     try:
         model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
@@ -433,6 +439,21 @@ def train(args: argparse.Namespace) -> Path:
             holder = [str(run.path) if run else None]
             dist.broadcast_object_list(holder, src=0)
             run = RunFolder(holder[0])
+    try:
+        return _fit(args, run, snapshot, name, cfg, builtin, checkpoint, rank, world, local_rank, device)
+    except UsageError:
+        if main and not args.resume:  # bad input found while building the model: leave no run behind
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
+    except BaseException:
+        if main:
+            run.finish("failed")
+        raise
+
+
+def _fit(args, run, snapshot, name, cfg, builtin, checkpoint, rank, world, local_rank, device) -> Path:
+    """Build the model and train it: the rest of train()."""
+    main = rank == 0
     if not builtin:
         register_config(name, cfg, run.path / "model")
 
