@@ -6,6 +6,7 @@ torchrun (gloo, CPU) make the steps of one process with their joint batch, and b
 with one clear line. No database."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -80,6 +81,12 @@ def test_a_tiny_model_learns_the_snapshot_and_saves_a_model_open_clip_loads(snap
     assert info["run"]["config"]["epochs"] == 12 and info["run"]["model"]["name"] == "tiny-rn"
     assert {"train", "val"} <= set(info["metrics"]) and "image_to_text_R@1" in info["metrics"]["val"]
     assert {p.name for p in (run / "checkpoints").iterdir()} >= {"last.pt", "epoch-1.pt", "epoch-12.pt"}
+    if importlib.util.find_spec("tensorboard"):  # requirements-ml.txt; metrics.csv alone without it
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(run / "tensorboard"))
+        events.Reload()
+        assert len(events.Scalars("val/image_to_text_R@1")) == 12
 
     # Test split, every comment of a photo counting (the Flickr30k protocol).
     model = retrieval.load(run)
@@ -161,6 +168,8 @@ def run_cli(*argv, cwd=ROOT):
     (["--vision", "RN50", "--pretrained", "openai"], "error: The pretrained weights 'openai' of RN50 are not on this "
                                                       "machine and cannot be downloaded here"),
     (["--vision", "RN50", "--pretrained", "/no/such/file.pt"], "is neither a file nor an open_clip tag of RN50"),
+    (["--vision", "RN50", "--text-tower", "hf:klue/roberta-base"], "error: The Hugging Face model 'klue/roberta-base' "
+                                                                    "is not on this machine (offline)"),
 ])
 def test_bad_input_stops_with_one_clear_line_and_leaves_no_run(snapshot_dir, tmp_path, extra, message):
     runs = tmp_path / "runs"
@@ -177,3 +186,37 @@ def test_bad_input_stops_with_one_clear_line_and_leaves_no_run(snapshot_dir, tmp
     assert lines[-1].startswith("error: ") and message in lines[-1], lines[-1]
     assert "Traceback" not in done.stderr
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def tiny_hf_text_model(folder: Path, texts) -> Path:
+    """A 2-layer RoBERTa with a byte-level BPE learned from `texts`, saved as a Hugging Face model
+    folder (what --text-tower hf:PATH takes for a Korean encoder such as klue/roberta-base)."""
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import ByteLevelBPETokenizer
+
+    folder.mkdir(parents=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(folder))
+    tokenizer = transformers.RobertaTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    tokenizer.save_pretrained(folder)
+    config = transformers.RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2,
+                                        num_attention_heads=2, intermediate_size=128, max_position_embeddings=40,
+                                        pad_token_id=tokenizer.pad_token_id, type_vocab_size=1)
+    transformers.RobertaModel(config).save_pretrained(folder)
+    return folder
+
+
+def test_a_hugging_face_text_tower_from_a_local_folder_trains_and_loads(snapshot_dir, tiny_config, tmp_path, one_thread):
+    from trainers import data
+
+    snap = data.open_snapshot(snapshot_dir)
+    hf = tiny_hf_text_model(tmp_path / "tiny-roberta", snap.manifest["text"].tolist())
+    argv = args(snapshot_dir, tmp_path, tiny_config, "--epochs", "1", "--eval-split", "", "--text-tower", f"hf:{hf}",
+                "--run-name", "hf")
+    assert retrieval.main(argv) == 0
+    info = read_run(tmp_path / "hf")["run"]
+    assert info["model"]["text"] == f"hf:{hf}" and info["model"]["open_clip_config"]["text_cfg"]["hf_model_name"] == str(hf)
+    model = retrieval.load(tmp_path / "hf")
+    assert model.encode_texts(["빨간 동그라미가 있네요", "파란 별이 있어요"]).shape == (2, 64)
+    assert model.encode_images([next(data.samples(snap, "test"))["image"]]).shape == (1, 64)

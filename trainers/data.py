@@ -310,11 +310,16 @@ class SnapshotBatches(torch.utils.data.IterableDataset):
         if self.transform:
             # Random augmentations (open_clip's RandomResizedCrop) are drawn from a seed of the sample's
             # place in the global sequence: the same in any process, worker or resumed run.
-            with torch.random.fork_rng(devices=[]):
-                images = []
+            # (The CPU generator itself: torch.manual_seed would also queue a CUDA seeding per call.)
+            generator = torch.default_generator
+            saved = generator.get_state()
+            images = []
+            try:
                 for (i, _), it in zip(pending, items, strict=True):
-                    torch.manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFF_FFFF_FFFF_FFFF)
+                    generator.manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFF_FFFF_FFFF_FFFF)
                     images.append(self.transform(it["image"]))
+            finally:
+                generator.set_state(saved)
         else:
             images = [it["image"] for it in items]
         return {

@@ -210,12 +210,17 @@ def create_model(name: str, cfg: dict, builtin: bool, pretrained: str | None, de
     return model, preprocess_train, preprocess_val, tokenizer
 
 
-def save_model(model, name: str, cfg: dict, folder: Path) -> Path:
+def save_model(model, name: str, cfg: dict, folder: Path, tokenizer=None) -> Path:
     """The final model, open_clip-loadable three ways:
     open_clip.create_model_and_transforms("local-dir:<folder>"), or by name with
     pretrained="<folder>/open_clip_model.pt" (after open_clip.add_model_config("<folder>/<name>.json")
-    when the model is not one of open_clip's own)."""
+    when the model is not one of open_clip's own). A Hugging Face text tower's tokenizer files are
+    saved beside it (open_clip's local-dir: reads them there); its model config is still read from
+    the name or path the run was given."""
     folder.mkdir(parents=True, exist_ok=True)
+    hf_tokenizer = getattr(tokenizer, "tokenizer", None)
+    if hasattr(hf_tokenizer, "save_pretrained"):
+        hf_tokenizer.save_pretrained(folder)
     preprocess = getattr(model.visual, "preprocess_cfg", None) or {}
     (folder / "open_clip_config.json").write_text(json.dumps(
         {"model_name": name, "model_cfg": cfg, "preprocess_cfg": preprocess}, indent=2) + "\n", encoding="utf-8")
@@ -518,6 +523,7 @@ def _fit(args, run, snapshot, name, cfg, builtin, checkpoint, rank, world, local
 
     model.train()
     started, seen = time.perf_counter(), 0
+    last_time, last_seen = started, 0
     while step < total:
         epoch, done_in_epoch = divmod(step, per_epoch)
         batches = iter(shards.loader(snapshot, "train", preprocess_train, tokenizer, args.batch_size,
@@ -532,7 +538,9 @@ def _fit(args, run, snapshot, name, cfg, builtin, checkpoint, rank, world, local
             seen += sum(len(b["image_id"]) for b in micro) * world
             losses.append(loss)
             if main and step % args.log_every == 0:
-                rate = seen / (time.perf_counter() - started)
+                now = time.perf_counter()
+                rate = (seen - last_seen) / (now - last_time)  # since the last line, data waits included
+                last_time, last_seen = now, seen
                 log.info("epoch %d step %d/%d loss %.4f lr %.2e logit scale %.1f %.1f samples/s", epoch, step, total,
                          loss, scheduler.get_last_lr()[0], raw_model.logit_scale.exp().item(), rate)
             if args.checkpoint_every and step % args.checkpoint_every == 0 and step % per_epoch:
@@ -560,7 +568,7 @@ def _fit(args, run, snapshot, name, cfg, builtin, checkpoint, rank, world, local
         save(epoch_done)
 
     if main:
-        save_model(raw_model, name, cfg, run.path / "model")
+        save_model(raw_model, name, cfg, run.path / "model", tokenizer)
         run.update(samples_per_second=round(seen / (time.perf_counter() - started), 2))
         run.finish("finished")
         log.info("finished: %s", run.path)
