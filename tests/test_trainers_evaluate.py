@@ -104,7 +104,7 @@ def test_retrieval_run_writes_eval_json_with_recall_both_ways(tmp_path, snapshot
     assert written["metrics"] == {f"{d}_R@{k}": 1.0 for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)}
     sig = written["signature"]
     assert sig["photos"] == 20 and sig["comments"] == 60 and sig["protocol"] == "flickr30k" and sig["model"] == "oracle"
-    assert written["snapshot"]["checksum"] == snapshot.checksum and written["checkpoint"].endswith("/model")
+    assert written["snapshot"]["checksum"] == snapshot.checksum and written["checkpoint"] == str(run.resolve() / "model")
     assert "known build" in out and "image_to_text_R@1" in out and "0.2400" in out and "signature: " in out
 
 
@@ -218,3 +218,37 @@ def test_predict_refuses_bad_input_and_leaves_no_file(tmp_path, snapshot, concep
     assert predict.main([str(run), "--top-k", "0"]) == 2
     with pytest.raises(SystemExit):
         predict.main([str(run), "--photos", str(photos), "--snapshot", str(tmp_path)])
+
+
+# ---------------------------------------------------------------------------------- a trained run, end to end
+
+TINY_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+             "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
+
+
+def test_trained_runs_evaluate_and_answer_end_to_end(tmp_path, snapshot, capsys):
+    """One short training of each baseline (tiny models, a few steps), then the two commands as a
+    user runs them: eval.json is written from the real models, and replies come back."""
+    retrieval = pytest.importorskip("trainers.retrieval")
+    generative = pytest.importorskip("trainers.generative")
+    common = ["--snapshot", str(snapshot.path), "--runs-root", str(tmp_path / "runs"), "--epochs", "1",
+              "--batch-size", "16", "--workers", "0", "--device", "cpu", "--warmup", "1"]
+    assert retrieval.main([*common, "--run-name", "r", "--config", json.dumps(TINY_CLIP), "--eval-split", ""]) == 0
+    assert generative.main([*common, "--run-name", "g", "--vision-config", json.dumps(TINY_CLIP), "--lm", "tiny"]) == 0
+    capsys.readouterr()
+
+    assert evaluate.main([str(tmp_path / "runs" / "r")]) == 0
+    assert evaluate.main([str(tmp_path / "runs" / "g"), "--limit", "5", "--max-new-tokens", "8"]) == 0
+    printed = capsys.readouterr().out
+    assert "image_to_text_R@10" in printed and "CIDEr" in printed and "tok:kiwi-" in printed
+    r = json.loads((tmp_path / "runs" / "r" / "eval.json").read_text())
+    g = json.loads((tmp_path / "runs" / "g" / "eval.json").read_text())
+    assert all(0 <= v <= 1 for v in r["metrics"].values()) and r["signature"]["photos"] == 20
+    assert g["metrics"]["PPL"] > 1 and g["signature"]["photos"] == 5
+
+    assert predict.main([str(tmp_path / "runs" / "r"), "--top-k", "2", "--limit", "4"]) == 0
+    assert predict.main([str(tmp_path / "runs" / "g"), "--limit", "2", "--max-new-tokens", "8"]) == 0
+    for run, photos, k in (("r", 4, 2), ("g", 2, 1)):
+        [path] = (tmp_path / "runs" / run / "predictions").glob("*.jsonl")
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        assert len(lines) == photos and all(len(line["replies"]) == k for line in lines)

@@ -51,6 +51,17 @@ def load_model(kind: str, path, device: str = "cpu"):
     return load(path, device=device)
 
 
+def weights_of(run_dir: Path) -> Path:
+    """Where the evaluated weights come from: the final model/, or the last checkpoint of a run
+    that has not saved one yet (what the trainers' `load` falls back to)."""
+    run_dir = Path(run_dir).resolve()
+    model = run_dir / "model"
+    if model.is_dir() and any(model.iterdir()):
+        return model
+    last = run_dir / "checkpoints" / "last.pt"
+    return last if last.is_file() else model
+
+
 def photos_of(snapshot: Snapshot, split: str, limit: int | None = None) -> list[dict]:
     """One sample per photo of the split ({"image", "image_id", "texts", ...}), in the export's order."""
     out = []
@@ -136,7 +147,7 @@ def evaluate_run(run_dir, *, snapshot=None, split: str = "test", tokenizer: str 
         "metrics": report.scores,
         "signature": report.signature.as_dict(),
         "evaluated_at": now(),
-        "checkpoint": str(folder.path / "model"),
+        "checkpoint": str(weights_of(folder.path)),
         "snapshot": snap.describe(),
     }
     _write_atomic(folder.path / "eval.json", _dump(result))
