@@ -21,6 +21,7 @@ import io
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -53,11 +54,14 @@ def rates(text: str, pattern: str, skip: int) -> list[float]:
     return found[skip:] if len(found) > skip else found
 
 
-def run(cmd, env, cwd) -> str:
+def run(cmd, env, cwd) -> tuple[str, float]:
+    """The command's output, and the CPU seconds it and its children (loader workers) used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         sys.exit(f"{cmd[:4]} failed:\n{done.stderr[-3000:]}")
-    return done.stderr + done.stdout
+    return done.stderr + done.stdout, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def bench_trainers(args, snapshot: Path, config: Path, tmp: Path, env: dict) -> dict:
@@ -78,14 +82,17 @@ def bench_trainers(args, snapshot: Path, config: Path, tmp: Path, env: dict) -> 
                   "--warmup", common["warmup"], "--wd", "0.2", "--device", args.device,
                   "--precision", "amp" if args.amp else "fp32", "--report-to", "", "--save-frequency", "0",
                   "--log-every-n-steps", "1", "--seed", "0", "--logs", str(tmp / "logs")]
-    ours, theirs = [], []
+    ours, theirs, cpu_ours, cpu_theirs = [], [], [], []
     for i in range(args.repeat):  # alternated, so a noisy neighbour slows both alike
-        out = run(ours_cmd + ["--run-name", f"ours-{i}"], env, ROOT)
+        out, cpu = run(ours_cmd + ["--run-name", f"ours-{i}"], env, ROOT)
         ours += rates(out, r"loss \S+ lr \S+ logit scale \S+ ([\d.]+) samples/s", 3)
-        run(theirs_cmd + ["--name", f"theirs-{i}"], env, tmp)
+        cpu_ours.append(cpu)
+        _, cpu = run(theirs_cmd + ["--name", f"theirs-{i}"], env, tmp)
         log = (tmp / "logs" / f"theirs-{i}" / "out.log").read_text()
         theirs += rates(log, r"Batch \(t\): [\d.]+, ([\d.]+)/s,", 3)
-    return {"ours": statistics.median(ours), "open_clip": statistics.median(theirs), "steps": (len(ours), len(theirs))}
+        cpu_theirs.append(cpu)
+    return {"ours": statistics.median(ours), "open_clip": statistics.median(theirs), "steps": (len(ours), len(theirs)),
+            "cpu_ours": statistics.median(cpu_ours), "cpu_open_clip": statistics.median(cpu_theirs)}
 
 
 def bench_loader(args, snapshot: Path, config: Path, tmp: Path) -> dict:
@@ -143,7 +150,7 @@ def main() -> None:
     p.add_argument("--photos", type=int, default=600)
     p.add_argument("--size", type=int, default=64, help="photo side in pixels")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeat", type=int, default=2)
@@ -174,6 +181,9 @@ def main() -> None:
         r = bench_trainers(args, snapshot, config, tmp, env)
         print(f"training: ours {r['ours']:.1f} samples/s | open_clip_train {r['open_clip']:.1f} samples/s | "
               f"ratio {r['ours'] / r['open_clip']:.2f} (median over {r['steps'][0]} and {r['steps'][1]} steps)")
+        print(f"training CPU seconds per run, start-up and loader workers included (less is better): ours "
+              f"{r['cpu_ours']:.1f} | open_clip_train {r['cpu_open_clip']:.1f} | ratio open_clip/ours "
+              f"{r['cpu_open_clip'] / r['cpu_ours']:.2f}")
 
 
 if __name__ == "__main__":

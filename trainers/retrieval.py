@@ -47,6 +47,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from trainers import data as shards
+from trainers.metrics import retrieval_recall
 from trainers.runs import RunFolder, new_run
 
 log = logging.getLogger("trainers.retrieval")
@@ -282,7 +283,8 @@ def load(path, device: str = "cpu") -> RetrievalModel:
 
 @torch.no_grad()
 def embed_split(model, snapshot, split: str, preprocess, tokenizer, device, batch_size: int = 128):
-    """Image embeddings (one per photo), text embeddings (every comment) and each text's photo."""
+    """Image embeddings (one per photo), text embeddings (every comment) and each text's photo, for
+    trainers.metrics.retrieval_recall (the Flickr30k protocol: every comment of a photo counts)."""
     images, texts, owner = [], [], []
     for i, s in enumerate(shards.samples(snapshot, split, per_image=True)):
         images.append(preprocess(s["image"]))
@@ -293,19 +295,6 @@ def embed_split(model, snapshot, split: str, preprocess, tokenizer, device, batc
     txt = torch.cat([model.encode_text(tokenizer(texts[i:i + batch_size]).to(device)).float()
                      for i in range(0, len(texts), batch_size)])
     return F.normalize(img, dim=-1).cpu(), F.normalize(txt, dim=-1).cpu(), torch.tensor(owner)
-
-
-def recall_at_k(img: torch.Tensor, txt: torch.Tensor, owner: torch.Tensor, ks=(1, 5, 10)) -> dict:
-    """Recall@K both ways, Flickr30k protocol: an image is found when any of its comments is among
-    its top K texts; a comment when its own image is among its top K images."""
-    sims = img @ txt.T
-    out = {}
-    for k in ks:
-        top_t = sims.topk(min(k, sims.shape[1]), dim=1).indices  # [images, k] text indices
-        out[f"image_to_text_R@{k}"] = (owner[top_t] == torch.arange(len(img))[:, None]).any(1).float().mean().item()
-        top_i = sims.T.topk(min(k, sims.shape[0]), dim=1).indices  # [texts, k] image indices
-        out[f"text_to_image_R@{k}"] = (top_i == owner[:, None]).any(1).float().mean().item()
-    return out
 
 
 # ---------------------------------------------------------------- training
@@ -558,8 +547,8 @@ def _fit(args, run, snapshot, name, cfg, builtin, checkpoint, rank, world, local
                                                         "logit_scale": raw_model.logit_scale.exp().item()})
             if args.eval_split and args.eval_split in snapshot.splits:
                 raw_model.eval()
-                metrics = recall_at_k(*embed_split(raw_model, snapshot, args.eval_split, preprocess_val, tokenizer,
-                                                   device))
+                img, txt, owner = embed_split(raw_model, snapshot, args.eval_split, preprocess_val, tokenizer, device)
+                metrics = dict(retrieval_recall(img.numpy(), txt.numpy(), owner.numpy()).scores)
                 metrics["mean_recall"] = float(np.mean(list(metrics.values())))
                 raw_model.train()
                 run.log_metrics(epoch_done, step, args.eval_split, metrics)
