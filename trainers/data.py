@@ -90,11 +90,17 @@ def read_bytes(url: str) -> bytes:
 def _exists(url: str) -> bool:
     if _is_s3(url):
         bucket, key = _s3_parts(url)
+        from botocore.exceptions import ClientError
+
         try:
             s3_client().head_object(Bucket=bucket, Key=key)
             return True
-        except Exception:
-            return False
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise SnapshotError(f"Cannot read {url}: {exc}") from exc
+        except Exception as exc:  # no credentials, no endpoint: say so rather than "missing"
+            raise SnapshotError(f"Cannot read {url}: {exc.__class__.__name__}: {exc}") from exc
     return os.path.isfile(url)
 
 

@@ -433,6 +433,8 @@ def train(args: argparse.Namespace) -> Path:
             holder = [str(run.path) if run else None]
             dist.broadcast_object_list(holder, src=0)
             run = RunFolder(holder[0])
+    elif main:
+        run.update(status="running", finished_at=None)  # again, if it had failed
     try:
         return _fit(args, run, snapshot, name, cfg, builtin, checkpoint, rank, world, local_rank, device)
     except UsageError:
