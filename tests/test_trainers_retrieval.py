@@ -103,6 +103,18 @@ def test_a_tiny_model_learns_the_snapshot_and_saves_a_model_open_clip_loads(snap
     again, _, _ = open_clip.create_model_and_transforms(f"local-dir:{run / 'model'}")
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), clip.state_dict().values(), strict=True))
 
+    # A new run starts from the saved weights (--pretrained FILE); with the image tower frozen, one
+    # step moves the text tower only.
+    saved = torch.load(run / "model" / "open_clip_model.pt", weights_only=True)
+    assert retrieval.main(args(snapshot_dir, tmp_path, tiny_config, "--epochs", "1", "--run-name", "tuned",
+                               "--pretrained", str(run / "model" / "open_clip_model.pt"), "--freeze-vision",
+                               "--stop-after", "1", "--eval-split", "")) == 0
+    tuned = torch.load(tmp_path / "tuned" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert read_run(tmp_path / "tuned")["run"]["model"]["pretrained"].endswith("open_clip_model.pt")
+    visual = [k for k in saved if k.startswith("visual.") and k in tuned]
+    assert visual and all(torch.equal(saved[k], tuned[k]) for k in visual)
+    assert not torch.equal(saved["token_embedding.weight"], tuned["token_embedding.weight"])
+
 
 def test_a_resumed_run_makes_exactly_the_steps_of_an_uninterrupted_one(snapshot_dir, tiny_config, tmp_path,
                                                                          one_thread):
