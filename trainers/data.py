@@ -169,8 +169,9 @@ def open_snapshot(path) -> Snapshot:
     sums_url = _join(path, SUMS)
     if not _exists(sums_url):
         raise SnapshotError(f"{path} holds no {SUMS}: it is not a finished snapshot export.")
-    checksum = hashlib.sha256(read_bytes(sums_url)).hexdigest()
-    listed = {line.split("  ", 1)[1] for line in read_bytes(sums_url).decode().splitlines() if "  " in line}
+    sums = read_bytes(sums_url)
+    checksum = hashlib.sha256(sums).hexdigest()
+    listed = {line.split("  ", 1)[1] for line in sums.decode("utf-8").splitlines() if "  " in line}
     sizes = {}
     for split in SPLITS:
         rel = f"{split}/sizes.json"
