@@ -160,3 +160,27 @@ def test_a_missing_model_is_one_clear_line(snapshot, tmp_path, capsys, flag, val
     err = capsys.readouterr().err.strip()
     assert says in err and err.startswith("trainers.generative: error:") and "\n" not in err, err
     assert not (tmp_path / "x").exists()  # nothing half-written
+
+
+def test_a_saved_lm_folder_and_an_image_checkpoint_file_are_loaded(snapshot, tmp_path):
+    """The offline shape of the real case (--lm skt/kogpt2-base-v2 saved to a folder, open_clip
+    weights in a file): both are read from disk, and with both frozen they are what the run holds."""
+    import open_clip
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    texts = data.open_snapshot(snapshot).manifest["text"].tolist()
+    tokenizer = generative.tiny_tokenizer(texts)
+    lm = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_embd=32, n_head=2,
+                                    eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id))
+    lm.save_pretrained(tmp_path / "lm")
+    tokenizer.save_pretrained(tmp_path / "lm")
+    open_clip.factory._MODEL_CONFIGS["tiny-vit-gen"] = VISION
+    clip = open_clip.create_model("tiny-vit-gen")
+    torch.save(clip.state_dict(), tmp_path / "clip.pt")
+
+    assert generative.main([*options(snapshot, tmp_path, "local", "--stop-after-steps", "1"), "--lm", str(tmp_path / "lm"),
+                            "--pretrained", str(tmp_path / "clip.pt"), "--freeze-lm", "--freeze-vision"]) == 0
+    model = generative.load(tmp_path / "local")  # before model.pt: from checkpoints/last.pt
+    assert all(torch.equal(v, lm.state_dict()[k]) for k, v in model.lm.state_dict().items())
+    assert all(torch.equal(v, clip.visual.state_dict()[k]) for k, v in model.visual.state_dict().items())
+    assert runs.RunFolder.open(tmp_path / "local").info["model"]["text"] == str(tmp_path / "lm")

@@ -474,8 +474,8 @@ def train(config: dict, *, resume: str | None = None) -> Path:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainers.generative", description=__doc__.split("\n\n")[0],
-                                epilog="Models are never downloaded unless HF_HUB_OFFLINE=0 is set.")
+    p = argparse.ArgumentParser(prog="python -m trainers.generative", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--snapshot", help="snapshot folder or s3:// url (required unless --resume)")
     p.add_argument("--runs-root", help="folder the run folder is made in (required unless --resume)")
     p.add_argument("--run-name", help="the run folder's name (default: generative-<UTC time>-<hex>)")
@@ -487,7 +487,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--pretrained", help="open_clip pretrained tag or local checkpoint for the image encoder")
     g.add_argument("--lm", default="gpt2", help="causal LM: Hugging Face name, local folder, or 'tiny' (default gpt2)")
     g.add_argument("--mapper", choices=["mlp", "transformer"], default="mlp")
-    g.add_argument("--prefix-length", type=int, default=10, help="prefix embeddings (ClipCap: 10 mlp, 40 transformer)")
+    g.add_argument("--prefix-length", type=int, help="prefix embeddings (default, ClipCap's: 10 mlp, 40 transformer)")
     g.add_argument("--mapper-layers", type=int, default=8, help="transformer mapper layers (default 8)")
     g.add_argument("--freeze-vision", action=argparse.BooleanOptionalAction, default=False)
     g.add_argument("--freeze-lm", action=argparse.BooleanOptionalAction, default=None,
@@ -527,6 +527,8 @@ def config_from(args) -> dict:
                               "text tower: open_clip builds one, the generative model drops it)")
     if config["freeze_lm"] is None:
         config["freeze_lm"] = config["mapper"] == "transformer"
+    if config["prefix_length"] is None:
+        config["prefix_length"] = 40 if config["mapper"] == "transformer" else 10
     for key in ("epochs", "batch_size", "accum", "prefix_length", "max_tokens"):
         if config[key] < 1:
             raise Unavailable(f"--{key.replace('_', '-')} must be at least 1")
