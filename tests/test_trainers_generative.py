@@ -184,3 +184,12 @@ def test_a_saved_lm_folder_and_an_image_checkpoint_file_are_loaded(snapshot, tmp
     assert all(torch.equal(v, lm.state_dict()[k]) for k, v in model.lm.state_dict().items())
     assert all(torch.equal(v, clip.visual.state_dict()[k]) for k, v in model.visual.state_dict().items())
     assert runs.RunFolder.open(tmp_path / "local").info["model"]["text"] == str(tmp_path / "lm")
+
+
+def test_a_pretrained_tag_that_is_not_here_is_one_clear_line(snapshot, tmp_path, capsys):
+    args = [a for a in options(snapshot, tmp_path, "x") if a != json.dumps(VISION) and a != "--vision-config"]
+    args += ["--vision", "ViT-B-32", "--pretrained", "openai"]
+    assert generative.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "open_clip weights ViT-B-32/openai are not on this machine" in err and "\n" not in err, err
+    assert not (tmp_path / "x").exists()

@@ -40,8 +40,9 @@ from pathlib import Path
 
 # Trainers run on machines that may not reach the internet: never hang trying it. A user who
 # wants open_clip tags or Hugging Face names downloaded sets HF_HUB_OFFLINE=0 themselves.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+OFFLINE = os.environ.setdefault("HF_HUB_OFFLINE", "1").upper() in {"1", "ON", "YES", "TRUE"}
 
+import huggingface_hub.constants  # noqa: E402
 import numpy as np  # noqa: E402
 import open_clip  # noqa: E402
 import torch  # noqa: E402
@@ -49,6 +50,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from trainers import data, runs  # noqa: E402
+
+huggingface_hub.constants.HF_HUB_OFFLINE = OFFLINE  # also when it was imported before this module
 
 KIND = "generative"
 PAD = -100  # token ids are padded with this: no embedding row, ignored by the loss
@@ -58,10 +61,6 @@ TINY_VOCAB = 1000
 
 class Unavailable(RuntimeError):
     """A named model, file or option cannot be used here. The CLI prints it on one line, exit 2."""
-
-
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "1").lower() not in ("0", "false", "no", "")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -165,8 +164,8 @@ class CaptionModel(nn.Module):
     @torch.no_grad()
     def perplexity(self, images, texts, batch_size: int = 32) -> float:
         """Token-level perplexity of `texts` given their photos: exp(total NLL / total tokens)."""
-        if len(images) != len(texts):
-            raise ValueError(f"{len(images)} photos but {len(texts)} texts")
+        if len(images) != len(texts) or not texts:
+            raise ValueError(f"perplexity needs one photo per text, and texts: got {len(images)} and {len(texts)}")
         was_training = self.training
         self.eval()
         nll, count = 0.0, 0
@@ -243,8 +242,8 @@ def build_lm(name: str, texts=None):
                             eos_token_id=tokenizer.eos_token_id, **TINY_LM)
         return GPT2LMHeadModel(config), tokenizer
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=offline())
-        lm = AutoModelForCausalLM.from_pretrained(name, local_files_only=offline())
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=OFFLINE)
+        lm = AutoModelForCausalLM.from_pretrained(name, local_files_only=OFFLINE)
     except OSError:
         raise Unavailable(
             f"language model {name!r} is not on this machine and cannot be downloaded here: pass --lm "
@@ -293,6 +292,10 @@ def build(spec: dict, lm_source, *, texts=None, pretrained: str | None = None) -
         lm = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(lm_source, local_files_only=True))
     else:
         lm, tokenizer = build_lm(lm_source, texts)
+    positions = getattr(lm.config, "max_position_embeddings", None)
+    if positions and spec["prefix_length"] + spec["max_tokens"] > positions:
+        raise Unavailable(f"--prefix-length {spec['prefix_length']} + --max-tokens {spec['max_tokens']} exceed the "
+                          f"{positions} positions of the language model")
     return CaptionModel(visual, lm, tokenizer, preprocess, spec, d_image)
 
 
@@ -363,9 +366,12 @@ def train(config: dict, *, resume: str | None = None) -> Path:
     if "train" not in snapshot.splits:
         raise Unavailable(f"snapshot {config['snapshot']} has no train split")
     device = torch.device(config["device"])
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise Unavailable("--device cuda, but torch sees no CUDA device here: pass --device cpu")
     if resume:
         run = runs.RunFolder.open(resume)
         checkpoint = run.load_checkpoint("last")
+        run.update(status="running", finished_at=None)
         model = build(json.loads((run.model_dir / "caption.json").read_text()), run.model_dir / "lm")
     else:
         torch.manual_seed(config["seed"])
@@ -420,7 +426,7 @@ def train(config: dict, *, resume: str | None = None) -> Path:
           file=sys.stderr)
     try:
         while epoch < config["epochs"]:
-            started = time.time()
+            started, first_batch = time.time(), batch_in_epoch
             stream = data.loader(snapshot, "train", model.preprocess, model.tokenize, config["batch_size"],
                                  shuffle_buffer=config["shuffle_buffer"], seed=config["seed"], epoch=epoch,
                                  num_workers=config["workers"], start_step=batch_in_epoch)
@@ -451,7 +457,9 @@ def train(config: dict, *, resume: str | None = None) -> Path:
                     print(f"stopped after {step} steps as asked; resume with --resume {run.path}", file=sys.stderr)
                     return run.path
             epoch, batch_in_epoch = epoch + 1, 0
-            metrics = {"loss": total / max(tokens, 1), "seconds": time.time() - started}
+            seconds = time.time() - started
+            metrics = {"loss": total / max(tokens, 1), "seconds": seconds,
+                       "comments_per_second": (batches - first_batch) * config["batch_size"] / seconds}
             total, tokens = 0.0, 0
             run.log_metrics(epoch, step, "train", metrics)
             if "val" in snapshot.splits and snapshot.size("val"):
