@@ -15,7 +15,7 @@ import random
 import uuid
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 from datasets.export.layout import (
     CommentRow,
@@ -45,12 +45,12 @@ def comment_text(colour: int, shape: int, k: int) -> str:
 
 
 def draw_photo(colour: int, shape: int, rng: random.Random, size: int = 64) -> bytes:
-    """A JPEG of one coloured shape, at a random place and size, on a light random background."""
+    """A JPEG of one coloured shape, near the middle at a random size, on a light random background."""
     bg = tuple(rng.randint(170, 255) for _ in range(3))
     img = Image.new("RGB", (size, size), bg)
     draw = ImageDraw.Draw(img)
-    r = rng.uniform(0.22, 0.34) * size
-    cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)
+    r = rng.uniform(0.28, 0.4) * size
+    cx, cy = (0.5 + rng.uniform(-0.08, 0.08)) * size, (0.5 + rng.uniform(-0.08, 0.08)) * size
     fill = tuple(max(0, min(255, v + rng.randint(-20, 20))) for v in COLOURS[colour][2])
     kind = SHAPES[shape][0]
     if kind == "circle":
@@ -65,7 +65,6 @@ def draw_photo(colour: int, shape: int, rng: random.Random, size: int = 64) -> b
         points = [(cx + (r if i % 2 == 0 else r * 0.45) * math.sin(i * math.pi / 5),
                    cy - (r if i % 2 == 0 else r * 0.45) * math.cos(i * math.pi / 5)) for i in range(10)]
         draw.polygon(points, fill=fill)
-    img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0, 0.6)))
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=90)
     return buf.getvalue()

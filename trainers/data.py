@@ -297,18 +297,28 @@ class SnapshotBatches(torch.utils.data.IterableDataset):
             # This process's samples of the step, in a worker that builds this step's batch.
             if at % self.world_size != self.rank or step < self.start_step or (step - self.start_step) % workers != worker:
                 continue
-            pending.append(raw)
+            pending.append((i, raw))
             if len(pending) == self.batch_size:
-                yield self._collate([decode(r) for r in pending])
+                yield self._collate(pending)
                 pending = []
         if pending and not self.drop_last:
-            yield self._collate([decode(r) for r in pending])
+            yield self._collate(pending)
 
-    def _collate(self, items: list[dict]) -> dict:
-        images = [it["image"] for it in items]
+    def _collate(self, pending: list[tuple[int, dict]]) -> dict:
+        items = [decode(raw) for _, raw in pending]
         texts = [it["text"] for it in items]
+        if self.transform:
+            # Random augmentations (open_clip's RandomResizedCrop) are drawn from a seed of the sample's
+            # place in the global sequence: the same in any process, worker or resumed run.
+            with torch.random.fork_rng(devices=[]):
+                images = []
+                for (i, _), it in zip(pending, items, strict=True):
+                    torch.manual_seed(hash((self.seed, self.epoch, i)) & 0x7FFF_FFFF_FFFF_FFFF)
+                    images.append(self.transform(it["image"]))
+        else:
+            images = [it["image"] for it in items]
         return {
-            "image": torch.stack([self.transform(im) for im in images]) if self.transform else images,
+            "image": torch.stack(images) if self.transform else images,
             "text": self.tokenize(texts) if self.tokenize else texts,
             "image_id": [it["image_id"] for it in items],
             "comment_id": [it["comment_id"] for it in items],
