@@ -154,7 +154,9 @@ class CaptionModel(nn.Module):
         return out
 
     def prefix(self, images: torch.Tensor) -> torch.Tensor:
-        return self.mapper(self.visual(images).float())
+        with torch.no_grad() if self.spec["freeze_vision"] else nullcontext():  # frozen: keep no graph
+            features = self.visual(images)
+        return self.mapper(features.float())
 
     def forward(self, images: torch.Tensor, ids: torch.Tensor):
         """Returns (summed negative log-likelihood of the text tokens, number of text tokens)."""
