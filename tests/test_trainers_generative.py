@@ -3,13 +3,18 @@ snapshot (tests/trainset.py: coloured shapes with Korean comments): a tiny ClipC
 from an open_clip config, an MLP mapper, a 2-layer GPT-2 with a byte-level BPE built from the
 training comments) trained on the CPU for a few seconds says more of the right words than the
 most common training comment does, and is less perplexed than a unigram model; every decoding
-strategy answers; a resumed run takes the same next steps; a missing model is one clear line.
+strategy answers; a resumed run takes the same next steps; two processes (torchrun, gloo) train one
+run; a missing model is one clear line.
 Marked `once`: nothing here touches the database."""
 from __future__ import annotations
 
 import collections
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,9 +34,12 @@ VISION = {"embed_dim": 64, "vision_cfg": {"image_size": 64, "layers": 2, "width"
 EPOCHS = 6
 
 
-def options(snapshot, root, name, *extra):
+def options(snapshot, root, name, *extra, vision=True):
+    config = Path(snapshot).parent.parent / "tiny-vit-gen.json"  # the model's name is the file's
+    if not config.exists():
+        config.write_text(json.dumps(VISION))
     return ["--snapshot", str(snapshot), "--runs-root", str(root), "--run-name", name,
-            "--vision", "tiny-vit-gen", "--vision-config", json.dumps(VISION), "--lm", "tiny",
+            *(["--config", str(config)] if vision else []), "--lm", "tiny",
             "--prefix-length", "4", "--epochs", str(EPOCHS), "--batch-size", "16", "--lr", "2e-3",
             "--warmup", "10", "--workers", "0", "--shuffle-buffer", "100", "--log-every", "1", *extra]
 
@@ -131,9 +139,9 @@ def losses(run_dir):
 
 
 def test_resume_takes_the_same_next_steps(trained, snapshot, tmp_path):
-    assert generative.main(options(snapshot, tmp_path, "cut", "--stop-after-steps", "3")) == 0
+    assert generative.main(options(snapshot, tmp_path, "cut", "--stop-after", "3")) == 0
     assert runs.RunFolder.open(tmp_path / "cut").info["status"] == "running"
-    assert generative.main(["--resume", str(tmp_path / "cut"), "--stop-after-steps", "5"]) == 0
+    assert generative.main(["--resume", str(tmp_path / "cut"), "--stop-after", "5"]) == 0
     full, cut = losses(trained), losses(tmp_path / "cut")
     assert sorted(cut) == [1, 2, 3, 4, 5]
     assert [cut[s] for s in (4, 5)] == [full[s] for s in (4, 5)]
@@ -141,22 +149,60 @@ def test_resume_takes_the_same_next_steps(trained, snapshot, tmp_path):
 
 def test_transformer_mapper_keeps_the_lm_frozen(snapshot, tmp_path):
     assert generative.main(options(snapshot, tmp_path, "tr", "--mapper", "transformer", "--mapper-layers", "1",
-                                   "--stop-after-steps", "1")) == 0
+                                   "--stop-after", "1")) == 0
     before = runs.RunFolder.open(tmp_path / "tr").load_checkpoint("last")["model"]
-    assert generative.main(["--resume", str(tmp_path / "tr"), "--stop-after-steps", "3"]) == 0
+    assert generative.main(["--resume", str(tmp_path / "tr"), "--stop-after", "3"]) == 0
     after = runs.RunFolder.open(tmp_path / "tr").load_checkpoint("last")["model"]
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("lm."))
     assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("mapper."))
     assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("visual."))
 
 
-@pytest.mark.parametrize("flag, value, says", [
-    ("--lm", "someone/no-such-gpt2", "language model 'someone/no-such-gpt2' is not on this machine"),
-    ("--pretrained", "laion2b_s34b_b79k", "is neither a tag of tiny-vit-gen"),
-    ("--vision-config", "{not json", "--vision-config is neither a JSON file nor JSON"),
+@pytest.mark.parametrize("args, says", [
+    (["--lm", "someone/no-such-gpt2"], "The language model 'someone/no-such-gpt2' is not on this machine"),
+    (["--vision", "ViT-B-32", "--pretrained", "openai"], "weights 'openai' of ViT-B-32 are not on this machine"),
+    (["--config", "{not json"], "--config is not valid JSON"),
 ])
-def test_a_missing_model_is_one_clear_line(snapshot, tmp_path, capsys, flag, value, says):
-    assert generative.main([*options(snapshot, tmp_path, "x"), flag, value]) == 2
+def test_a_missing_model_is_one_clear_line(snapshot, tmp_path, capsys, args, says):
+    assert generative.main([*options(snapshot, tmp_path, "x", vision=False), *args]) == 2
     err = capsys.readouterr().err.strip()
-    assert says in err and err.startswith("trainers.generative: error:") and "\n" not in err, err
+    assert says in err and err.startswith("error:") and "\n" not in err, err
     assert not (tmp_path / "x").exists()  # nothing half-written
+
+
+def test_a_saved_lm_folder_and_an_image_checkpoint_file_are_loaded(snapshot, tmp_path):
+    """The offline shape of the real case (--lm skt/kogpt2-base-v2 saved to a folder, open_clip
+    weights in a file): both are read from disk, and with both frozen they are what the run holds."""
+    import open_clip
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    texts = data.open_snapshot(snapshot).manifest["text"].tolist()
+    tokenizer = generative.tiny_tokenizer(texts)
+    lm = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_embd=32, n_head=2,
+                                    eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id))
+    lm.save_pretrained(tmp_path / "lm")
+    tokenizer.save_pretrained(tmp_path / "lm")
+    open_clip.add_model_config(Path(snapshot).parent.parent / "tiny-vit-gen.json")
+    clip = open_clip.create_model("tiny-vit-gen")
+    torch.save(clip.state_dict(), tmp_path / "clip.pt")
+
+    assert generative.main([*options(snapshot, tmp_path, "local", "--stop-after", "1"), "--lm", str(tmp_path / "lm"),
+                            "--pretrained", str(tmp_path / "clip.pt"), "--freeze-lm", "--freeze-vision"]) == 0
+    model = generative.load(tmp_path / "local")  # before model.pt: from checkpoints/last.pt
+    assert all(torch.equal(v, lm.state_dict()[k]) for k, v in model.lm.state_dict().items())
+    assert all(torch.equal(v, clip.visual.state_dict()[k]) for k, v in model.visual.state_dict().items())
+    assert runs.RunFolder.open(tmp_path / "local").info["model"]["text"] == str(tmp_path / "lm")
+
+
+
+def test_two_processes_train_one_run_with_torchrun(snapshot, tmp_path, test_photos):
+    """DistributedDataParallel on the CPU (gloo): each process takes half of every step's comments,
+    rank 0 writes the one run folder."""
+    args = options(snapshot, tmp_path, "ddp", "--epochs", "1")
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "-m", "trainers.generative", *args], cwd=Path(__file__).resolve().parent.parent,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = runs.RunFolder.open(tmp_path / "ddp").info
+    assert info["world_size"] == 2 and info["status"] == "finished" and info["steps_done"] == 10  # 320 / (16 x 2)
+    assert len(generative.load(tmp_path / "ddp").generate([test_photos[0]["image"]])) == 1

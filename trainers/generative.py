@@ -1,5 +1,10 @@
 """The generative baseline: a photo in, a comment out (issue 13, item 3).
 
+    python -m trainers.generative --snapshot exports/food/v3 --runs-root runs --vision ViT-B-32 \\
+        --pretrained /models/vit-b-32.bin --lm /models/kogpt2-base-v2 --epochs 10 --amp
+    torchrun --nproc_per_node 4 -m trainers.generative --snapshot ...      # DistributedDataParallel
+    python -m trainers.generative --resume runs/generative-20261129-101500-a1b2c3
+
 ClipCap (rmokady/CLIP_prefix_caption, Mokady et al. 2021): an image encoder from open_clip's
 factory turns a photo into one vector, a mapper turns that vector into `prefix_length` embeddings
 of a causal language model from Hugging Face transformers (GPT-2 class), and the language model
@@ -7,61 +12,68 @@ learns to continue that prefix with the photo's comment. The loss counts only th
 (and the end-of-text token after it), never the prefix.
 
 Two shapes, as in ClipCap:
-  --mapper mlp          an MLP (Linear-Tanh-Linear) to the prefix; the LM is tuned (its default)
-  --mapper transformer  a transformer over learned prefix constants; the LM is frozen (its default)
-The image encoder is tuned unless --freeze-vision.
+  --mapper mlp          an MLP (Linear-Tanh-Linear), prefix 10; the LM is tuned
+  --mapper transformer  a transformer over learned prefix constants, prefix 40; the LM is frozen
+(--prefix-length and --freeze-lm/--no-freeze-lm override). The image encoder is tuned unless
+--freeze-vision.
 
 Models are configuration, never downloaded here (HF_HUB_OFFLINE=1 unless the environment says 0):
-  --vision NAME [--pretrained TAG_OR_PATH]  any open_clip model (ViT, ConvNeXt, timm's Swin...)
-  --vision-config JSON                      or an open_clip model config (a file or inline JSON)
-  --lm gpt2 | skt/kogpt2-base-v2 | PATH    a causal LM by Hugging Face name or local folder
-  --lm tiny                                 a 2-layer GPT-2 with a byte-level BPE tokenizer
-                                            trained on the snapshot's training comments (tests)
+  --vision NAME | timm:NAME | --config JSON   the image tower, chosen as trainers.retrieval does
+  --pretrained TAG_OR_PATH                    open_clip weights for it (a tag or a local file)
+  --lm gpt2 | skt/kogpt2-base-v2 | PATH      a causal LM by Hugging Face name or local folder
+  --lm tiny                                   a 2-layer GPT-2 with a byte-level BPE tokenizer
+                                              trained on the snapshot's training comments (tests)
+What is missing is said in one line (exit status 2).
 
-One run writes a run folder (trainers/runs.py): run.json, metrics.csv, checkpoints/ (resume with
---resume RUN_DIR, exactly: model, optimizer, schedule, scaler, RNG and data position) and model/:
-  caption.json   how to rebuild the model (vision, mapper, prefix length, LM settings)
+One optimizer step is --accum micro-batches of --batch-size comments in every process; AdamW, a
+linear warm-up then a cosine schedule, gradient clipping, AMP on CUDA (--amp: bfloat16 where the
+GPU has it, else float16 with a gradient scaler). The run folder (trainers/runs.py) gets run.json,
+metrics.csv (train loss every --log-every steps and per epoch, val loss and perplexity per epoch),
+checkpoints/ (model, optimizer, schedule, scaler, RNG and data position: --resume makes exactly
+the steps the run would have made) and model/:
+  caption.json   how to rebuild the model (the open_clip config, mapper, prefix length, LM settings)
   lm/            the LM's config and tokenizer (save_pretrained): no download needed to load it
   model.pt       every weight (vision, mapper, LM) as one state dict, written when training ends
 `load(run_dir)` gives a CaptionModel with .generate() (greedy, beam, nucleus; repetition penalty)
-and .perplexity(). Read top to bottom: options, the model, loading and saving, training, CLI.
+and .perplexity(). Read top to bottom: the model, building and loading it, training, command line.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
-import random
 import sys
+import tempfile
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 # Trainers run on machines that may not reach the internet: never hang trying it. A user who
 # wants open_clip tags or Hugging Face names downloaded sets HF_HUB_OFFLINE=0 themselves.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+OFFLINE = os.environ.setdefault("HF_HUB_OFFLINE", "1").upper() in {"1", "ON", "YES", "TRUE"}
 
-import numpy as np  # noqa: E402
-import open_clip  # noqa: E402
+import huggingface_hub.constants  # noqa: E402
 import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from trainers import data, runs  # noqa: E402
+from trainers import data, retrieval  # noqa: E402
+from trainers.retrieval import UsageError  # noqa: E402
+from trainers.runs import RunFolder, new_run  # noqa: E402
 
-KIND = "generative"
+huggingface_hub.constants.HF_HUB_OFFLINE = OFFLINE  # also when it was imported before this module
+
+log = logging.getLogger("trainers.generative")
+
 PAD = -100  # token ids are padded with this: no embedding row, ignored by the loss
 TINY_LM = {"n_layer": 2, "n_embd": 64, "n_head": 2, "n_positions": 128}
 TINY_VOCAB = 1000
-
-
-class Unavailable(RuntimeError):
-    """A named model, file or option cannot be used here. The CLI prints it on one line, exit 2."""
-
-
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "1").lower() not in ("0", "false", "no", "")
+# Options that describe the run (run.json's config); the others say where and whether to stop.
+NOT_CONFIG = ("resume", "runs_root", "run_name", "stop_after", "device", "workers", "snapshot")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -142,7 +154,9 @@ class CaptionModel(nn.Module):
         return out
 
     def prefix(self, images: torch.Tensor) -> torch.Tensor:
-        return self.mapper(self.visual(images).float())
+        with torch.no_grad() if self.spec["freeze_vision"] else nullcontext():  # frozen: keep no graph
+            features = self.visual(images)
+        return self.mapper(features.float())
 
     def forward(self, images: torch.Tensor, ids: torch.Tensor):
         """Returns (summed negative log-likelihood of the text tokens, number of text tokens)."""
@@ -165,8 +179,8 @@ class CaptionModel(nn.Module):
     @torch.no_grad()
     def perplexity(self, images, texts, batch_size: int = 32) -> float:
         """Token-level perplexity of `texts` given their photos: exp(total NLL / total tokens)."""
-        if len(images) != len(texts):
-            raise ValueError(f"{len(images)} photos but {len(texts)} texts")
+        if len(images) != len(texts) or not texts:
+            raise ValueError(f"perplexity needs one photo per text, and texts: got {len(images)} and {len(texts)}")
         was_training = self.training
         self.eval()
         nll, count = 0.0, 0
@@ -236,64 +250,44 @@ def build_lm(name: str, texts=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     if name == "tiny":
-        if texts is None:
-            raise Unavailable("--lm tiny builds its tokenizer from the training comments: none given")
         tokenizer = tiny_tokenizer(texts)
         config = GPT2Config(vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id,
                             eos_token_id=tokenizer.eos_token_id, **TINY_LM)
         return GPT2LMHeadModel(config), tokenizer
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=offline())
-        lm = AutoModelForCausalLM.from_pretrained(name, local_files_only=offline())
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=OFFLINE)
+        lm = AutoModelForCausalLM.from_pretrained(name, local_files_only=OFFLINE)
     except OSError:
-        raise Unavailable(
-            f"language model {name!r} is not on this machine and cannot be downloaded here: pass --lm "
-            "a local folder holding it (save_pretrained), or --lm tiny") from None
+        raise UsageError(
+            f"The language model {name!r} is not on this machine and cannot be downloaded here: pass --lm a "
+            "local folder holding it (what save_pretrained writes), or --lm tiny.") from None
     if tokenizer.eos_token_id is None and "</s>" in tokenizer.get_vocab():
         tokenizer.eos_token = "</s>"  # skt/kogpt2-base-v2's tokenizer names no special tokens
     if tokenizer.eos_token_id is None:
-        raise Unavailable(f"the tokenizer of {name!r} has no end-of-text token")
+        raise UsageError(f"The tokenizer of {name!r} has no end-of-text token.")
     return lm, tokenizer
 
 
-def vision_name(spec: dict) -> str:
-    """Register an inline open_clip config (if any) and return the model name to build."""
-    if spec.get("vision_config"):
-        name = spec["vision"] or "generative-vision"
-        open_clip.factory._MODEL_CONFIGS[name] = spec["vision_config"]  # open_clip has no public dict API
-        return name
-    return spec["vision"]
-
-
-def build_vision(spec: dict, pretrained: str | None):
-    """(open_clip image tower, its eval preprocessing, its output width)."""
-    name = vision_name(spec)
-    if open_clip.get_model_config(name) is None:
-        raise Unavailable(f"open_clip has no model {name!r}: see open_clip.list_models(), or pass --vision-config")
-    if pretrained and pretrained not in open_clip.list_pretrained_tags_by_model(name) and not Path(pretrained).is_file():
-        raise Unavailable(f"--pretrained {pretrained!r} is neither a tag of {name} "
-                          f"({', '.join(open_clip.list_pretrained_tags_by_model(name)) or 'none'}) nor a file")
-    try:
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained or None,
-                                                                     pretrained_text=False)
-    except RuntimeError as e:
-        if "download" not in str(e).lower():
-            raise
-        raise Unavailable(f"open_clip weights {name}/{pretrained} are not on this machine and cannot be "
-                          "downloaded here: pass --pretrained a local checkpoint file") from None
-    return model.visual, preprocess, open_clip.get_model_config(name)["embed_dim"]
-
-
 def build(spec: dict, lm_source, *, texts=None, pretrained: str | None = None) -> CaptionModel:
-    """A CaptionModel from a spec. `lm_source` is the LM name (new run) or a saved lm/ folder."""
-    visual, preprocess, d_image = build_vision(spec, pretrained)
-    if isinstance(lm_source, Path):  # a saved model: config and tokenizer from disk, weights later
+    """A CaptionModel from a spec (caption.json). `lm_source` is the LM to load (a name, a folder or
+    "tiny", built from `texts`), or a saved lm/ folder as a Path: its config and tokenizer only,
+    the weights to be loaded after. The image tower comes from trainers.retrieval's factory."""
+    name, cfg = spec["vision_name"], spec["open_clip_config"]
+    if not spec["builtin"]:
+        with tempfile.TemporaryDirectory() as tmp:  # open_clip registers a config from a file
+            retrieval.register_config(name, cfg, Path(tmp))
+    clip, _, preprocess, _ = retrieval.create_model(name, cfg, spec["builtin"], pretrained, "cpu")
+    if isinstance(lm_source, Path):
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
         tokenizer = AutoTokenizer.from_pretrained(lm_source, local_files_only=True)
         lm = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(lm_source, local_files_only=True))
     else:
         lm, tokenizer = build_lm(lm_source, texts)
-    return CaptionModel(visual, lm, tokenizer, preprocess, spec, d_image)
+    positions = getattr(lm.config, "max_position_embeddings", None)
+    if positions and spec["prefix_length"] + spec["max_tokens"] > positions:
+        raise UsageError(f"--prefix-length {spec['prefix_length']} + --max-tokens {spec['max_tokens']} exceed the "
+                         f"{positions} positions of the language model.")
+    return CaptionModel(clip.visual, lm, tokenizer, preprocess, spec, cfg["embed_dim"])
 
 
 def save_spec(model: CaptionModel, folder: Path):
@@ -310,16 +304,14 @@ def load(run_dir_or_model_path, device: str = "cpu") -> CaptionModel:
     path = Path(run_dir_or_model_path)
     folder = path / "model" if (path / "model" / "caption.json").is_file() else path
     if not (folder / "caption.json").is_file():
-        raise Unavailable(f"{path} is neither a generative run folder nor its model/ folder (no caption.json)")
-    spec = json.loads((folder / "caption.json").read_text())
-    model = build(spec, folder / "lm")
-    weights = folder / "model.pt"
-    if weights.is_file():
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        raise FileNotFoundError(f"{path} is neither a generative run folder nor its model/ folder (no caption.json).")
+    model = build(json.loads((folder / "caption.json").read_text()), folder / "lm")
+    if (folder / "model.pt").is_file():
+        state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
     elif (folder.parent / "checkpoints" / "last.pt").is_file():
         state = torch.load(folder.parent / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["model"]
     else:
-        raise Unavailable(f"{folder} has no weights yet (model.pt or ../checkpoints/last.pt)")
+        raise FileNotFoundError(f"{folder} holds no weights yet (model.pt, or ../checkpoints/last.pt).")
     model.load_state_dict(state)
     return model.to(device).eval()
 
@@ -328,26 +320,13 @@ def load(run_dir_or_model_path, device: str = "cpu") -> CaptionModel:
 # Training
 
 
-def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def set_rng_state(state: dict):
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 @torch.no_grad()
-def evaluate_loss(model, snapshot, split, config, autocast) -> float:
-    """Mean NLL per text token over a whole split."""
+def evaluate_loss(model, snapshot, split, args, autocast) -> float:
+    """Mean negative log-likelihood per text token over a whole split."""
     model.eval()
     nll, count = 0.0, 0
-    for batch in data.loader(snapshot, split, model.preprocess, model.tokenize, config["batch_size"],
-                             num_workers=config["workers"]):
+    for batch in data.loader(snapshot, split, model.preprocess, model.tokenize, args.batch_size,
+                             num_workers=args.workers):
         with autocast():
             s, n = model(batch["image"].to(model.device), batch["text"].to(model.device))
         nll, count = nll + s.item(), count + n.item()
@@ -355,50 +334,88 @@ def evaluate_loss(model, snapshot, split, config, autocast) -> float:
     return nll / max(count, 1)
 
 
-def train(config: dict, *, resume: str | None = None) -> Path:
-    """Train (or resume) one run; returns its folder."""
-    from transformers import get_cosine_schedule_with_warmup
+def train(args: argparse.Namespace) -> Path:
+    rank, world, local_rank = retrieval.distributed()
+    main = rank == 0
+    if args.device == "auto":
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    elif args.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is visible here.")
+    else:
+        device = f"cuda:{local_rank}" if args.device == "cuda" else args.device
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
 
-    snapshot = data.open_snapshot(config["snapshot"])
+    # The run: the one being resumed (its config wins), or a new one once its model is built.
+    checkpoint, run = None, None
+    if args.resume:
+        run = RunFolder.open(args.resume)
+        info = run.info
+        vars(args).update(info["config"])
+        args.snapshot = args.snapshot or info["snapshot"]["path"]
+        if (run.path / "checkpoints" / "last.pt").is_file():
+            checkpoint = run.load_checkpoint("last")
+    snapshot = data.open_snapshot(args.snapshot)
     if "train" not in snapshot.splits:
-        raise Unavailable(f"snapshot {config['snapshot']} has no train split")
-    device = torch.device(config["device"])
-    if resume:
-        run = runs.RunFolder.open(resume)
-        checkpoint = run.load_checkpoint("last")
+        raise UsageError(f"The snapshot {snapshot.path} has no train split.")
+    if args.resume and snapshot.checksum != info["snapshot"]["checksum"]:
+        raise UsageError(f"{snapshot.path} is not the snapshot the run trained on (its SHA256SUMS differs).")
+
+    retrieval.set_seed(args.seed)
+    if args.resume:
+        if checkpoint is None:
+            raise UsageError(f"{run.path} has no checkpoint yet: start a new run instead.")
+        if checkpoint["world_size"] != world:
+            raise UsageError(f"{run.path} ran in {checkpoint['world_size']} process(es): resume it with as many.")
         model = build(json.loads((run.model_dir / "caption.json").read_text()), run.model_dir / "lm")
     else:
-        torch.manual_seed(config["seed"])
-        random.seed(config["seed"])
-        np.random.seed(config["seed"])
-        spec = {key: config[key] for key in ("vision", "vision_config", "pretrained", "lm", "mapper", "prefix_length",
-                                              "mapper_layers", "freeze_vision", "freeze_lm", "max_tokens")}
-        texts = snapshot.manifest.loc[snapshot.manifest["split"] == "train", "text"].tolist()
-        model = build(spec, config["lm"], texts=texts, pretrained=config["pretrained"])
-        run = runs.new_run(config["runs_root"], KIND, config, snapshot, run_name=config["run_name"],
-                           model={"vision": config["vision"], "text": config["lm"], "pretrained": config["pretrained"]},
-                           device=device.type)
-        save_spec(model, run.model_dir)
-        checkpoint = None
+        name, cfg, builtin = retrieval.model_config(args.vision, args.config, "open_clip")
+        spec = {"vision_name": name, "open_clip_config": cfg, "builtin": builtin,
+                **{key: getattr(args, key) for key in ("mapper", "prefix_length", "mapper_layers", "freeze_vision",
+                                                       "freeze_lm", "max_tokens")}}
+        model, failed = None, None
+        if main:  # builds the model with its pretrained weights (DDP gives them to the other processes)
+            try:
+                texts = snapshot.manifest.loc[snapshot.manifest["split"] == "train", "text"].tolist()
+                model = build(spec, args.lm, texts=texts, pretrained=args.pretrained)
+                run = new_run(args.runs_root, "generative",
+                              {k: v for k, v in vars(args).items() if k not in NOT_CONFIG}, snapshot,
+                              run_name=args.run_name, world_size=world, device=device.split(":")[0],
+                              model={"vision": args.vision or name, "text": args.lm, "pretrained": args.pretrained})
+                save_spec(model, run.model_dir)
+            except (UsageError, FileExistsError, ValueError) as exc:
+                failed = exc
+        if world > 1:  # every process writes into rank 0's folder, and takes its tokenizer
+            holder = [str(run.path) if run else None]
+            dist.broadcast_object_list(holder, src=0)
+            if holder[0] is None and not main:
+                raise UsageError("rank 0 could not start the run (it says why).")
+            if not main:
+                run = RunFolder(holder[0])
+                model = build(spec, run.model_dir / "lm")
+        if failed:
+            raise UsageError(str(failed)) from None
     model.to(device).train()
 
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config["lr"], weight_decay=config["weight_decay"])
-    batches = len(data.loader(snapshot, "train", None, None, config["batch_size"]))  # micro-batches an epoch
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.wd)
+    batches = len(data.loader(snapshot, "train", None, None, args.batch_size, rank=rank, world_size=world))
     if batches == 0:
-        raise Unavailable(f"the train split has {snapshot.size('train')} comments: fewer than one batch "
-                          f"of {config['batch_size']}")
-    steps_per_epoch = math.ceil(batches / config["accum"])
-    scheduler = get_cosine_schedule_with_warmup(optimizer, config["warmup"], steps_per_epoch * config["epochs"])
-    use_amp = config["amp"] and device.type == "cuda"
-    dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and dtype == torch.float16)
+        raise UsageError(f"The train split has {snapshot.size('train')} comments: fewer than one batch of "
+                         f"{args.batch_size} in each of {world} processes.")
+    per_epoch = math.ceil(batches / args.accum)  # optimizer steps an epoch (the last may take fewer batches)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, retrieval.lr_lambda(args.warmup, per_epoch * args.epochs))
+    amp = bool(args.amp) and device.startswith("cuda")
+    if args.amp and not amp and main:
+        log.info("--amp is for CUDA: training in fp32 on the CPU.")
+    dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and dtype == torch.float16)
 
     def autocast():
-        return torch.autocast(device.type, dtype=dtype, enabled=use_amp)
+        return torch.autocast("cuda", dtype=dtype) if amp else nullcontext()
 
     epoch, batch_in_epoch, step = 0, 0, 0  # where training stands: epoch, micro-batch, optimizer step
-    total, tokens = 0.0, 0  # the epoch's summed token NLL and token count so far
+    total, tokens = 0.0, 0  # the epoch's summed token NLL and token count so far (this process)
     rng = None
     if checkpoint:
         model.load_state_dict(checkpoint["model"])
@@ -407,65 +424,85 @@ def train(config: dict, *, resume: str | None = None) -> Path:
         scaler.load_state_dict(checkpoint["scaler"])
         epoch, batch_in_epoch, step = checkpoint["epoch"], checkpoint["batch_in_epoch"], checkpoint["step"]
         total, tokens = checkpoint["epoch_nll"]
-        rng = checkpoint["rng"]
+        rng = checkpoint["rng"][rank]
+        if main:
+            run.update(status="running", finished_at=None)
+            log.info("resumed %s at step %d of %d", run.path, step, per_epoch * args.epochs)
+    raw_model = model
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.startswith("cuda") else None)
 
     def save(epoch_done: int | None):
-        run.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                             "rng": rng_state(), "epoch": epoch, "batch_in_epoch": batch_in_epoch,
-                             "step": step, "epoch_nll": (total, tokens), "config": config}, epoch_done)
+        states = [None] * world
+        if world > 1:
+            dist.all_gather_object(states, retrieval.rng_state())
+        else:
+            states = [retrieval.rng_state()]
+        if main:
+            run.save_checkpoint({"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": states,
+                                 "epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step,
+                                 "epoch_nll": (total, tokens), "world_size": world}, epoch_done)
+            run.update(epochs_done=epoch, steps_done=step)
 
-    print(f"{run.path.name}: {snapshot.size('train')} training comments, {steps_per_epoch} steps an epoch, "
-          f"{sum(p.numel() for p in params):,} trained parameters, {device}{', amp' if use_amp else ''}",
-          file=sys.stderr)
-    try:
-        while epoch < config["epochs"]:
-            started = time.time()
-            stream = data.loader(snapshot, "train", model.preprocess, model.tokenize, config["batch_size"],
-                                 shuffle_buffer=config["shuffle_buffer"], seed=config["seed"], epoch=epoch,
-                                 num_workers=config["workers"], start_step=batch_in_epoch)
-            stream = iter(stream)  # a DataLoader draws its seed from torch's RNG here, every epoch
-            if rng:  # resuming: the RNG as it was after that draw, so dropout draws as it would have
-                set_rng_state(rng)
-                rng = None
-            for batch in stream:
-                with autocast():
-                    nll, count = model(batch["image"].to(device), batch["text"].to(device))
-                    loss = nll / count
-                scaler.scale(loss / config["accum"]).backward()
-                total, tokens = total + nll.item(), tokens + count.item()
-                batch_in_epoch += 1
-                if batch_in_epoch % config["accum"] and batch_in_epoch < batches:
-                    continue
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(params, config["clip"])
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                step += 1
-                if config["log_every"] and step % config["log_every"] == 0:
-                    run.log_metrics(epoch + 1, step, "train", {"batch_loss": loss.item(), "lr": scheduler.get_last_lr()[0]})
-                if config["stop_after_steps"] and step >= config["stop_after_steps"]:
-                    save(None)
-                    print(f"stopped after {step} steps as asked; resume with --resume {run.path}", file=sys.stderr)
-                    return run.path
-            epoch, batch_in_epoch = epoch + 1, 0
-            metrics = {"loss": total / max(tokens, 1), "seconds": time.time() - started}
-            total, tokens = 0.0, 0
+    if main:
+        log.info("%s: %d training comments, %d steps an epoch, %s trained parameters, %d process(es) on %s%s",
+                 run.path.name, snapshot.size("train"), per_epoch, f"{sum(p.numel() for p in params):,}", world,
+                 device.split(":")[0], ", amp" if amp else "")
+    while epoch < args.epochs:
+        started, first_batch = time.perf_counter(), batch_in_epoch
+        stream = iter(data.loader(snapshot, "train", raw_model.preprocess, raw_model.tokenize, args.batch_size,
+                                  shuffle_buffer=args.shuffle_buffer, seed=args.seed, epoch=epoch,
+                                  num_workers=args.workers, rank=rank, world_size=world, start_step=batch_in_epoch))
+        if rng:  # resuming: the RNG as it was after the data loader drew its seed from it (above)
+            retrieval.set_rng_state(rng)
+            rng = None
+        for batch in stream:
+            batch_in_epoch += 1
+            last = batch_in_epoch % args.accum == 0 or batch_in_epoch == batches
+            with nullcontext() if last or world == 1 else model.no_sync(), autocast():
+                nll, count = model(batch["image"].to(device), batch["text"].to(device))
+                loss = nll / count
+            scaler.scale(loss / args.accum).backward()
+            total, tokens = total + nll.item(), tokens + count.item()
+            if not last:
+                continue
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(params, args.clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            step += 1
+            if main and args.log_every and step % args.log_every == 0:
+                run.log_metrics(epoch + 1, step, "train", {"batch_loss": loss.item(), "lr": scheduler.get_last_lr()[0]})
+            if args.stop_after and step >= args.stop_after:
+                save(None)
+                if main:
+                    log.info("stopped after step %d (--stop-after); --resume %s continues", step, run.path)
+                return run.path
+        del stream
+        seconds = time.perf_counter() - started
+        epoch, batch_in_epoch = epoch + 1, 0
+        if main:
+            metrics = {"loss": total / max(tokens, 1), "seconds": seconds,
+                       "comments_per_second": (batches - first_batch) * args.batch_size * world / seconds}
             run.log_metrics(epoch, step, "train", metrics)
             if "val" in snapshot.splits and snapshot.size("val"):
-                val = evaluate_loss(model, snapshot, "val", config, autocast)
-                run.log_metrics(epoch, step, "val", {"loss": val, "perplexity": math.exp(val)})
+                val = evaluate_loss(raw_model, snapshot, "val", args, autocast)
                 metrics["val_perplexity"] = math.exp(val)
-            save(epoch)
-            run.update(epochs_done=epoch, steps_done=step)
-            print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()), file=sys.stderr)
-    except BaseException:
-        run.finish("failed")
-        raise
-    torch.save(model.state_dict(), run.model_dir / "model.pt")
-    run.finish("finished")
+                run.log_metrics(epoch, step, "val", {"loss": val, "perplexity": math.exp(val)})
+            log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        total, tokens = 0.0, 0
+        save(epoch)
+
+    if main:
+        torch.save(raw_model.state_dict(), run.model_dir / "model.pt")
+        run.finish("finished")
+        log.info("finished: %s", run.path)
+    if world > 1:
+        dist.barrier()
     return run.path
 
 
@@ -473,78 +510,67 @@ def train(config: dict, *, resume: str | None = None) -> Path:
 # Command line
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainers.generative", description=__doc__.split("\n\n")[0],
-                                epilog="Models are never downloaded unless HF_HUB_OFFLINE=0 is set.")
-    p.add_argument("--snapshot", help="snapshot folder or s3:// url (required unless --resume)")
-    p.add_argument("--runs-root", help="folder the run folder is made in (required unless --resume)")
-    p.add_argument("--run-name", help="the run folder's name (default: generative-<UTC time>-<hex>)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its last checkpoint")
-    g = p.add_argument_group("model")
-    g.add_argument("--vision", default="ViT-B-32", help="open_clip model name (default ViT-B-32)")
-    g.add_argument("--vision-config", metavar="JSON",
-                   help="an open_clip model config instead (a .json file or inline JSON); --vision names it")
-    g.add_argument("--pretrained", help="open_clip pretrained tag or local checkpoint for the image encoder")
-    g.add_argument("--lm", default="gpt2", help="causal LM: Hugging Face name, local folder, or 'tiny' (default gpt2)")
-    g.add_argument("--mapper", choices=["mlp", "transformer"], default="mlp")
-    g.add_argument("--prefix-length", type=int, default=10, help="prefix embeddings (ClipCap: 10 mlp, 40 transformer)")
-    g.add_argument("--mapper-layers", type=int, default=8, help="transformer mapper layers (default 8)")
-    g.add_argument("--freeze-vision", action=argparse.BooleanOptionalAction, default=False)
-    g.add_argument("--freeze-lm", action=argparse.BooleanOptionalAction, default=None,
-                   help="default: tuned with --mapper mlp, frozen with --mapper transformer (ClipCap)")
-    g.add_argument("--max-tokens", type=int, default=64, help="comment tokens kept, end-of-text included")
-    t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=40, help="comments per micro-batch (default 40, ClipCap's)")
-    t.add_argument("--accum", type=int, default=1, help="micro-batches per optimizer step")
-    t.add_argument("--lr", type=float, default=2e-5)
-    t.add_argument("--weight-decay", type=float, default=0.01)
-    t.add_argument("--warmup", type=int, default=5000, help="warm-up steps of the cosine schedule")
-    t.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
-    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="mixed precision on cuda")
-    t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    t.add_argument("--workers", type=int, default=2, help="data loader processes")
-    t.add_argument("--shuffle-buffer", type=int, default=1000)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--log-every", type=int, default=50, help="log the training loss every N steps (0: per epoch only)")
-    t.add_argument("--stop-after-steps", type=int, default=0, help="stop (with a checkpoint) after N optimizer steps")
-    return p
-
-
-def config_from(args) -> dict:
-    config = {k: v for k, v in vars(args).items() if k != "resume"}
-    if not config["snapshot"] or not config["runs_root"]:
-        raise Unavailable("--snapshot and --runs-root are required (or --resume RUN_DIR)")
-    if config["vision_config"]:
-        text = config["vision_config"]
-        try:
-            config["vision_config"] = json.loads(Path(text).read_text() if Path(text).is_file() else text)
-        except (OSError, ValueError) as e:
-            raise Unavailable(f"--vision-config is neither a JSON file nor JSON: {e}") from None
-        if not isinstance(config["vision_config"], dict) or not {"embed_dim", "vision_cfg", "text_cfg"} <= config[
-                "vision_config"].keys():
-            raise Unavailable("--vision-config needs open_clip's embed_dim, vision_cfg and text_cfg (a small "
-                              "text tower: open_clip builds one, the generative model drops it)")
-    if config["freeze_lm"] is None:
-        config["freeze_lm"] = config["mapper"] == "transformer"
-    for key in ("epochs", "batch_size", "accum", "prefix_length", "max_tokens"):
-        if config[key] < 1:
-            raise Unavailable(f"--{key.replace('_', '-')} must be at least 1")
-    return config
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m trainers.generative", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--snapshot", help="the snapshot folder (local path or s3://bucket/prefix/<name>/v<N>)")
+    p.add_argument("--runs-root", default="runs", help="where the run folder is made (default: runs)")
+    p.add_argument("--run-name", help="the run folder's name (default: generative-<UTC time>-<6 hex>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint, with its own config")
+    model = p.add_argument_group("model")
+    vision = model.add_mutually_exclusive_group()
+    vision.add_argument("--vision", help="an open_clip model name (default ViT-B-32), or timm:<name>")
+    vision.add_argument("--config", help="a whole open_clip model config: a JSON file or inline JSON")
+    model.add_argument("--pretrained", help="an open_clip pretrained tag of --vision, or a local checkpoint file")
+    model.add_argument("--lm", default="gpt2", help="the causal LM: a Hugging Face name, a local folder, or tiny")
+    model.add_argument("--mapper", choices=["mlp", "transformer"], default="mlp")
+    model.add_argument("--prefix-length", type=int, help="prefix embeddings (default ClipCap's: 10 mlp, 40 transformer)")
+    model.add_argument("--mapper-layers", type=int, default=8, help="transformer mapper layers (default 8)")
+    model.add_argument("--freeze-vision", action="store_true", help="train no image tower weights")
+    model.add_argument("--freeze-lm", action=argparse.BooleanOptionalAction,
+                       help="train no LM weights (default: tuned with --mapper mlp, frozen with transformer)")
+    model.add_argument("--max-tokens", type=int, default=64, help="comment tokens kept, end-of-text included")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=40, help="comments per micro-batch per process (ClipCap's 40)")
+    p.add_argument("--accum", type=int, default=1, help="micro-batches per optimizer step")
+    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--wd", type=float, default=0.01, help="AdamW weight decay")
+    p.add_argument("--warmup", type=int, default=5000, help="optimizer steps of linear warm-up before the cosine")
+    p.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
+    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only: bf16, or fp16 with a scaler)")
+    p.add_argument("--shuffle-buffer", type=int, default=1000, help="samples in the shuffle buffer (0: export order)")
+    p.add_argument("--workers", type=int, default=2, help="data loader processes per training process")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (cuda when there is one), cpu or cuda")
+    p.add_argument("--stop-after", type=int, default=0,
+                   help="stop (with a checkpoint) after N optimizer steps in all; --resume continues")
+    p.add_argument("--log-every", type=int, default=50, help="log the training loss every N steps (0: never)")
+    args = p.parse_args(argv)
+    for name in ("epochs", "batch_size", "accum", "mapper_layers", "max_tokens"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not args.resume and not args.snapshot:
+        p.error("--snapshot is required (or --resume RUN_DIR)")
+    if args.freeze_lm is None:
+        args.freeze_lm = args.mapper == "transformer"
+    if args.prefix_length is None:
+        args.prefix_length = 40 if args.mapper == "transformer" else 10
+    if args.prefix_length < 1:
+        p.error("--prefix-length must be at least 1")
+    return args
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    args = parse_args(argv)
     try:
-        if args.resume:
-            config = runs.RunFolder.open(args.resume).info["config"]
-            config["stop_after_steps"] = args.stop_after_steps
-            path = train(config, resume=args.resume)
-        else:
-            path = train(config_from(args))
-    except (Unavailable, data.SnapshotError, FileNotFoundError, FileExistsError) as e:
-        print(f"trainers.generative: error: {e}", file=sys.stderr)
+        path = train(args)
+    except (UsageError, data.SnapshotError, FileNotFoundError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
     print(path)
     return 0
 
