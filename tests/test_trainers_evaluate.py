@@ -234,7 +234,7 @@ def test_trained_runs_evaluate_and_answer_end_to_end(tmp_path, snapshot, capsys)
     common = ["--snapshot", str(snapshot.path), "--runs-root", str(tmp_path / "runs"), "--epochs", "1",
               "--batch-size", "16", "--workers", "0", "--device", "cpu", "--warmup", "1"]
     assert retrieval.main([*common, "--run-name", "r", "--config", json.dumps(TINY_CLIP), "--eval-split", ""]) == 0
-    assert generative.main([*common, "--run-name", "g", "--vision-config", json.dumps(TINY_CLIP), "--lm", "tiny"]) == 0
+    assert generative.main([*common, "--run-name", "g", "--config", json.dumps(TINY_CLIP), "--lm", "tiny"]) == 0
     capsys.readouterr()
 
     assert evaluate.main([str(tmp_path / "runs" / "r")]) == 0
