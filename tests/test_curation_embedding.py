@@ -1,0 +1,272 @@
+"""Embeddings and the semantic duplicate tier (issue 11, items 1 and 2): the model as
+configuration (a tiny open_clip model registered from a config, saved as a local checkpoint),
+the clear reason when weights are missing, the embedding steps (only new or other-model work,
+idempotent), the vector search, and the semantic duplicate groups with their keeper."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from curation import embedding as E
+from curation import vectors as V
+from curation.models import Embedding, EmbeddingSegment, Flag, FlagKind
+from datasets.models import Image, ImageStatus, Licence
+from tests.conftest import make_photo
+from tests.factories import fake_images
+
+TINY = "test-tiny-clip"
+TINY_CONFIG = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_name(tmp_path_factory):
+    """A tiny open_clip model name registered at run time (no download)."""
+    import open_clip
+
+    path = tmp_path_factory.mktemp("configs") / f"{TINY}.json"
+    path.write_text(json.dumps(TINY_CONFIG))
+    open_clip.add_model_config(path)
+    return TINY
+
+
+def save_checkpoint(tmp_path, tiny_name, seed: int):
+    """A tiny model with weights from `seed`, saved as open_clip's trainer saves them."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(seed)
+    model = open_clip.create_model(tiny_name, pretrained=None)
+    path = tmp_path / f"tiny-{seed}.pt"
+    torch.save({"epoch": 1, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, path)
+    return str(path), model
+
+
+@pytest.fixture
+def configured(settings, tmp_path, tiny_name):
+    """The settings point at a tiny local checkpoint; returns a function to switch checkpoints."""
+    E._LOADED.clear()
+
+    def use(seed: int):
+        path, model = save_checkpoint(tmp_path, tiny_name, seed)
+        settings.CURATION_EMBED = {**settings.CURATION_EMBED, "MODEL": tiny_name, "PRETRAINED": "",
+                                   "CHECKPOINT": path, "DEVICE": "cpu", "BATCH": 4, "THREADS": 2}
+        return path, model
+
+    use(1)
+    yield use
+    E._LOADED.clear()
+
+
+class Run:
+    """A stand-in for curation.models.CurationRun: the whole catalogue."""
+    pk = 1
+    project = None
+    options: dict = {}
+    new_only = False
+
+    def scope_images(self):
+        return Image.objects.all()
+
+    def scope_comments(self):
+        from labeling.models import Comment
+
+        return Comment.objects.all()
+
+
+def photos_with_files(source, n, start=0):
+    rows = fake_images(source, n, start=start)
+    for i, img in enumerate(rows):
+        name = default_storage.save(f"images/t/{img.pk}.jpg", ContentFile(make_photo(96, 72, seed=start + i)))
+        Image.objects.filter(pk=img.pk).update(file=name)
+    return rows
+
+
+# ---------------------------------------------------------------- the model
+
+@pytest.mark.once
+def test_tiny_model_from_config_embeds_texts_as_unit_vectors(tiny_name, settings):
+    loaded = E.build_model(E.EmbedSpec(model=tiny_name, device="cpu"), allow_random=True)
+    vec = E.embed_texts(loaded, ["맛있겠다", "a photo of food", "정말 멋진 풍경"], batch_size=2)
+    assert vec.shape == (3, 16) and loaded.dim == 16
+    assert np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-5)
+    assert loaded.identity == f"open_clip:{tiny_name}|random"
+
+
+@pytest.mark.once
+def test_a_local_checkpoint_loads_its_weights_and_its_digest_is_the_identity(tmp_path, tiny_name):
+    import hashlib
+
+    import torch
+
+    path, model = save_checkpoint(tmp_path, tiny_name, seed=3)
+    loaded = E.build_model(E.EmbedSpec(model=tiny_name, checkpoint=path, device="cpu"))
+    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    assert loaded.identity == f"open_clip:{tiny_name}|sha256:{digest[:16]}"
+    tokens = loaded.tokenizer(["사진"])
+    with torch.inference_mode():
+        expected = model.eval().encode_text(tokens)
+    assert np.allclose(E.embed_texts(loaded, ["사진"]), V.normalise(expected.numpy()), atol=1e-5)
+
+
+@pytest.mark.once
+def test_missing_weights_give_a_reason_that_says_what_to_set_and_what_is_off(tmp_path, tiny_name, settings):
+    for spec in (E.EmbedSpec(model=tiny_name, checkpoint=str(tmp_path / "nope.pt")),
+                 E.EmbedSpec(model="xlm-roberta-base-ViT-B-32", pretrained="laion5b_s13b_b90k"),
+                 E.EmbedSpec(model="ViT-B-32", pretrained="no-such-tag")):
+        reason = E.weights_problem(spec)
+        assert "CURATION_EMBED_CHECKPOINT" in reason and "semantic duplicates" in reason, reason
+        with pytest.raises(E.WeightsUnavailable, match="CURATION_EMBED_CHECKPOINT"):
+            E.build_model(spec)
+    settings.CURATION_EMBED = {**settings.CURATION_EMBED, "CHECKPOINT": str(tmp_path / "nope.pt")}
+    assert "nope.pt" in E.EmbedImages().unavailable(Run())
+
+
+# ---------------------------------------------------------------- the steps
+
+@pytest.mark.django_db
+def test_embed_images_stores_vectors_with_the_model_and_only_redoes_other_models_work(source, configured):
+    photos_with_files(source, 5)
+    step = E.EmbedImages()
+    run = Run()
+    assert step.unavailable(run) is None
+    todo = step.plan(run)
+    assert len(todo) == 5
+    counts = step.process(run, todo[:3])
+    assert counts["embedded"] == 3
+    counts = step.process(run, todo)  # a redelivered / overlapping chunk: only the two left
+    assert counts == {"embedded": 2, "skipped": 3, "unreadable": 0}
+    identity = E.model_identity()
+    assert set(Embedding.objects.values_list("model", flat=True)) == {identity}
+    assert step.plan(run) == [] and step.process(run, todo)["embedded"] == 0  # a second run embeds nothing
+    seg = EmbeddingSegment.objects.first()
+    assert (seg.kind, seg.dim, seg.model) == ("image", 16, identity) and default_storage.exists(seg.path)
+    ids, matrix = E.stored_vectors("image", identity)
+    assert sorted(map(str, ids)) == sorted(todo) and matrix.shape == (5, 16) and matrix.dtype == np.float16
+    # A photo added later: only it is planned.
+    new = photos_with_files(source, 1, start=100)
+    assert step.plan(run) == [str(new[0].pk)]
+    # Another model (another checkpoint): everything again, the old vectors stay as they were.
+    configured(2)
+    assert len(step.plan(run)) == 6
+    assert step.process(run, step.plan(run))["embedded"] == 6
+    assert Embedding.objects.count() == 5 + 6 and len(set(Embedding.objects.values_list("model", flat=True))) == 2
+
+
+@pytest.mark.django_db
+def test_unreadable_photos_are_counted_and_planned_again(source, configured):
+    good, bad = photos_with_files(source, 2)
+    Image.objects.filter(pk=bad.pk).update(file="images/missing.jpg")
+    step = E.EmbedImages()
+    counts = step.process(Run(), step.plan(Run()))
+    assert counts == {"embedded": 1, "skipped": 0, "unreadable": 1}
+    assert step.plan(Run()) == [str(bad.pk)]
+
+
+@pytest.mark.django_db
+def test_embed_comments_embeds_each_comment_once(labeled_comments, configured):
+    step = E.EmbedComments()
+    todo = step.plan(Run())
+    assert len(todo) == labeled_comments
+    assert step.process(Run(), todo)["embedded"] == labeled_comments
+    assert step.plan(Run()) == []
+    assert Embedding.objects.filter(comment__isnull=False).count() == labeled_comments
+
+
+@pytest.fixture
+def labeled_comments(make_project, labelers):
+    from labeling import services
+    from labeling.models import Comment
+    from tests.factories import texts
+
+    project = make_project(2, members=labelers[:1])
+    for n in range(2):
+        a = services.next_assignment(project, labelers[0])
+        services.submit(a, labelers[0], texts(900 + n))
+    return Comment.objects.count()
+
+
+# ---------------------------------------------------------------- search and semantic duplicates
+
+def planted(n=3000, pairs=40, d=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = V.normalise(rng.standard_normal((n, d)))
+    a = rng.choice(n, size=pairs, replace=False)
+    b = (a + 1 + rng.integers(0, n - 1, size=pairs)) % n
+    b = np.setdiff1d(b, a)[: len(a)]
+    a = a[: len(b)]
+    x[b] = V.normalise(x[a] + 0.15 * V.normalise(rng.standard_normal((len(b), d))))
+    return x, a, b
+
+
+@pytest.mark.once
+def test_clustered_search_finds_what_exact_all_pairs_search_finds():
+    x, a, b = planted()
+    exact = V.exact_pairs(x, 0.95)
+    found = V.near_duplicates(x, 0.95, exact_below=0, clusters=30)
+    assert set(zip(found.a.tolist(), found.b.tolist())) == set(zip(exact.a.tolist(), exact.b.tolist()))
+    assert {(min(p), max(p)) for p in zip(a.tolist(), b.tolist())} <= set(zip(found.a.tolist(), found.b.tolist()))
+    assert (found.similarity >= 0.95).all() and (found.clusters >= 0).all()
+    # Queries: only pairs that involve a query row.
+    q = V.near_duplicates(x, 0.95, exact_below=0, clusters=30, queries=[int(b[0])])
+    assert list(zip(q.a.tolist(), q.b.tolist())) == [(min(a[0], b[0]), max(a[0], b[0]))]
+
+
+@pytest.mark.once
+def test_segments_round_trip_as_float16_unit_vectors():
+    x = np.random.default_rng(1).standard_normal((7, 12)) * 5
+    ids, vec = V.unpack(V.pack(list("abcdefg"), x))
+    assert ids == list("abcdefg") and vec.dtype == np.float16
+    assert np.allclose(vec.astype(np.float32), V.normalise(x), atol=1e-3)
+
+
+@pytest.mark.django_db
+def test_semantic_duplicates_group_near_identical_photos_with_the_right_keeper(source, configured, settings):
+    from curation.services import store_embeddings
+
+    rows = fake_images(source, 7)
+    a, b, c, d, e, f, g = (str(r.pk) for r in rows)
+    # b is the largest of its group; e has the better licence of d/e (same size).
+    Image.objects.filter(pk=b).update(original_width=4000, original_height=3000)
+    free = Licence.objects.create(code="test-free", name="Free", commercial_use=True, attribution_required=False)
+    Image.objects.filter(pk=e).update(licence=free)
+    rng = np.random.default_rng(5)
+    base = V.normalise(rng.standard_normal((7, 16)))
+    base[1] = base[0] + 0.05 * base[6]  # b ~ a
+    base[2] = base[0] + 0.1 * base[5]  # c ~ a
+    base[4] = base[3] + 0.05 * base[6]  # e ~ d
+    base = V.normalise(base)
+    identity = E.model_identity()
+    store_embeddings("image", identity, [a, b, c, d], base[:4])
+    store_embeddings("image", identity, [e, f, g], base[4:])
+    store_embeddings("image", "open_clip:other|x", [a, f], base[[0, 0]])  # another model's: ignored
+    Image.objects.filter(pk=g).update(status=ImageStatus.EXCLUDED)  # excluded: left out
+
+    step = E.SemanticDuplicates()
+    assert step.unavailable(Run()) is None
+    counts = step.finish(Run())
+    assert counts["groups"] == 2 and counts["flagged"] == 5
+    flags = {str(fl.image_id): fl for fl in Flag.objects.filter(kind=FlagKind.SEMANTIC_DUPLICATE_PHOTO)}
+    assert set(flags) == {a, b, c, d, e}
+    assert {str(flags[x].keeper_id) for x in (a, b, c)} == {b} and {str(flags[x].keeper_id) for x in (d, e)} == {e}
+    assert flags[a].group_key == flags[c].group_key != flags[d].group_key
+    ev = flags[c].evidence
+    assert ev["model"] == identity and ev["threshold"] == settings.CURATION_SEMANTIC["THRESHOLD"]
+    assert ev["similarity"] >= 0.95 and flags[c].score == ev["similarity"] and flags[c].detector == "semantic"
+    # Idempotent: a second pass changes nothing.
+    again = step.finish(Run())
+    assert again["flags_created"] == 0 and again["flags_unchanged"] == 5
+
+
+@pytest.mark.django_db
+def test_semantic_duplicates_without_weights_or_vectors_say_why(source, settings, tmp_path):
+    settings.CURATION_EMBED = {**settings.CURATION_EMBED, "CHECKPOINT": str(tmp_path / "gone.pt")}
+    reason = E.SemanticDuplicates().unavailable(Run())
+    assert "gone.pt" in reason and "semantic duplicates" in reason
