@@ -218,7 +218,7 @@ def build_model(spec: EmbedSpec, *, allow_random: bool = False) -> LoadedModel:
                                                      type(exc).__name__)) from None
     model.eval()
     dim = _embed_dim(model)
-    size = model.visual.image_size
+    size = getattr(model.visual, "image_size", 224)
     size = size[0] if isinstance(size, (tuple, list)) else int(size)
     identity = model_identity(spec) if (spec.checkpoint or spec.pretrained) else f"open_clip:{spec.model}|random"
     return LoadedModel(spec, model, preprocess, tokenizer, identity, dim, device, size)

@@ -270,3 +270,29 @@ def test_semantic_duplicates_without_weights_or_vectors_say_why(source, settings
     settings.CURATION_EMBED = {**settings.CURATION_EMBED, "CHECKPOINT": str(tmp_path / "gone.pt")}
     reason = E.SemanticDuplicates().unavailable(Run())
     assert "gone.pt" in reason and "semantic duplicates" in reason
+
+
+@pytest.mark.once
+def test_the_platform_worker_runs_curation_without_torch(tmp_path):
+    """requirements.txt has no torch: curation imports, and the embedding steps say why they are off."""
+    from pathlib import Path
+
+    from tests.conftest import fresh_python
+
+    root = Path(__file__).resolve().parent.parent
+    out = fresh_python(f"""
+        import json, os, sys
+        sys.path.insert(0, {str(root)!r})
+        for name in ("torch", "open_clip", "torchvision"):
+            sys.modules[name] = None  # as if not installed
+        os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+        import django
+        django.setup()
+        from curation import embedding, vectors
+        import numpy as np
+        x = vectors.normalise(np.eye(3))
+        print(json.dumps({{"reason": embedding.weights_problem(), "pairs": len(vectors.exact_pairs(x, 0.9)),
+                          "steps": [s.name for s in embedding.STEPS]}}))
+    """, tmp_path, tmp_path, env={"PLATFORM_VAR_DIR": str(tmp_path / "var")})
+    assert "torch and open_clip are not installed" in out["reason"] and "semantic duplicates" in out["reason"]
+    assert out["steps"] == ["embed_images", "embed_comments", "semantic"] and out["pairs"] == 0
