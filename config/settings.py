@@ -15,6 +15,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from kombu import Exchange, Queue
 
 from config.csp import media_origins
 from config.csp import policy as csp_policy
@@ -458,6 +459,56 @@ EXPORT = {
     "SIGNED_URL_SECONDS": env_int("EXPORT_SIGNED_URL_SECONDS", 3600, minimum=1),
 }
 
+# --- Curation -----------------------------------------------------------------------------------
+def env_thresholds(name: str, defaults: dict[str, float | None]) -> dict[str, float | None]:
+    """`name=value` pairs, comma-separated, over `defaults` ("dark=0.3,tiny=off": "off" turns a
+    flag off)."""
+    value, out = env(name), dict(defaults)
+    for part in (value or "").split(","):
+        key, _, number = part.partition("=")
+        key, number = key.strip(), number.strip()
+        if not key:
+            continue
+        try:
+            if key not in defaults:
+                raise ValueError
+            out[key] = None if number.lower() == "off" else float(number)
+        except ValueError:
+            SETTINGS_ERRORS.append((name, value, "flag=number pairs, comma-separated, flags among "
+                                    + ", ".join(defaults) + ' (a number, or "off")'))
+            return dict(defaults)
+    return out
+
+
+CURATION = {
+    # Image quality flags: a photo is flagged when its statistic is below the threshold
+    # (curation/quality.py says what each number is); "off" turns a flag off.
+    "QUALITY_THRESHOLDS": env_thresholds("CURATION_QUALITY_THRESHOLDS", {
+        "dark": 0.32, "light": 0.05, "blurry": 0.2, "low_information": 0.3, "odd_aspect": 0.35,
+        "grayscale": 0.05, "tiny": 128,
+    }),
+    # Photos (or comment projects) one Celery task of a step works on: the unit more workers share.
+    "CHUNK_SIZE": env_int("CURATION_CHUNK_SIZE", 200, minimum=1),
+    # A queued or running run with no sign of life for this long (seconds) may be resumed.
+    "STALE_SECONDS": env_int("CURATION_STALE_SECONDS", 10 * 60, minimum=1),
+    # A new-only photo run (quality, perceptual duplicates) after every import that stored photos.
+    "RUN_AFTER_IMPORT": env_bool("CURATION_RUN_AFTER_IMPORT", True),
+    # A new-only text run of a project after every this many submitted comment sets (0: never).
+    "TEXT_RUN_EVERY_SETS": env_int("CURATION_TEXT_RUN_EVERY_SETS", 50),
+    # Duplicate and template comments (curation/textdup.py): near-duplicate Jaccard threshold,
+    # photos a cluster must span to be a template, and the share of a labeler's comments that copy
+    # their own earlier ones from which those copies are flagged.
+    "TEXT_THRESHOLD": float(env("CURATION_TEXT_THRESHOLD", "0.6")),
+    "TEMPLATE_MIN_PHOTOS": env_int("CURATION_TEMPLATE_MIN_PHOTOS", 5, minimum=2),
+    "SELF_COPY_MIN_SHARE": float(env("CURATION_SELF_COPY_MIN_SHARE", "0.2")),
+}
+# Celery queues: "celery" (imports, exports, labeling), "curation" (photo and text steps) and
+# "embeddings" (the embedding steps, for GPU workers: `celery -A config worker -Q embeddings`). A
+# worker started without -Q consumes all three, so the embedded one-command run needs nothing more.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("celery", "curation", "embeddings")]
+CELERY_TASK_ROUTES = {"curation.tasks.*": {"queue": "curation"}}
+
 # --- Curation: embeddings and semantic duplicates ------------------------------------------------
 # The embedding model is configuration (README, "Embeddings"): an open_clip model name with a
 # pretrained tag (found in the local Hugging Face / open_clip cache only: nothing is downloaded
@@ -469,6 +520,9 @@ CURATION_EMBED = {
     "PRETRAINED": env("CURATION_EMBED_PRETRAINED", "laion5b_s13b_b90k"),
     "CHECKPOINT": env("CURATION_EMBED_CHECKPOINT", ""),
     "ALLOW_DOWNLOAD": env_bool("CURATION_EMBED_ALLOW_DOWNLOAD", False),
+    # On: the "embeddings" queue is served by other machines (GPU workers with requirements-ml.txt
+    # and the weights), so the machine that plans a run does not look for torch and weights itself.
+    "REMOTE": env_bool("CURATION_EMBED_REMOTE", False),
     # "auto": CUDA when there is one, else the CPU; or "cpu", "cuda", "cuda:1", ...
     "DEVICE": env("CURATION_EMBED_DEVICE", "auto"),
     # Photos (or comments) per forward pass, per chunk task (one stored segment each), and the

@@ -36,6 +36,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from . import vectors as V
+from .steps import Step
 
 log = logging.getLogger(__name__)
 
@@ -393,7 +394,16 @@ def _scope_active_images(run):
     return run.scope_images().exclude(status=ImageStatus.EXCLUDED)
 
 
-class EmbedImages:
+def _embedding_unavailable() -> str | None:
+    """The embedding steps' reason to be skipped: checked here unless CURATION_EMBED_REMOTE says
+    the embeddings queue is served by other machines (GPU workers) that hold the model; there a
+    missing model fails the chunk with WeightsUnavailable's message."""
+    if settings.CURATION_EMBED.get("REMOTE"):
+        return None
+    return weights_problem()
+
+
+class EmbedImages(Step):
     """Embed the run's photos that the configured model has not embedded yet (new photos, or
     photos embedded by another model), a segment per chunk."""
 
@@ -407,7 +417,7 @@ class EmbedImages:
         return settings.CURATION_EMBED["CHUNK"]
 
     def unavailable(self, run) -> str | None:
-        return weights_problem()
+        return _embedding_unavailable()
 
     def _todo(self, run, identity: str):
         from .models import Embedding
@@ -416,9 +426,9 @@ class EmbedImages:
         return _scope_active_images(run).filter(~Exists(done))
 
     def plan(self, run) -> list:
-        identity = model_identity()
-        if identity is None:
-            return []
+        # A checkpoint only the GPU workers hold: plan against the newest checkpoint vectors of the
+        # same model (or everything); each chunk checks against the loaded model's own identity.
+        identity = current_identity("image") or "-"
         return [str(pk) for pk in self._todo(run, identity).order_by("pk").values_list("pk", flat=True)]
 
     def process(self, run, ids: list) -> dict[str, int]:
@@ -440,7 +450,7 @@ class EmbedImages:
         return {}
 
 
-class EmbedComments:
+class EmbedComments(Step):
     """Embed the run's comments that the configured model has not embedded yet."""
 
     name = "embed_comments"
@@ -453,14 +463,12 @@ class EmbedComments:
         return settings.CURATION_EMBED["CHUNK"]
 
     def unavailable(self, run) -> str | None:
-        return weights_problem()
+        return _embedding_unavailable()
 
     def plan(self, run) -> list:
         from .models import Embedding
 
-        identity = model_identity()
-        if identity is None:
-            return []
+        identity = current_identity("comment") or "-"
         done = Embedding.objects.filter(model=identity, comment_id=OuterRef("pk"))
         return list(run.scope_comments().filter(~Exists(done)).order_by("pk").values_list("pk", flat=True))
 
@@ -496,7 +504,7 @@ class SemanticPair:
         return 1.0 - self.similarity
 
 
-class SemanticDuplicates:
+class SemanticDuplicates(Step):
     """Photos whose embeddings (by the configured model) are near-identical: SemDeDup-style
     search (curation.vectors.near_duplicates) of the run's photos against every photo of the
     catalogue that has a vector, grouped with a suggested keeper (curation.perceptual.group_pairs:
@@ -508,6 +516,7 @@ class SemanticDuplicates:
     queue = "curation"
     subject = "photos"
     chunk_size = 1
+    requires = ("embed_images",)
 
     def unavailable(self, run) -> str | None:
         try:
@@ -516,7 +525,7 @@ class SemanticDuplicates:
             return _("faiss-cpu is not installed here (requirements.txt): semantic duplicates are off.")
         identity = current_identity("image")
         if identity is None or not _has_vectors(identity):
-            problem = weights_problem()
+            problem = _embedding_unavailable()
             if problem:
                 return problem
         return None
@@ -532,8 +541,8 @@ class SemanticDuplicates:
 
         from . import perceptual as P
         from .models import FlagKind
-        from .selectors import licence_rank, photo_facts
         from .services import FlagData, record_flags
+        from .steps import licence_rank, photo_facts
 
         identity = current_identity("image")
         if identity is None:
@@ -544,7 +553,8 @@ class SemanticDuplicates:
         if len(ids) < 2:
             return {"photos": len(ids), "groups": 0}
         ids = [str(i) for i in ids]
-        scope = {str(pk) for pk in _scope_active_images(run).values_list("pk", flat=True)}
+        scope = {str(pk) for pk in run.new_images(self.name).exclude(status=ImageStatus.EXCLUDED)
+                 .values_list("pk", flat=True)}
         queries = None if scope >= set(ids) else [n for n, pk in enumerate(ids) if pk in scope]
         if queries == []:
             return {"photos": 0, "groups": 0}

@@ -118,10 +118,13 @@ class DecisionAction(models.TextChoices):
     EXCLUDE_PHOTO = "exclude_photo", _("Exclude the photo")
     MARK_DUPLICATE = "mark_duplicate", _("Mark as duplicate")
     UNDO = "undo", _("Undo")
+    # Another photo of a duplicate group kept instead of the suggested one (on that photo's flag).
+    CHOOSE_KEEPER = "choose_keeper", _("Keep this one instead")
 
 
-# What a planner may decide (an undo is its own request).
-DECIDE_ACTIONS = [choice for choice in DecisionAction.choices if choice[0] != DecisionAction.UNDO]
+# What a planner may decide (an undo and a keeper choice are requests of their own).
+DECIDE_ACTIONS = [choice for choice in DecisionAction.choices
+                  if choice[0] not in (DecisionAction.UNDO, DecisionAction.CHOOSE_KEEPER)]
 
 
 class Decision(models.Model):
@@ -151,6 +154,171 @@ class Decision(models.Model):
     def __str__(self) -> str:
         return f"{self.action} on {self.flag_id} by {self.actor_id}"
 
+
+# ---------------------------------------------------------------- runs (curation workers, issue 11)
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class RunTrigger(models.TextChoices):
+    PAGE = "page", _("Started on the page")
+    API = "api", _("Started through the API")
+    COMMAND = "command", _("Started by manage.py curate")
+    IMPORT = "import", _("After an import")
+    COMMENTS = "comments", _("After new comment sets")
+
+
+class CurationRun(models.Model):
+    """One pass of the curation steps over a project's photos and comments, or over the whole
+    catalogue (`project` empty). The steps (curation.steps.STEPS, by name) run one after the
+    other; each step's work is split into chunks (`RunChunk`), one Celery task each, and the
+    step's `finish` runs once when its last chunk is done (curation.runs)."""
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    steps = models.JSONField(default=list, help_text=_("The steps' names, in the order they run."))
+    new_only = models.BooleanField(default=False, help_text=_("Only photos and comments that arrived since "
+                                                              "the last finished run of the same scope."))
+    options = models.JSONField(default=dict, blank=True)
+    trigger = models.CharField(max_length=16, choices=RunTrigger.choices, default=RunTrigger.PAGE)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The last sign of life of a worker on this run: a run whose heartbeat is older than
+    # CURATION["STALE_SECONDS"] may be resumed (its worker died).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "-created_at"], name="curationrun_status")]
+
+    def __str__(self) -> str:
+        return f"Curation run {self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_RUN_STATUSES
+
+    # What the steps read (see curation/steps.py and the contract in the step interface).
+    def scope_images(self):
+        """The photos the run covers: the project's queue, or the whole catalogue (and of those,
+        one import's photos when options["import_job"] says so: the run after an import)."""
+        images = Image.objects.all()
+        if self.project_id is not None:
+            from labeling.models import ProjectImage
+
+            images = images.filter(pk__in=ProjectImage.objects.filter(project_id=self.project_id).values("image_id"))
+        if self.options.get("import_job"):
+            images = images.filter(import_job_id=self.options["import_job"])
+        return images
+
+    def scope_comments(self):
+        """The comments of submitted sets the run covers (the project's, or every project's)."""
+        from labeling.models import AssignmentStatus
+
+        comments = Comment.objects.filter(assignment__status=AssignmentStatus.SUBMITTED)
+        if self.project_id is not None:
+            comments = comments.filter(assignment__project_id=self.project_id)
+        return comments
+
+    def since(self, step: str):
+        """For a new-only run: when the latest earlier run of a scope covering this one (the same
+        project or the whole catalogue) that finished `step` was started; None: everything."""
+        if not self.new_only:
+            return None
+        earlier = RunStep.objects.filter(name=step, state=StepState.DONE, run__created_at__lt=self.created_at)
+        if self.project_id is not None:
+            earlier = earlier.filter(models.Q(run__project_id=self.project_id) | models.Q(run__project__isnull=True))
+        else:
+            earlier = earlier.filter(run__project__isnull=True)
+        return earlier.order_by("-run__created_at").values_list("run__created_at", flat=True).first()
+
+    def new_images(self, step: str):
+        since = self.since(step)
+        images = self.scope_images()
+        return images if since is None else images.filter(created_at__gte=since)
+
+    def new_comments(self, step: str):
+        since = self.since(step)
+        comments = self.scope_comments()
+        return comments if since is None else comments.filter(created_at__gte=since)
+
+
+class StepState(models.TextChoices):
+    PENDING = "pending", _("Waiting")
+    RUNNING = "running", _("Running")
+    FINISHING = "finishing", _("Finishing")
+    DONE = "done", _("Done")
+    SKIPPED = "skipped", _("Skipped")
+    FAILED = "failed", _("Failed")
+
+
+class RunStep(models.Model):
+    """One step of a run: its progress (`done` of `total` items) and counts (flags created,
+    hashes stored...; what the step's process and finish return, added up)."""
+
+    run = models.ForeignKey(CurationRun, on_delete=models.CASCADE, related_name="run_steps")
+    name = models.CharField(max_length=40)
+    position = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=16, choices=StepState.choices, default=StepState.PENDING)
+    reason = models.TextField(blank=True, help_text=_("Why it was skipped or failed."))
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="runstep_once_per_position")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.name} ({self.state})"
+
+
+class RunChunk(models.Model):
+    """The ids one Celery task works on. `done` is set once (a conditional UPDATE), so a chunk
+    delivered twice (acks late, a worker killed) is counted once. `result`: what the step keeps
+    for its finish (the perceptual step's pairs)."""
+
+    step = models.ForeignKey(RunStep, on_delete=models.CASCADE, related_name="chunks")
+    position = models.PositiveIntegerField()
+    ids = models.JSONField(default=list)
+    done = models.BooleanField(default=False)
+    counts = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["step", "position"]
+        constraints = [models.UniqueConstraint(fields=["step", "position"], name="runchunk_once_per_position")]
+        indexes = [models.Index(fields=["step", "done"], name="runchunk_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.step_id}#{self.position} ({len(self.ids)} ids{', done' if self.done else ''})"
+
+
+class PhotoSignature(models.Model):
+    """A photo's 25 window hashes (curation.perceptual.signature): with Image.phash, what the
+    perceptual duplicate search indexes. `windows`: 25 signed 64-bit integers, little-endian
+    (200 bytes), grid order."""
+
+    image = models.OneToOneField(Image, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    windows = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Window hashes of {self.image_id}"
 
 # ---------------------------------------------------------------- embeddings (cur-embed)
 
@@ -205,3 +373,4 @@ class Embedding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image_id or self.comment_id} by {self.model}"
+

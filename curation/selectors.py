@@ -105,33 +105,3 @@ def decisions(*, flag=None, actor=None):
     if actor is not None:
         qs = qs.filter(actor=actor)
     return qs.order_by("-at", "-id")
-
-
-# ---------------------------------------------------------------- duplicate keepers (cur-embed)
-
-def licence_rank() -> dict[str, int]:
-    """Licence codes, best first (what curation.perceptual.keeper_key ranks): commercial use
-    allowed, then no attribution required, then no share-alike, then by code."""
-    from datasets.models import Licence
-
-    rows = Licence.objects.values_list("code", "commercial_use", "attribution_required", "share_alike")
-    ordered = sorted(rows, key=lambda r: (not r[1], r[2], r[3], r[0]))
-    return {code: n for n, (code, *_rest) in enumerate(ordered)}
-
-
-def photo_facts(image_ids) -> dict:
-    """curation.perceptual.PhotoFacts of each photo (pixels of the original, licence code, whether
-    any comment set on it was submitted, when it arrived), by id as text."""
-    from datasets.models import Image
-    from labeling.models import Assignment, AssignmentStatus
-
-    from .perceptual import PhotoFacts
-
-    ids = list(image_ids)
-    labeled = {str(pk) for pk in Assignment.objects.filter(image_id__in=ids, status=AssignmentStatus.SUBMITTED)
-               .values_list("image_id", flat=True).distinct()}
-    facts = {}
-    for pk, w, h, code, created in Image.objects.filter(pk__in=ids).values_list(
-            "pk", "original_width", "original_height", "licence__code", "created_at"):
-        facts[str(pk)] = PhotoFacts(str(pk), int(w) * int(h), code, str(pk) in labeled, created)
-    return facts

@@ -8,6 +8,10 @@
   (it leaves every labeling queue and every future snapshot), a comment set is rejected by
   labeling.services.reject_set (its slot reopens; snapshots leave it out).
 - `undo(decision, actor)`: take back the latest decision on a flag.
+- `choose_keeper(flag, actor, reason)`: keep another photo of a duplicate group than the one
+  suggested (audited as a Decision on that photo's flag; undone like any decision).
+- `store_signatures(rows)`: the perceptual step's window hashes.
+Curation runs (start, chunks, finish, cancel, resume) are in curation/runs.py.
 """
 from __future__ import annotations
 
@@ -27,7 +31,16 @@ from datasets.services import set_image_status
 from labeling import services as labeling_services
 from labeling.models import AssignmentStatus, Comment
 
-from .models import PHOTO_KINDS, Decision, DecisionAction, Flag, FlagKind, FlagStatus
+from .models import (
+    DUPLICATE_PHOTO_KINDS,
+    PHOTO_KINDS,
+    Decision,
+    DecisionAction,
+    Flag,
+    FlagKind,
+    FlagStatus,
+    PhotoSignature,
+)
 
 # Most flags one decision may take (the review page's bulk selection, the API's bulk decide).
 BULK_MAX = 500
@@ -315,6 +328,9 @@ def undo(decision: Decision, actor=None, reason: str = "") -> Decision:
             ).exclude(pk=decision.pk).exclude(action=DecisionAction.UNDO)
             if not other.exists():  # another live decision still wants the photo excluded
                 set_image_status([changes["image"]], before, user=actor)
+        if "keeper" in changes:
+            Flag.objects.filter(group_key=changes["group"], kind__in=DUPLICATE_PHOTO_KINDS).update(
+                keeper_id=changes["keeper"][0], updated_at=timezone.now())
         if "assignment_status" in changes:
             from labeling.models import Assignment
 
@@ -325,6 +341,48 @@ def undo(decision: Decision, actor=None, reason: str = "") -> Decision:
                                        status_before=flag.status, status_after=decision.status_before,
                                        changes=changes, undoes=decision)
 
+
+# ---------------------------------------------------------------- duplicate groups
+
+
+def choose_keeper(flag: Flag, actor=None, reason: str = "") -> Decision:
+    """Keep `flag`'s photo instead of its group's suggested keeper: every flag of the group
+    (same group_key) names it as keeper, so "mark as duplicate" now excludes the others in its
+    favour, and later runs keep the choice (curation.steps.chosen_keeper). Audited as a Decision
+    ("choose_keeper", the flag's status unchanged, `duplicate_of` the new keeper, `changes` the
+    old and new keeper); undo puts the old keeper back."""
+    reason = " ".join(str(reason or "").split())[:2000]
+    with transaction.atomic():
+        Flag.objects.filter(pk=flag.pk).update(updated_at=timezone.now())  # a write first (see decide)
+        flag = Flag.objects.select_for_update().select_related("image").get(pk=flag.pk)
+        if flag.kind not in DUPLICATE_PHOTO_KINDS or not flag.group_key or flag.image_id is None:
+            raise CurationError(_("Flag %(id)s is not about a photo in a duplicate group.") % {"id": flag.pk})
+        if flag.keeper_id == flag.image_id:
+            raise CurationError(_("This photo is the group's keeper already."))
+        if flag.image.status == ImageStatus.EXCLUDED:
+            raise CurationError(_("This photo is excluded: undo that decision before keeping it."))
+        old = flag.keeper_id
+        Flag.objects.filter(group_key=flag.group_key, kind__in=DUPLICATE_PHOTO_KINDS).update(
+            keeper_id=flag.image_id, updated_at=timezone.now())
+        return Decision.objects.create(
+            flag=flag, action=DecisionAction.CHOOSE_KEEPER, actor=actor, reason=reason, status_before=flag.status,
+            status_after=flag.status, duplicate_of_id=flag.image_id,
+            changes={"keeper": [str(old) if old else None, str(flag.image_id)], "group": flag.group_key})
+
+
+# ---------------------------------------------------------------- perceptual signatures
+
+
+def store_signatures(rows: dict) -> int:
+    """Store window hashes ({image id: 200 bytes}); photos that have them already keep theirs (a
+    chunk delivered twice writes nothing twice). Returns how many were new."""
+    if not rows:
+        return 0
+    with transaction.atomic():
+        have = set(PhotoSignature.objects.filter(image_id__in=list(rows)).values_list("image_id", flat=True))
+        new = [PhotoSignature(image_id=pk, windows=data) for pk, data in rows.items() if pk not in have]
+        PhotoSignature.objects.bulk_create(new, ignore_conflicts=True)
+    return len(new)
 
 # ---------------------------------------------------------------- embeddings (cur-embed)
 
@@ -368,3 +426,4 @@ def store_embeddings(kind: str, model: str, ids, vectors) -> int:
         made = Embedding.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
     # bulk_create with ignore_conflicts cannot say which rows were new: count them.
     return Embedding.objects.filter(segment=segment).count() if made else 0
+

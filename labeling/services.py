@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import random
 from datetime import timedelta
 
@@ -53,6 +54,8 @@ from .models import (
     RuleHit,
     Verdict,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_COMMENT_TYPES = (
     {
@@ -873,11 +876,21 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
                     for ct, value, n in accepted
                 ]
             )
+            project_id = project.pk
+            transaction.on_commit(lambda: _send_sets_submitted(project_id))
     except SubmissionRejected as exc:
         _count_rule_hits(assignment.project_id, labeler, [code for codes in exc.codes.values() for code in codes])
         raise
     _copy_state(current, assignment)
     return comments
+
+
+def _send_sets_submitted(project_id: int) -> None:
+    from .signals import sets_submitted
+
+    for receiver, result in sets_submitted.send_robust(sender=Assignment, project_id=project_id):
+        if isinstance(result, Exception):
+            log.error("project %s: %r failed on sets_submitted", project_id, receiver, exc_info=result)
 
 
 # Submit attempts the rules stopped that one assignment may add to the counts (the page reports

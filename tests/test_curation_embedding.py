@@ -65,20 +65,11 @@ def configured(settings, tmp_path, tiny_name):
     E._LOADED.clear()
 
 
-class Run:
-    """A stand-in for curation.models.CurationRun: the whole catalogue."""
-    pk = 1
-    project = None
-    options: dict = {}
-    new_only = False
+def Run(steps=("embed_images", "embed_comments", "semantic")):
+    """A curation run over the whole catalogue (not started: the tests call the steps)."""
+    from curation import runs
 
-    def scope_images(self):
-        return Image.objects.all()
-
-    def scope_comments(self):
-        from labeling.models import Comment
-
-        return Comment.objects.all()
+    return runs.start_run(None, list(steps), enqueue=False)
 
 
 def photos_with_files(source, n, start=0):
@@ -126,7 +117,10 @@ def test_missing_weights_give_a_reason_that_says_what_to_set_and_what_is_off(tmp
         with pytest.raises(E.WeightsUnavailable, match="CURATION_EMBED_CHECKPOINT"):
             E.build_model(spec)
     settings.CURATION_EMBED = {**settings.CURATION_EMBED, "CHECKPOINT": str(tmp_path / "nope.pt")}
-    assert "nope.pt" in E.EmbedImages().unavailable(Run())
+    assert "nope.pt" in E.EmbedImages().unavailable(None)
+    # GPU workers hold the model: the planning machine does not look for it.
+    settings.CURATION_EMBED = {**settings.CURATION_EMBED, "REMOTE": True}
+    assert E.EmbedImages().unavailable(None) is None
 
 
 # ---------------------------------------------------------------- the steps
@@ -164,19 +158,19 @@ def test_embed_images_stores_vectors_with_the_model_and_only_redoes_other_models
 def test_unreadable_photos_are_counted_and_planned_again(source, configured):
     good, bad = photos_with_files(source, 2)
     Image.objects.filter(pk=bad.pk).update(file="images/missing.jpg")
-    step = E.EmbedImages()
-    counts = step.process(Run(), step.plan(Run()))
+    step, run = E.EmbedImages(), Run()
+    counts = step.process(run, step.plan(run))
     assert counts == {"embedded": 1, "skipped": 0, "unreadable": 1}
-    assert step.plan(Run()) == [str(bad.pk)]
+    assert step.plan(run) == [str(bad.pk)]
 
 
 @pytest.mark.django_db
 def test_embed_comments_embeds_each_comment_once(labeled_comments, configured):
-    step = E.EmbedComments()
-    todo = step.plan(Run())
+    step, run = E.EmbedComments(), Run()
+    todo = step.plan(run)
     assert len(todo) == labeled_comments
-    assert step.process(Run(), todo)["embedded"] == labeled_comments
-    assert step.plan(Run()) == []
+    assert step.process(run, todo)["embedded"] == labeled_comments
+    assert step.plan(run) == []
     assert Embedding.objects.filter(comment__isnull=False).count() == labeled_comments
 
 
@@ -249,9 +243,9 @@ def test_semantic_duplicates_group_near_identical_photos_with_the_right_keeper(s
     store_embeddings("image", "open_clip:other|x", [a, f], base[[0, 0]])  # another model's: ignored
     Image.objects.filter(pk=g).update(status=ImageStatus.EXCLUDED)  # excluded: left out
 
-    step = E.SemanticDuplicates()
-    assert step.unavailable(Run()) is None
-    counts = step.finish(Run())
+    step, run = E.SemanticDuplicates(), Run()
+    assert step.unavailable(run) is None
+    counts = step.finish(run)
     assert counts["groups"] == 2 and counts["flagged"] == 5
     flags = {str(fl.image_id): fl for fl in Flag.objects.filter(kind=FlagKind.SEMANTIC_DUPLICATE_PHOTO)}
     assert set(flags) == {a, b, c, d, e}
@@ -261,7 +255,7 @@ def test_semantic_duplicates_group_near_identical_photos_with_the_right_keeper(s
     assert ev["model"] == identity and ev["threshold"] == settings.CURATION_SEMANTIC["THRESHOLD"]
     assert ev["similarity"] >= 0.95 and flags[c].score == ev["similarity"] and flags[c].detector == "semantic"
     # Idempotent: a second pass changes nothing.
-    again = step.finish(Run())
+    again = step.finish(run)
     assert again["flags_created"] == 0 and again["flags_unchanged"] == 5
 
 
@@ -296,3 +290,37 @@ def test_the_platform_worker_runs_curation_without_torch(tmp_path):
     """, tmp_path, tmp_path, env={"PLATFORM_VAR_DIR": str(tmp_path / "var")})
     assert "torch and open_clip are not installed" in out["reason"] and "semantic duplicates" in out["reason"]
     assert out["steps"] == ["embed_images", "embed_comments", "semantic"] and out["pairs"] == 0
+
+
+@pytest.mark.django_db
+def test_a_run_embeds_the_photos_then_groups_a_copy_with_its_original(source, configured, settings):
+    """Through the runner (curation.runs, in this process): embed_images then semantic."""
+    from PIL import Image as PILImage
+
+    from curation import runs
+    from curation.models import RunStep
+
+    rows = photos_with_files(source, 4, start=40)
+    original = rows[0]
+    big = PILImage.open(default_storage.open(Image.objects.get(pk=original.pk).file.name)).resize((192, 144))
+    buf = __import__("io").BytesIO()
+    big.save(buf, "JPEG", quality=80)
+    copy = fake_images(source, 1, start=77)[0]
+    name = default_storage.save(f"images/t/{copy.pk}.jpg", ContentFile(buf.getvalue()))
+    Image.objects.filter(pk=copy.pk).update(file=name, original_width=192, original_height=144)
+    E._LOADED.clear()
+    loaded = E.load_model()
+    vec, _ = E.embed_images(loaded, [Image.objects.get(pk=pk).file.name for pk in (original.pk, copy.pk, rows[1].pk)])
+    same, other = float(vec[0] @ vec[1]), float(vec[0] @ vec[2])
+    settings.CURATION_SEMANTIC = {**settings.CURATION_SEMANTIC, "THRESHOLD": round((same + max(other, 0.5)) / 2, 4)}
+    assert same > other  # the tiny random model still sees a copy as closer than another photo
+
+    run = runs.run_here(runs.start_run(None, ["semantic"], enqueue=False))
+    steps = {s.name: s for s in RunStep.objects.filter(run=run)}
+    assert set(steps) == {"embed_images", "semantic"} and run.status == "done", [(s.name, s.state, s.reason) for s in steps.values()]
+    assert steps["embed_images"].counts["embedded"] == 5
+    flag = Flag.objects.get(kind=FlagKind.SEMANTIC_DUPLICATE_PHOTO, image_id=original.pk)
+    assert str(flag.keeper_id) == str(copy.pk)  # the larger photo is the suggested keeper
+    # Again: nothing left to embed, the same flags.
+    again = runs.run_here(runs.start_run(None, ["semantic"], enqueue=False))
+    assert RunStep.objects.get(run=again, name="embed_images").counts.get("embedded", 0) == 0
