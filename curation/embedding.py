@@ -552,7 +552,7 @@ class SemanticDuplicates(Step):
         ids, matrix = stored_vectors("image", identity, everything)
         if len(ids) < 2:
             return {"photos": len(ids), "groups": 0}
-        ids = [str(i) for i in ids]
+        ids, dim = [str(i) for i in ids], int(matrix.shape[1])
         scope = {str(pk) for pk in run.new_images(self.name).exclude(status=ImageStatus.EXCLUDED)
                  .values_list("pk", flat=True)}
         queries = None if scope >= set(ids) else [n for n, pk in enumerate(ids) if pk in scope]
@@ -576,7 +576,7 @@ class SemanticDuplicates(Step):
                 flags.append(FlagData(
                     kind=FlagKind.SEMANTIC_DUPLICATE_PHOTO, image=member, score=best[member],
                     group_key=f"semantic:{group.keeper}", keeper=group.keeper,
-                    evidence={"similarity": best[member], "threshold": threshold, "model": identity,
+                    evidence={"similarity": best[member], "threshold": threshold, "model": identity, "dim": dim,
                               "cluster": cluster, "keeper": group.keeper, "members": group.members[:50],
                               "size": len(group.members), "pairs": evidence_pairs},
                 ))

@@ -423,7 +423,12 @@ def store_embeddings(kind: str, model: str, ids, vectors) -> int:
     with transaction.atomic():
         segment = EmbeddingSegment.objects.create(model=model, kind=kind, dim=matrix.shape[1], count=len(ids), path=name)
         rows = [Embedding(model=model, segment=segment, row=n, **{field: pk}) for n, pk in enumerate(ids)]
-        made = Embedding.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-    # bulk_create with ignore_conflicts cannot say which rows were new: count them.
-    return Embedding.objects.filter(segment=segment).count() if made else 0
+        Embedding.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+        # bulk_create with ignore_conflicts cannot say which rows were new: count them.
+        made = Embedding.objects.filter(segment=segment).count()
+        if not made:  # all embedded meanwhile (the same chunk on two workers at once): drop the segment
+            segment.delete()
+    if not made:
+        default_storage.delete(name)
+    return made
 

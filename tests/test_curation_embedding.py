@@ -324,3 +324,22 @@ def test_a_run_embeds_the_photos_then_groups_a_copy_with_its_original(source, co
     # Again: nothing left to embed, the same flags.
     again = runs.run_here(runs.start_run(None, ["semantic"], enqueue=False))
     assert RunStep.objects.get(run=again, name="embed_images").counts.get("embedded", 0) == 0
+
+
+@pytest.mark.django_db
+def test_storing_vectors_twice_or_badly_writes_nothing_more(source):
+    from django.core.exceptions import ValidationError
+
+    from curation.services import store_embeddings
+
+    a, b = (str(r.pk) for r in fake_images(source, 2))
+    vec = np.random.default_rng(0).standard_normal((2, 8))
+    assert store_embeddings("image", "m", [a, b], vec) == 2
+    assert store_embeddings("image", "m", [a, b], vec) == 0  # a chunk delivered twice
+    assert EmbeddingSegment.objects.count() == 1
+    assert len(default_storage.listdir("curation/embeddings/image")[1]) == 1
+    for kind, ids, vectors in (("image", [a], vec), ("image", [a, b], vec[:, :0]),
+                               ("image", [a, b], np.full((2, 8), np.nan)), ("video", [a, b], vec)):
+        with pytest.raises(ValidationError):
+            store_embeddings(kind, "m2", ids, vectors)
+    assert EmbeddingSegment.objects.count() == 1 and Embedding.objects.count() == 2
