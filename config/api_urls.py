@@ -19,6 +19,8 @@ from datasets.api import (
     SnapshotExportList,
     SourceViewSet,
     SubcategoryViewSet,
+    TrainingRunDetail,
+    TrainingRunList,
 )
 from labeling import api as labeling
 
@@ -92,11 +94,19 @@ urlpatterns = [
     path("exports/<id:pk>/resume/", ExportResume.as_view(), name="export-resume"),
     path("exports/<id:pk>/cancel/", ExportCancel.as_view(), name="export-cancel"),
     path("exports/<id:pk>/files/<path:path>", ExportFileDownload.as_view(), name="export-file"),
+    path("runs/", TrainingRunList.as_view(), name="run-list"),
+    path("runs/<id:pk>/", TrainingRunDetail.as_view(), name="run-detail"),
     path("curation/flags/", curation.FlagList.as_view(), name="curation-flag-list"),
     path("curation/flags/<id:pk>/", curation.FlagDetail.as_view(), name="curation-flag-detail"),
     path("curation/flags/<id:pk>/decide/", curation.FlagDecide.as_view(), name="curation-flag-decide"),
     path("curation/decide/", curation.BulkDecide.as_view(), name="curation-decide"),
     path("curation/decisions/", curation.DecisionList.as_view(), name="curation-decision-list"),
     path("curation/decisions/<id:pk>/undo/", curation.DecisionUndo.as_view(), name="curation-decision-undo"),
+    path("curation/flags/<id:pk>/keep-instead/", curation.FlagKeepInstead.as_view(), name="curation-flag-keep-instead"),
+    path("curation/duplicate-groups/", curation.DuplicateGroupList.as_view(), name="curation-duplicate-groups"),
+    path("curation/runs/", curation.RunList.as_view(), name="curation-run-list"),
+    path("curation/runs/<id:pk>/", curation.RunDetail.as_view(), name="curation-run-detail"),
+    path("curation/runs/<id:pk>/cancel/", curation.RunCancel.as_view(), name="curation-run-cancel"),
+    path("curation/runs/<id:pk>/resume/", curation.RunResume.as_view(), name="curation-run-resume"),
     *router.urls,
 ]

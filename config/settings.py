@@ -65,8 +65,8 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return number
 
 
-def env_float(name: str, default: float, *, minimum: float, maximum: float) -> float:
-    """A decimal number between `minimum` and `maximum` (0.95, not 95%)."""
+def env_float(name: str, default: float, *, minimum: float = 0.0, maximum: float = 1.0) -> float:
+    """A number from `minimum` to `maximum` (0.5, 0.95)."""
     value = env(name)
     if value is None:
         return default
@@ -390,6 +390,8 @@ SPECTACULAR_SETTINGS = {
         "FlagStatusEnum": "curation.models.FlagStatus",
         "DecisionActionEnum": "curation.models.DecisionAction",
         "DecideActionEnum": "curation.models.DECIDE_ACTIONS",
+        "CurationRunStatusEnum": "curation.models.RunStatus",
+        "CurationRunTriggerEnum": "curation.models.RunTrigger",
     },
 }
 
@@ -498,9 +500,18 @@ CURATION = {
     # Duplicate and template comments (curation/textdup.py): near-duplicate Jaccard threshold,
     # photos a cluster must span to be a template, and the share of a labeler's comments that copy
     # their own earlier ones from which those copies are flagged.
-    "TEXT_THRESHOLD": float(env("CURATION_TEXT_THRESHOLD", "0.6")),
+    "TEXT_THRESHOLD": env_float("CURATION_TEXT_THRESHOLD", 0.6),
     "TEMPLATE_MIN_PHOTOS": env_int("CURATION_TEMPLATE_MIN_PHOTOS", 5, minimum=2),
-    "SELF_COPY_MIN_SHARE": float(env("CURATION_SELF_COPY_MIN_SHARE", "0.2")),
+    "SELF_COPY_MIN_SHARE": env_float("CURATION_SELF_COPY_MIN_SHARE", 0.2),
+    # Toxicity and bias (curation/toxicity.py): a comment is flagged for toxicity when the
+    # classifier's probability of hate or offensive reaches TOXICITY_THRESHOLD (or the korcen
+    # lexicon matches: its score is then at least TOXICITY_LEXICON_SCORE, korcen's measured
+    # precision); for bias when the bias head's probability of gender or other reaches
+    # BIAS_THRESHOLD. Trained versions go under TOXICITY_MODEL_DIR on the media storage.
+    "TOXICITY_THRESHOLD": env_float("CURATION_TOXICITY_THRESHOLD", 0.5),
+    "BIAS_THRESHOLD": env_float("CURATION_BIAS_THRESHOLD", 0.5),
+    "TOXICITY_LEXICON_SCORE": env_float("CURATION_TOXICITY_LEXICON_SCORE", 0.95),
+    "TOXICITY_MODEL_DIR": env("CURATION_TOXICITY_MODEL_DIR", "curation/toxicity"),
 }
 # Celery queues: "celery" (imports, exports, labeling), "curation" (photo and text steps) and
 # "embeddings" (the embedding steps, for GPU workers: `celery -A config worker -Q embeddings`). A
@@ -539,6 +550,13 @@ CURATION_EMBED = {
 CURATION_SEMANTIC = {
     "THRESHOLD": env_float("CURATION_SEMANTIC_THRESHOLD", 0.95, minimum=0.0, maximum=1.0),
     "PROBES": env_int("CURATION_SEMANTIC_PROBES", 8, minimum=1),
+}
+
+# --- Training runs ------------------------------------------------------------------------------
+RUNS = {
+    # Run folders registered from the web (page or API) lie under this folder, or on S3
+    # (s3://bucket/prefix); `manage.py register_run`, run by the operator, may name any folder.
+    "ROOT": env("RUNS_ROOT", str(VAR_DIR / "runs")),
 }
 
 # --- Labeling -----------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The review queue's API under /api/curation/: flags (list with the page's filters, detail),
-decisions on one flag or many, the decision history and undo.
+decisions on one flag or many, the decision history and undo; duplicate-photo groups and
+choosing another keeper; curation runs (list, start, detail with progress per step, cancel,
+resume).
 
 Who: planners and admins decide; ML engineers read; labelers get 403 (accounts.permissions.HasRole
 defaults). Service refusals (a flag decided already, a reject on a photo flag) answer 409
@@ -9,16 +11,27 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import HasRole
 from config.api import Pagination, file_url
+from labeling.models import Project
 
-from . import selectors, services
-from .models import DECIDE_ACTIONS, Decision, Flag, FlagKind, FlagStatus
+from . import runs, selectors, services
+from . import steps as registry
+from .models import (
+    DECIDE_ACTIONS,
+    DUPLICATE_PHOTO_KINDS,
+    CurationRun,
+    Decision,
+    Flag,
+    FlagKind,
+    FlagStatus,
+    RunTrigger,
+)
 
 CONFLICT = OpenApiResponse(description="The flag's state refuses the decision (decided already, wrong subject).")
 
@@ -178,3 +191,174 @@ class DecisionUndo(CurationAccess, APIView):
         form.is_valid(raise_exception=True)
         undo = services.undo(decision, request.user, form.validated_data["reason"])
         return Response(DecisionSerializer(undo).data)
+
+
+# ---------------------------------------------------------------- duplicate groups
+
+
+class GroupMemberSerializer(serializers.Serializer):
+    flag = serializers.IntegerField(source="flag.pk")
+    status = serializers.CharField(source="flag.status")
+    image = PhotoSerializer()
+    licence = serializers.CharField(source="image.licence.code")
+    source = serializers.CharField(source="image.source.name")
+    is_keeper = serializers.BooleanField()
+    labeled = serializers.BooleanField(help_text="The photo has a submitted comment set.")
+    distance = serializers.IntegerField(allow_null=True, help_text="Hamming distance to its nearest partner.")
+    confirmation = serializers.FloatField(allow_null=True, help_text="Thumbnail correlation of that pair.")
+
+
+class DuplicateGroupSerializer(serializers.Serializer):
+    group_key = serializers.CharField()
+    kind = serializers.CharField()
+    keeper = serializers.UUIDField(allow_null=True)
+    score = serializers.FloatField()
+    members = GroupMemberSerializer(many=True)
+
+
+class DuplicateGroupList(CurationAccess, generics.GenericAPIView):
+    """Duplicate-photo groups (those with an open flag unless `status` says otherwise), each
+    with its members' facts and the keeper, paginated by group (the schema's paged list)."""
+
+    pagination_class = Pagination
+    serializer_class = DuplicateGroupSerializer
+    queryset = Flag.objects.none()  # for the schema: the groups are read by curation.selectors
+
+    @extend_schema(parameters=[
+        OpenApiParameter("kind", OpenApiTypes.STR, enum=sorted(DUPLICATE_PHOTO_KINDS)),
+        OpenApiParameter("status", OpenApiTypes.STR, enum=FlagStatus.values, description="Default: open."),
+        OpenApiParameter("image", OpenApiTypes.UUID, description="The groups holding this photo."),
+        OpenApiParameter("page", OpenApiTypes.INT), OpenApiParameter("page_size", OpenApiTypes.INT),
+    ], responses=DuplicateGroupSerializer(many=True))
+    def get(self, request):
+        params = request.query_params
+        kind = params.get("kind", "")
+        status = params.get("status", FlagStatus.OPEN)
+        image = params.get("image") or None
+        if image is not None:
+            try:
+                image = serializers.UUIDField().to_internal_value(image)
+            except serializers.ValidationError:
+                raise serializers.ValidationError({"image": ["Not a photo id."]}) from None
+        keys = selectors.duplicate_group_keys(
+            kind=kind if kind in DUPLICATE_PHOTO_KINDS else "", status=status if status in FlagStatus.values else "",
+            image=image)
+        groups = selectors.duplicate_groups(self.paginate_queryset(keys))
+        return self.get_paginated_response(self.get_serializer(groups, many=True).data)
+
+
+class FlagKeepInstead(CurationAccess, APIView):
+    """Keep this flag's photo instead of its duplicate group's suggested keeper (audited as a
+    "choose_keeper" decision; undo it like any decision)."""
+
+    @extend_schema(request=UndoSerializer, responses={200: DecisionSerializer, 409: CONFLICT})
+    def post(self, request, pk: int):
+        flag = get_object_or_404(Flag, pk=pk)
+        form = UndoSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        decision = services.choose_keeper(flag, request.user, form.validated_data["reason"])
+        return Response(DecisionSerializer(decision).data)
+
+
+# ---------------------------------------------------------------- runs
+
+
+class RunStepSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    state = serializers.CharField()
+    state_label = serializers.CharField()
+    reason = serializers.CharField(help_text="Why it was skipped.")
+    subject = serializers.CharField(help_text="What `done` and `total` count: photos, comments or projects.")
+    done = serializers.IntegerField()
+    total = serializers.IntegerField()
+    percent = serializers.IntegerField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class RunSerializer(serializers.ModelSerializer):
+    project_name = serializers.CharField(source="project.name", default=None, allow_null=True, read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    progress = serializers.SerializerMethodField()
+    can_cancel = serializers.SerializerMethodField()
+    can_resume = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CurationRun
+        fields = ["id", "project", "project_name", "steps", "new_only", "options", "trigger", "status", "error",
+                  "created_by", "created_at", "started_at", "finished_at", "heartbeat_at", "progress", "can_cancel",
+                  "can_resume"]
+
+    @extend_schema_field(RunStepSerializer(many=True))
+    def get_progress(self, obj) -> list:
+        return RunStepSerializer(selectors.step_rows(obj), many=True).data
+
+    def get_can_cancel(self, obj) -> bool:
+        return obj.is_active
+
+    def get_can_resume(self, obj) -> bool:
+        return runs.can_resume(obj)
+
+
+class RunCreateSerializer(serializers.Serializer):
+    project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.all(), required=False, allow_null=True,
+                                                 default=None, help_text="Empty: the whole catalogue.")
+    steps = serializers.ListField(child=serializers.ChoiceField(choices=[]), min_length=1,
+                                  help_text="Steps to run (those they require are added).")
+    new_only = serializers.BooleanField(required=False, default=False,
+                                        help_text="Only what arrived since the last finished run of the scope.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["steps"].child.choices = list(registry.by_name())
+
+
+class RunList(CurationAccess, generics.ListAPIView):
+    """Curation runs, newest first (`?project=`); POST starts one (planners)."""
+
+    serializer_class = RunSerializer
+    pagination_class = Pagination
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return selectors.runs(project=selectors._number(self.request.query_params.get("project"), int))
+
+    @extend_schema(parameters=[OpenApiParameter("project", OpenApiTypes.INT)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
+    def post(self, request):
+        form = RunCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        run = runs.start_run(user=request.user, trigger=RunTrigger.API, **form.validated_data)
+        return Response(RunSerializer(run).data, status=201)
+
+
+class RunDetail(CurationAccess, generics.RetrieveAPIView):
+    """One run with its progress and counts per step (the run page polls this)."""
+
+    serializer_class = RunSerializer
+
+    def get_queryset(self):
+        return selectors.runs()
+
+
+class RunCancel(CurationAccess, APIView):
+    """Stop a queued or running run (its tasks stop before their next chunk)."""
+
+    @extend_schema(request=None, responses={200: RunSerializer, 409: CONFLICT})
+    def post(self, request, pk: int):
+        run = runs.cancel_run(get_object_or_404(CurationRun, pk=pk), request.user)
+        return Response(RunSerializer(run).data)
+
+
+class RunResume(CurationAccess, APIView):
+    """Go on with a failed, cancelled or stalled run where it stopped."""
+
+    @extend_schema(request=None, responses={200: RunSerializer, 409: CONFLICT})
+    def post(self, request, pk: int):
+        run = runs.resume_run(get_object_or_404(CurationRun, pk=pk))
+        return Response(RunSerializer(run).data)

@@ -15,6 +15,11 @@ class CurationConfig(AppConfig):
         # A decision the flag's state refuses (decided already, wrong subject): 409 {"detail"}.
         register_service_error(CurationError, status.HTTP_409_CONFLICT)
 
+        # The detectors defined outside curation.steps join the runs' registry.
+        from .steps import register_detectors
+
+        register_detectors()
+
         # Automatic runs: new photos after each import, new comments in batches (curation.receivers).
         from datasets.signals import images_added
         from labeling.signals import sets_submitted
@@ -24,7 +29,3 @@ class CurationConfig(AppConfig):
         images_added.connect(receivers.on_images_added, dispatch_uid="curation.images_added")
         sets_submitted.connect(receivers.on_sets_submitted, dispatch_uid="curation.sets_submitted")
 
-        # The embedding steps join the registry after the photo and text steps.
-        from . import embedding, steps
-
-        steps.STEPS.extend(step for step in embedding.STEPS if step.name not in steps.by_name())

@@ -195,6 +195,11 @@ def build_model(spec: EmbedSpec, *, allow_random: bool = False) -> LoadedModel:
         if not os.path.isfile(spec.checkpoint):
             raise WeightsUnavailable(unavailable_message(spec, _("no such file")))
         pretrained = spec.checkpoint
+        # The retrieval trainer (trainers/retrieval.py save_model) writes the model's config as
+        # <name>.json beside its open_clip_model.pt: register it when open_clip does not know the name.
+        beside = Path(spec.checkpoint).with_name(f"{spec.model}.json")
+        if beside.is_file() and open_clip.get_model_config(spec.model) is None:
+            open_clip.add_model_config(beside)
     elif spec.pretrained:
         pretrained, cfg = _cached_pretrained(open_clip, spec)
         for key, arg in (("mean", "image_mean"), ("std", "image_std"), ("interpolation", "image_interpolation"),

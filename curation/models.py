@@ -320,6 +320,38 @@ class PhotoSignature(models.Model):
     def __str__(self) -> str:
         return f"Window hashes of {self.image_id}"
 
+
+# ---------------------------------------------------------------- toxicity models (issue 12, item 3)
+
+
+class ToxicityModel(models.Model):
+    """One trained version of the toxicity and bias classifier (curation.toxicity): its file on
+    the media storage, what it learned from and how it scored on its held-out part. Exactly one
+    row is `current` (the one the detector loads); flags record the version that raised them."""
+
+    version = models.PositiveIntegerField(unique=True)
+    file = models.CharField(max_length=300, help_text=_("Path of the model file on the media storage."))
+    current = models.BooleanField(default=False)
+    data_sha256 = models.CharField(max_length=64)
+    source = models.CharField(max_length=300, blank=True, help_text=_("The training file's name."))
+    rows = models.JSONField(default=dict, help_text=_("Rows trained on: from the file, from decisions, per head."))
+    labels = models.JSONField(default=list)
+    bias_labels = models.JSONField(default=list, blank=True)
+    metrics = models.JSONField(default=dict, help_text=_("Precision, recall and F1 on the held-out part."))
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["current"], condition=models.Q(current=True), name="toxicity_one_current"),
+        ]
+
+    def __str__(self) -> str:
+        return f"toxicity v{self.version}{' (current)' if self.current else ''}"
+
+
 # ---------------------------------------------------------------- embeddings (cur-embed)
 
 class EmbeddingKind(models.TextChoices):

@@ -21,7 +21,7 @@ the original) and `grayscale` (flagged when the colour spread is below it):
   tiny          short side of the original, in pixels
 
 The thresholds come from a dict (`DEFAULT_THRESHOLDS` merged with what is passed). The Django
-setting that will hold them, wired later: CURATION_QUALITY_THRESHOLDS (a dict, same keys).
+setting that holds them: settings.CURATION["QUALITY_THRESHOLDS"] (env CURATION_QUALITY_THRESHOLDS; same keys).
 """
 from __future__ import annotations
 

@@ -92,8 +92,8 @@ def advance(run_id: int, *, enqueue: bool = True) -> CurationRun:
     left). Steps that are unavailable here are skipped; steps with nothing to do go straight to
     their finish. A step running or finishing already is left to its tasks."""
     now = timezone.now()
-    CurationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now)
+    CurationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING, heartbeat_at=now)
+    CurationRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
     known = registry.by_name()
     while True:
         run = CurationRun.objects.select_related("project").get(pk=run_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db.models import Count, Q
+from django.utils.translation import gettext_lazy as _
 
 from .models import Decision, Flag, FlagKind, FlagStatus
 
@@ -105,3 +106,122 @@ def decisions(*, flag=None, actor=None):
     if actor is not None:
         qs = qs.filter(actor=actor)
     return qs.order_by("-at", "-id")
+
+
+# ---------------------------------------------------------------- duplicate groups
+
+
+def duplicate_group_keys(*, kind: str = "", status: str = FlagStatus.OPEN, image=None):
+    """The group keys of duplicate-photo groups (sorted), those with a flag of `status` ("" any),
+    of `kind`, or holding `image`."""
+    from .models import DUPLICATE_PHOTO_KINDS
+
+    qs = Flag.objects.filter(kind__in=DUPLICATE_PHOTO_KINDS).exclude(group_key="")
+    if kind:
+        qs = qs.filter(kind=kind)
+    if status:
+        qs = qs.filter(status=status)
+    if image:
+        qs = qs.filter(group_key__in=Flag.objects.filter(image_id=image).values("group_key"))
+    return qs.order_by("group_key").values_list("group_key", flat=True).distinct()
+
+
+def duplicate_groups(keys) -> list[dict]:
+    """Each group: {group_key, kind, keeper (image id), score, members: [{flag, image, is_keeper,
+    labeled, distance, confirmation}]} with the keeper first, then the largest photos."""
+    from labeling.models import Assignment, AssignmentStatus
+
+    from .models import DUPLICATE_PHOTO_KINDS
+
+    keys = list(keys)
+    rows = list(Flag.objects.filter(group_key__in=keys, kind__in=DUPLICATE_PHOTO_KINDS).select_related(
+        "image", "image__category", "image__licence", "image__source").order_by("group_key", "id"))
+    labeled = set(Assignment.objects.filter(image_id__in=[f.image_id for f in rows], status=AssignmentStatus.SUBMITTED)
+                  .values_list("image_id", flat=True))
+    groups: dict[str, dict] = {}
+    for f in rows:
+        g = groups.setdefault(f.group_key, {"group_key": f.group_key, "kind": f.kind, "keeper": f.keeper_id,
+                                            "score": f.score, "members": []})
+        g["score"] = max(g["score"], f.score)
+        ev = f.evidence if isinstance(f.evidence, dict) else {}
+        g["members"].append({
+            "flag": f, "image": f.image, "is_keeper": f.image_id == f.keeper_id, "labeled": f.image_id in labeled,
+            "distance": ev.get("distance"), "confirmation": ev.get("confirmation"),
+        })
+    for g in groups.values():
+        g["members"].sort(key=lambda m: (not m["is_keeper"], -(m["image"].original_width * m["image"].original_height),
+                                         str(m["image"].pk)))
+    return [groups[k] for k in keys if k in groups]
+
+
+# ---------------------------------------------------------------- runs
+
+
+def runs(*, project=None):
+    from .models import CurationRun
+
+    qs = CurationRun.objects.select_related("project", "created_by").prefetch_related("run_steps")
+    if project is not None:
+        qs = qs.filter(project_id=project)
+    return qs.order_by("-created_at", "-id")
+
+
+# What the counts of the steps are called on the run page (a step's other counts show by key).
+COUNT_LABELS = {
+    "photos": _("photos"), "comments": _("comments"), "flags_new": _("new flags"),
+    "flags_updated": _("flags updated"), "candidates": _("candidate pairs"), "pairs": _("confirmed pairs"),
+    "groups": _("duplicate groups"), "clusters": _("comment clusters"), "templates": _("template clusters"),
+    "self_copiers": _("labelers copying themselves"), "unreadable": _("unreadable photos"),
+    "no_signature": _("photos without window hashes"),
+}
+
+
+SUBJECT_LABELS = {"photos": _("photos"), "comments": _("comments"), "projects": _("projects")}
+
+
+def step_rows(run) -> list[dict]:
+    """A run's steps as the page and the API show them: name, label, state, reason, done of
+    total, subject, percent and counts."""
+    from . import steps as registry
+
+    known = registry.by_name()
+    out = []
+    for row in sorted(run.run_steps.all(), key=lambda r: r.position):
+        step = known.get(row.name)
+        out.append({
+            "name": row.name, "label": str(step.label) if step else row.name, "state": row.state,
+            "state_label": str(row.get_state_display()), "reason": row.reason, "total": row.total, "done": row.done,
+            "subject": step.subject if step else "",
+            "subject_label": str(SUBJECT_LABELS.get(step.subject, step.subject)) if step else "", "counts": row.counts or {},
+            "count_items": [(str(COUNT_LABELS.get(k, k)), v) for k, v in (row.counts or {}).items()],
+            "percent": 100 if row.state == "done" else (round(100 * row.done / row.total) if row.total else 0),
+            "started_at": row.started_at, "finished_at": row.finished_at,
+        })
+    return out
+
+
+# ---------------------------------------------------------------- toxicity training data (issue 12)
+
+
+def toxicity_decision_rows() -> list:
+    """The planners' decisions on toxicity and bias flags as labeled rows for the next training
+    (curation.toxicity.Row, source "decision"): a kept flag says the comment is none, a rejected
+    one that it is what the flag said (its evidence's label). A decision taken back (undo) counts
+    no more: the flag's status is what the latest standing decision made it."""
+    from . import toxicity
+
+    rows = []
+    flags = (Flag.objects.filter(kind__in=(FlagKind.TOXICITY, FlagKind.BIAS),
+                                 status__in=(FlagStatus.KEPT, FlagStatus.REJECTED), comment__isnull=False)
+             .select_related("comment").order_by("pk"))
+    for flag in flags:
+        allowed = toxicity.LABELS if flag.kind == FlagKind.TOXICITY else toxicity.BIAS_LABELS
+        label = "none" if flag.status == FlagStatus.KEPT else str(flag.evidence.get("label", ""))
+        if label not in allowed or label == "none" and flag.status == FlagStatus.REJECTED:
+            continue  # a rejected flag of another detector that names no label of ours
+        text = flag.comment.text
+        if flag.kind == FlagKind.TOXICITY:
+            rows.append(toxicity.Row(text=text, label=label, bias=None, source="decision"))
+        else:
+            rows.append(toxicity.Row(text=text, label=None, bias=label, source="decision"))
+    return rows

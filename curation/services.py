@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -40,6 +41,7 @@ from .models import (
     FlagKind,
     FlagStatus,
     PhotoSignature,
+    ToxicityModel,
 )
 
 # Most flags one decision may take (the review page's bulk selection, the API's bulk decide).
@@ -354,12 +356,12 @@ def choose_keeper(flag: Flag, actor=None, reason: str = "") -> Decision:
     reason = " ".join(str(reason or "").split())[:2000]
     with transaction.atomic():
         Flag.objects.filter(pk=flag.pk).update(updated_at=timezone.now())  # a write first (see decide)
-        flag = Flag.objects.select_for_update().select_related("image").get(pk=flag.pk)
+        flag = Flag.objects.select_for_update().get(pk=flag.pk)
         if flag.kind not in DUPLICATE_PHOTO_KINDS or not flag.group_key or flag.image_id is None:
             raise CurationError(_("Flag %(id)s is not about a photo in a duplicate group.") % {"id": flag.pk})
         if flag.keeper_id == flag.image_id:
             raise CurationError(_("This photo is the group's keeper already."))
-        if flag.image.status == ImageStatus.EXCLUDED:
+        if Image.objects.filter(pk=flag.image_id, status=ImageStatus.EXCLUDED).exists():
             raise CurationError(_("This photo is excluded: undo that decision before keeping it."))
         old = flag.keeper_id
         Flag.objects.filter(group_key=flag.group_key, kind__in=DUPLICATE_PHOTO_KINDS).update(
@@ -383,6 +385,61 @@ def store_signatures(rows: dict) -> int:
         new = [PhotoSignature(image_id=pk, windows=data) for pk, data in rows.items() if pk not in have]
         PhotoSignature.objects.bulk_create(new, ignore_conflicts=True)
     return len(new)
+
+
+# ---------------------------------------------------------------- toxicity models (issue 12, item 3)
+
+
+def train_toxicity_model(source, *, text_col: str = "text", label_col: str = "label", bias_col: str | None = "bias",
+                         bias_required: bool = False, use_decisions: bool = True, name: str = "",
+                         actor=None) -> ToxicityModel:
+    """Train a new version of the toxicity and bias classifier from a TSV/CSV file (a path, or
+    bytes with `name`) plus the planners' decisions on earlier flags, store it on the media
+    storage and make it current. A bad file raises toxicity.TrainingDataError and writes nothing
+    (no file, no row); the previous version stays current."""
+    from django.conf import settings
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.db.models import Max
+
+    from . import selectors, toxicity
+
+    rows = toxicity.read_table(source, text_col=text_col, label_col=label_col, bias_col=bias_col,
+                               bias_required=bias_required, name=name)
+    source_name = name or ("upload" if isinstance(source, (bytes, bytearray)) else Path(source).name)
+    if use_decisions:
+        rows += selectors.toxicity_decision_rows()
+    version = (ToxicityModel.objects.aggregate(v=Max("version"))["v"] or 0) + 1
+    model = toxicity.train(rows, version=version)
+    path = f"{settings.CURATION['TOXICITY_MODEL_DIR'].rstrip('/')}/v{version}-{model.data_sha256[:12]}.joblib"
+    saved = None
+    try:
+        with transaction.atomic():
+            ToxicityModel.objects.select_for_update().filter(current=True).update(current=False)
+            saved = default_storage.save(path, ContentFile(model.dumps()))
+            return ToxicityModel.objects.create(
+                version=version, file=saved, current=True, data_sha256=model.data_sha256,
+                source=str(source_name)[-300:], rows=model.rows, labels=list(model.labels),
+                bias_labels=list(model.bias_labels) if model.bias is not None else [],
+                metrics=model.metrics, created_by=actor,
+            )
+    except BaseException:
+        if saved:
+            default_storage.delete(saved)
+        raise
+
+
+def activate_toxicity_model(version: int) -> ToxicityModel:
+    """Make an earlier (or later) trained version the current one (a rollback)."""
+    with transaction.atomic():
+        row = ToxicityModel.objects.select_for_update().filter(version=version).first()
+        if row is None:
+            raise ValidationError({"version": _("No toxicity model version %(v)s.") % {"v": version}})
+        ToxicityModel.objects.filter(current=True).exclude(pk=row.pk).update(current=False)
+        ToxicityModel.objects.filter(pk=row.pk).update(current=True)
+        row.current = True
+    return row
+
 
 # ---------------------------------------------------------------- embeddings (cur-embed)
 

@@ -20,6 +20,9 @@ The steps here:
 - text: per project, curation.textdup over its submitted comments: DUPLICATE_COMMENT and
   TEMPLATE_COMMENT clusters (count, share, examples) and SELF_COPY_COMMENT per labeler.
 
+The detectors of other modules join the list when the app loads (CurationConfig.ready, after
+the ones here, since they subclass Step): pii (curation.pii_step), toxicity (curation.toxicity).
+
 Exact duplicates: ingest refuses the same bytes (Image.sha256) and the same decoded pixels
 (Image.pixel_sha256), both unique in the database, so no exact copy reaches the catalogue; the same
 photo at another size or encoding is a perceptual duplicate at distance 0-2. No step writes
@@ -361,15 +364,17 @@ class TextDuplicates(Step):
                     flags.append(FlagData(kind=kind, comment=comment_id, score=cluster.share,
                                           evidence=cluster.evidence(), group_key=key))
             copiers = 0
+            texts = {r.comment_id: r.text for r in rows}
             for entry in report.labelers:
                 if not entry.self_copies or entry.share < cfg["SELF_COPY_MIN_SHARE"]:
                     continue
                 copiers += 1
-                evidence = entry.evidence()
-                evidence["threshold"] = cfg["SELF_COPY_MIN_SHARE"]
+                # What the reviewer reads: the labeler's numbers and their copied texts.
+                evidence = {**entry.evidence(), "threshold": cfg["SELF_COPY_MIN_SHARE"],
+                            "examples": [texts[c] for c, _source in entry.copies[:textdup.EXAMPLES]]}
                 for comment_id, source_id in entry.copies:
                     flags.append(FlagData(kind=FlagKind.SELF_COPY_COMMENT, comment=comment_id, score=entry.share,
-                                          evidence={**evidence, "copy_of": source_id},
+                                          evidence={**evidence, "copy_of": source_id, "text": texts[source_id]},
                                           group_key=f"self:{project_id}:{entry.labeler}"))
             _add(counts, _flag_counts(record_flags(TEXT_DETECTOR, TEXT_VERSION, flags)))
             _add(counts, {"comments": report.total, "clusters": len(report.clusters),
@@ -384,12 +389,21 @@ STEPS: list[Step] = [
     Signatures(),
     Perceptual(),
     TextDuplicates(),
-    # Then the embedding steps (curation.embedding.STEPS: embed_images, embed_comments, semantic),
-    # added by CurationConfig.ready (embedding.py subclasses Step: it imports this module).
+    # + curation.pii.STEPS, curation.toxicity.STEPS and curation.embedding.STEPS: added by
+    # register_detectors() at app load.
 ]
 
 PHOTO_STEPS = ("quality", "signatures", "perceptual")
-TEXT_STEPS = ("text",)
+TEXT_STEPS = ("text", "pii", "toxicity")
+
+
+def register_detectors() -> None:
+    """Add the steps other modules define (they import Step from here, so they cannot be listed
+    above): once, when the app loads."""
+    from . import embedding, pii, toxicity
+
+    known = {step.name for step in STEPS}
+    STEPS.extend(step for step in [*pii.STEPS, *toxicity.STEPS, *embedding.STEPS] if step.name not in known)
 
 
 def by_name() -> dict[str, Step]:

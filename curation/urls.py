@@ -8,4 +8,9 @@ urlpatterns = [
     path("review/decide/", views.decide, name="curation-review-decide"),
     path("decisions/", views.decisions, name="curation-decisions"),
     path("decisions/<id:pk>/undo/", views.undo, name="curation-undo"),
+    path("review/keep-instead/", views.keep_instead, name="curation-keep-instead"),
+    path("runs/", views.runs, name="curation-runs"),
+    path("runs/<id:pk>/", views.run_detail, name="curation-run"),
+    path("runs/<id:pk>/cancel/", views.run_cancel, name="curation-run-cancel"),
+    path("runs/<id:pk>/resume/", views.run_resume, name="curation-run-resume"),
 ]

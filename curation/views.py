@@ -1,5 +1,6 @@
 """The planners' review queue (mounted at /curation/): flags by kind with their evidence, filters,
-bulk and keyboard decisions, and the decision history (the audit trail).
+bulk and keyboard decisions, and the decision history (the audit trail); the curation runs (a
+list with a start form, a page per run whose progress refreshes itself).
 
 Planners (and admins) decide; ML engineers read the queue and the history (no buttons). Every
 decision is one call of curation.services.decide / undo.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,8 +25,20 @@ from datasets.models import Category
 from labeling.models import Project
 from labeling.services import LabelingError
 
+from . import runs as run_services
 from . import selectors, services
-from .models import DECIDE_ACTIONS, DUPLICATE_PHOTO_KINDS, PHOTO_KINDS, Decision, DecisionAction, FlagStatus
+from .forms import RunForm
+from .models import (
+    DECIDE_ACTIONS,
+    DUPLICATE_PHOTO_KINDS,
+    PHOTO_KINDS,
+    CurationRun,
+    Decision,
+    DecisionAction,
+    Flag,
+    FlagStatus,
+    RunTrigger,
+)
 
 READERS = (Role.PLANNER, Role.ENGINEER)
 PLANNERS = (Role.PLANNER,)
@@ -54,10 +67,12 @@ def _shape(flag, groups) -> dict:
         "comment" if flag.comment_id else "photo")
     others = []
     if shape == "duplicate":
-        members = [f.image for f in groups.get(flag.group_key, []) if f.image_id and f.image_id != flag.image_id]
-        if flag.keeper_id and flag.keeper_id != flag.image_id and all(m.pk != flag.keeper_id for m in members):
-            members.insert(0, flag.keeper)
-        others = [{"img": m, "keeper": m.pk == flag.keeper_id} for m in members if m is not None][:4]
+        member_flags = [f for f in groups.get(flag.group_key, []) if f.image_id and f.image_id != flag.image_id]
+        members = [(f.image, f.pk if f.kind in DUPLICATE_PHOTO_KINDS else None) for f in member_flags]
+        if flag.keeper_id and flag.keeper_id != flag.image_id and all(m.pk != flag.keeper_id for m, _f in members):
+            members.insert(0, (flag.keeper, None))
+        members.sort(key=lambda m: m[0] is None or m[0].pk != flag.keeper_id)  # the keeper first
+        others = [{"img": m, "keeper": m.pk == flag.keeper_id, "flag": f} for m, f in members if m is not None][:4]
     ev = flag.evidence if isinstance(flag.evidence, dict) else {}
     facts = []
     for key, label, fmt in (
@@ -70,6 +85,8 @@ def _shape(flag, groups) -> dict:
     shown = {"distance", "similarity", "value", "threshold", "count", "share", "text", "examples"}
     return {
         "flag": flag, "shape": shape, "others": others, "facts": facts,
+        "subject_is_keeper": shape == "duplicate" and flag.keeper_id == flag.image_id,
+        "keep_flag": flag.pk if shape == "duplicate" and flag.group_key else None,
         "cluster_size": len(groups.get(flag.group_key, [])) if flag.group_key else 0,
         "cluster_text": str(ev.get("text") or ""),
         "examples": [str(e) for e in ev["examples"]][:5] if isinstance(ev.get("examples"), list) else [],
@@ -152,3 +169,81 @@ def decisions(request):
         "page": page, "rows": rows, "can_decide": request.user.has_role(*PLANNERS),
         "undo_action": DecisionAction.UNDO, "here": request.get_full_path(),
     })
+
+
+@require_POST
+@role_required(*PLANNERS)
+def keep_instead(request):
+    """The review page's "Keep this one instead" on a member of a duplicate group (its flag)."""
+    back = _back(request, reverse("curation-review"))
+    flag = get_object_or_404(Flag, pk=selectors._number(request.POST.get("keep_instead"), int) or 0)
+    try:
+        services.choose_keeper(flag, request.user, request.POST.get("reason", ""))
+    except services.CurationError as exc:
+        messages.error(request, str(getattr(exc, "message", None) or exc))
+        return redirect(back)
+    messages.success(request, _("This photo is now the keeper of its group; the others are its duplicates."))
+    return redirect(back)
+
+
+# ---------------------------------------------------------------- runs
+
+RUNS_PER_PAGE = 20
+
+
+@role_required(*READERS)
+def runs(request):
+    can_start = request.user.has_role(*PLANNERS)
+    form = RunForm(request.POST or None) if can_start else None
+    if request.method == "POST":
+        if not can_start:
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                run = run_services.start_run(form.cleaned_data["project"], form.cleaned_data["steps"],
+                                             new_only=form.cleaned_data["new_only"], user=request.user,
+                                             trigger=RunTrigger.PAGE)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, _("Run %(id)s started: the workers take it from here.") % {"id": run.pk})
+                return redirect("curation-run", pk=run.pk)
+    page = Paginator(selectors.runs(), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
+    for run in rows:
+        run.step_rows = selectors.step_rows(run)
+    return render(request, "curation/runs.html", {"page": page, "rows": rows, "form": form, "can_start": can_start})
+
+
+@role_required(*READERS)
+def run_detail(request, pk: int):
+    run = get_object_or_404(selectors.runs(), pk=pk)
+    return render(request, "curation/run.html", {
+        "run": run, "steps": selectors.step_rows(run), "can_decide": request.user.has_role(*PLANNERS),
+        "stalled": run_services.is_stalled(run), "can_resume": run_services.can_resume(run),
+        "api_url": reverse("api:curation-run-detail", args=[run.pk]),
+    })
+
+
+@require_POST
+@role_required(*PLANNERS)
+def run_cancel(request, pk: int):
+    run = get_object_or_404(CurationRun, pk=pk)
+    try:
+        run_services.cancel_run(run, request.user)
+        messages.success(request, _("Run %(id)s cancelled: it can be resumed.") % {"id": run.pk})
+    except services.CurationError as exc:
+        messages.error(request, str(getattr(exc, "message", None) or exc))
+    return redirect("curation-run", pk=run.pk)
+
+
+@require_POST
+@role_required(*PLANNERS)
+def run_resume(request, pk: int):
+    run = get_object_or_404(CurationRun, pk=pk)
+    try:
+        run_services.resume_run(run)
+        messages.success(request, _("Run %(id)s goes on where it stopped.") % {"id": run.pk})
+    except services.CurationError as exc:
+        messages.error(request, str(getattr(exc, "message", None) or exc))
+    return redirect("curation-run", pk=run.pk)

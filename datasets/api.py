@@ -26,7 +26,20 @@ from accounts.permissions import HasRole
 from config.api import FormParser, JSONParser, MultiPartParser, Pagination, file_url
 
 from . import filters, selectors, services
-from .models import Category, Export, Image, ImportItem, ImportJob, Licence, Snapshot, Source, SourceKind, Subcategory
+from .models import (
+    Category,
+    Export,
+    Image,
+    ImportItem,
+    ImportJob,
+    Licence,
+    RunKind,
+    Snapshot,
+    Source,
+    SourceKind,
+    Subcategory,
+    TrainingRun,
+)
 
 CONFLICT_RESPONSE = OpenApiResponse(description="In use (images, sources or imports point to it); retire it instead.")
 
@@ -770,3 +783,90 @@ class ExportFileDownload(ExportAccess, APIView):
         if full is None:
             raise Http404
         return FileResponse(open(full, "rb"), as_attachment=True, filename=full.name)
+
+
+# ---------------------------------------------------------------- training runs
+
+
+class RunRegisterSerializer(serializers.Serializer):
+    location = serializers.CharField(max_length=1000, help_text="The run folder: a path under the server's RUNS_ROOT "
+                                                                "(relative, or absolute inside it) or s3://bucket/prefix.")
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    snapshot_label = serializers.CharField(read_only=True, help_text="`<name> v<version>` as the run named it.")
+    snapshot_problem_text = serializers.CharField(read_only=True, help_text="Why the run is not attached to a "
+                                                                            "snapshot version (empty when it is).")
+    scores = serializers.DictField(child=serializers.FloatField(), read_only=True,
+                                   help_text="The comparison columns (i2t_r1 ... t2i_r10; bleu1 ... bleu4, meteor, "
+                                             "rouge_l, cider, ppl) from eval.json's metrics.")
+    tokenizer = serializers.CharField(read_only=True, help_text="The metrics' tokenizer (eval.json's signature).")
+    registered_by = serializers.CharField(source="registered_by.username", read_only=True, allow_null=True,
+                                          default=None)
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "run_id", "kind", "status", "location", "snapshot", "snapshot_label", "snapshot_name",
+                  "snapshot_version", "snapshot_checksum", "snapshot_path", "snapshot_problem",
+                  "snapshot_problem_text", "scores", "metrics", "evaluation", "tokenizer", "config", "model_info",
+                  "epochs", "files", "epochs_done", "steps_done", "world_size", "device", "git_commit",
+                  "started_at", "finished_at", "registered_by", "registered_at", "updated_at"]
+        read_only_fields = fields
+
+
+class RunAccess:
+    """Engineers register and remove runs; planners read them (admins do everything)."""
+
+    permission_classes = [HasRole]
+    read_roles = (Role.PLANNER, Role.ENGINEER)
+    write_roles = (Role.ENGINEER,)
+
+
+@extend_schema_view(get=extend_schema(parameters=[
+    OpenApiParameter("snapshot", str, description="A snapshot's id, or `unknown` for runs attached to no snapshot "
+                                                  "version here."),
+    OpenApiParameter("kind", str, enum=["retrieval", "generative"]),
+]))
+class TrainingRunList(RunAccess, generics.ListAPIView):
+    """Training runs, by snapshot version (name, newest version first), then newest first. POST
+    registers a run folder, or updates the run registered under its run_id (read it again)."""
+
+    serializer_class = TrainingRunSerializer
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        from .runs import selectors as run_selectors
+
+        if getattr(self, "swagger_fake_view", False):  # the schema generator
+            return TrainingRun.objects.none()
+        snapshot = self.request.query_params.get("snapshot") or None
+        kind = self.request.query_params.get("kind") or None
+        if snapshot not in (None, run_selectors.UNKNOWN) and not (snapshot.isdecimal() and len(snapshot) < 19):
+            raise serializers.ValidationError({"snapshot": "Give a snapshot id or `unknown`."})
+        if kind not in (None, *RunKind.values):
+            raise serializers.ValidationError({"kind": "Give retrieval or generative."})
+        return run_selectors.runs(snapshot, kind).select_related("registered_by")
+
+    @extend_schema(request=RunRegisterSerializer, responses={
+        201: TrainingRunSerializer,
+        200: OpenApiResponse(TrainingRunSerializer, description="The run was registered before: updated."),
+    })
+    def post(self, request):
+        from .runs import services as run_services
+
+        body = RunRegisterSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run, created = run_services.register_run(body.validated_data["location"], request.user)
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class TrainingRunDetail(RunAccess, generics.RetrieveDestroyAPIView):
+    """A run: what its folder said when last registered. DELETE forgets it (its folder stays)."""
+
+    serializer_class = TrainingRunSerializer
+    queryset = TrainingRun.objects.select_related("snapshot", "registered_by")
+
+    def perform_destroy(self, instance):
+        from .runs import services as run_services
+
+        run_services.remove_run(instance)

@@ -13,6 +13,7 @@ class DatasetsConfig(AppConfig):
 
         from . import services
         from .export.errors import ExportConflict, ExportError
+        from .runs.errors import RunError
 
         register_service_error(services.IngestError, status.HTTP_400_BAD_REQUEST)
         register_service_error(services.InUseError, status.HTTP_409_CONFLICT)
@@ -20,6 +21,8 @@ class DatasetsConfig(AppConfig):
                                lambda exc: {"detail": str(exc), "code": "not_interrupted"})
         # Export refusals say their reason in the request's language, with a code.
         register_service_error(ExportError, status.HTTP_400_BAD_REQUEST,
+                               lambda exc: {"detail": exc.text(), "code": exc.code})
+        register_service_error(RunError, status.HTTP_400_BAD_REQUEST,
                                lambda exc: {"detail": exc.text(), "code": exc.code})
         register_service_error(ExportConflict, status.HTTP_409_CONFLICT,
                                lambda exc: {"detail": exc.text(), "code": exc.code})

@@ -546,3 +546,102 @@ class ExportShard(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+# --- Training runs ----------------------------------------------------------------------------
+
+
+class RunKind(models.TextChoices):
+    RETRIEVAL = "retrieval", _("Retrieval")
+    GENERATIVE = "generative", _("Generative")
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", _("Running")
+    FINISHED = "finished", _("Finished")
+    FAILED = "failed", _("Failed")
+
+
+class RunSnapshotProblem(models.TextChoices):
+    """Why a run is not attached to a snapshot version ("" when it is)."""
+
+    NONE = "", _("Attached")
+    UNKNOWN = "unknown", _("No such snapshot version here")
+    CHECKSUM = "checksum", _("Snapshot checksum does not match")
+
+
+class TrainingRun(models.Model):
+    """A trainer's run folder (trainers/runs.py: run.json, metrics.csv, eval.json, checkpoints/,
+    model/, predictions/) as registered by datasets.runs.services.register_run: a copy of what
+    the folder said, read again on each registration (one row per `run_id`). It belongs to the
+    snapshot version whose name, version and SHA256SUMS checksum (an export's `sums_sha256`) its
+    run.json names; otherwise `snapshot` is empty and the fields below say what the run named."""
+
+    run_id = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=RunKind.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices,
+                              help_text=_("As run.json said when the run was last registered."))
+    location = models.CharField(max_length=1000, help_text=_("The run folder: a path on the server or s3://bucket/prefix."))
+    snapshot = models.ForeignKey(Snapshot, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    snapshot_name = models.CharField(max_length=200, blank=True)
+    snapshot_version = models.PositiveIntegerField(null=True, blank=True)
+    snapshot_checksum = models.CharField(max_length=128, blank=True)
+    snapshot_path = models.CharField(max_length=1000, blank=True)
+    snapshot_problem = models.CharField(max_length=16, choices=RunSnapshotProblem.choices, blank=True, default="")
+    config = models.JSONField(default=dict, blank=True)
+    model_info = models.JSONField(default=dict, blank=True, help_text=_("run.json's model: vision, text, pretrained."))
+    # eval.json: its metrics as written, the same values under the page's column keys
+    # (datasets.runs.metrics), and the rest (split, signature, evaluated_at, checkpoint).
+    metrics = models.JSONField(default=dict, blank=True)
+    scores = models.JSONField(default=dict, blank=True)
+    evaluation = models.JSONField(default=dict, blank=True)
+    # metrics.csv per epoch: {"columns": ["split/metric", ...], "rows": [{"epoch", "step", "values"}]}.
+    epochs = models.JSONField(default=dict, blank=True)
+    # What the folder holds: {"checkpoints": [{"path", "size"}], "model": [...], "predictions": [...]}.
+    files = models.JSONField(default=dict, blank=True)
+    epochs_done = models.PositiveIntegerField(default=0)
+    steps_done = models.PositiveBigIntegerField(default=0)
+    world_size = models.PositiveIntegerField(default=1)
+    device = models.CharField(max_length=40, blank=True)
+    git_commit = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text=_("run.json's created_at."))
+    finished_at = models.DateTimeField(null=True, blank=True)
+    registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")
+    registered_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["snapshot_name", "-snapshot_version", "-started_at", "-id"]
+        indexes = [models.Index(fields=["snapshot", "kind"], name="trainingrun_snapshot_kind")]
+
+    def __str__(self) -> str:
+        return self.run_id
+
+    @property
+    def snapshot_label(self) -> str:
+        if self.snapshot_id:
+            return self.snapshot.label
+        version = "?" if self.snapshot_version is None else self.snapshot_version
+        return f"{self.snapshot_name or '?'} v{version}"
+
+    @property
+    def on_s3(self) -> bool:
+        return self.location.startswith("s3://")
+
+    @property
+    def tokenizer(self) -> str:
+        signature = self.evaluation.get("signature") if isinstance(self.evaluation, dict) else None
+        return str(signature.get("tokenizer") or "") if isinstance(signature, dict) else ""
+
+    @property
+    def snapshot_problem_text(self) -> str:
+        """Why the run is not listed under a snapshot version ("" when it is)."""
+        params = {"label": self.snapshot_label, "checksum": (self.snapshot_checksum or "-")[:16]}
+        if self.snapshot_problem == RunSnapshotProblem.UNKNOWN:
+            return _("There is no snapshot %(label)s here: the run is kept under an unknown snapshot.") % params
+        if self.snapshot_problem == RunSnapshotProblem.CHECKSUM:
+            return _("The run's snapshot checksum %(checksum)s… is not the SHA256SUMS of any finished export of "
+                     "%(label)s here: it was trained on other files, so it is not attached to that version "
+                     "(kept under an unknown snapshot).") % params
+        return ""

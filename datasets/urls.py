@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import export_views, views
+from . import export_views, run_views, views
 
 urlpatterns = [
     path("quotas/", views.quota_dashboard, name="quota-dashboard"),
@@ -23,5 +23,8 @@ urlpatterns = [
     path("exports/<id:pk>/resume/", export_views.export_resume, name="export-resume"),
     path("exports/<id:pk>/cancel/", export_views.export_cancel, name="export-cancel"),
     path("exports/<id:pk>/files/<path:path>", export_views.export_file, name="export-file"),
+    path("runs/", run_views.run_list, name="runs"),
+    path("runs/<id:pk>/", run_views.run_detail, name="run-detail"),
+    path("runs/<id:pk>/remove/", run_views.run_remove, name="run-remove"),
     path("snapshots/<id:pk>/exports/", export_views.snapshot_exports, name="snapshot-exports"),
 ]

@@ -660,6 +660,11 @@ def _finish(ci: CommentImport) -> CommentImport:
         warnings=warned, comments=stored,
     )
     ci.refresh_from_db()
+    if ci.imported:  # curation counts the imported sets towards its next text run (labeling.signals)
+        from .services import _send_sets_submitted
+
+        project_id = ci.project_id
+        transaction.on_commit(lambda: _send_sets_submitted(project_id))
     return ci
 
 

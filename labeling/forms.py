@@ -13,12 +13,7 @@ from accounts.models import Role, User
 from datasets.models import Category, Source, Subcategory
 
 from . import services
-from .models import Comment, CommentType, Project, Verdict
-
-RULE_FIELDS = (
-    "count_whitespace", "reject_jamo_or_emoji_only", "max_repeat_run", "reject_copied_examples",
-    "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers",
-)
+from .models import RULE_FIELDS, Comment, CommentType, Project, Verdict
 
 
 class ProjectForm(forms.ModelForm):
@@ -41,6 +36,7 @@ class ProjectForm(forms.ModelForm):
             "reject_urls": _("Refuse web addresses (URLs)"),
             "reject_emails": _("Refuse e-mail addresses"),
             "reject_phone_numbers": _("Refuse phone numbers"),
+            "reject_personal_info": _("Refuse other personal information"),
         }
         help_texts = {
             "description": _("Labelers see it on their home page under the project's name (its first 160 characters)."),
@@ -62,6 +58,8 @@ class ProjectForm(forms.ModelForm):
             "reject_urls": _("Comments may not contain links."),
             "reject_emails": _("Comments may not contain e-mail addresses."),
             "reject_phone_numbers": _("Comments may not contain phone numbers."),
+            "reject_personal_info": _("Comments may not contain resident registration, card, bank account, passport or "
+                                      "driver's licence numbers, street addresses or social media IDs."),
         }
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),

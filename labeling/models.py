@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -25,6 +25,14 @@ class PhotoSet(models.TextChoices):
     FROZEN = "frozen", _("Frozen")
 
 
+# A project's text-rule switches (Project's fields of these names, its Rules): the settings form,
+# the API and the labeler page's config list them from here.
+RULE_FIELDS = (
+    "count_whitespace", "reject_jamo_or_emoji_only", "max_repeat_run", "reject_copied_examples",
+    "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers", "reject_personal_info",
+)
+
+
 class Project(models.Model):
     """A labeling job: which photos, how many distinct labelers per photo, caps, leases and rules.
 
@@ -38,8 +46,8 @@ class Project(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
-    overlap = models.PositiveSmallIntegerField(
-        default=2, validators=[MinValueValidator(1)], help_text=_("Distinct labelers per photo.")
+    overlap = models.PositiveSmallIntegerField(  # at most 20, as the settings page says
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(20)], help_text=_("Distinct labelers per photo.")
     )
     cap_per_labeler = models.PositiveIntegerField(
         default=300, help_text=_("Most photos one labeler may label in this project.")
@@ -69,6 +77,9 @@ class Project(models.Model):
     reject_urls = models.BooleanField(default=True)
     reject_emails = models.BooleanField(default=True)
     reject_phone_numbers = models.BooleanField(default=True)
+    reject_personal_info = models.BooleanField(
+        default=True, help_text=_("Resident registration, card, bank account, passport and driver's licence numbers, "
+                                  "street addresses and social media IDs (curation.pii)."))
 
     # Guidelines: planners edit the draft and publish it as a new GuidelineVersion; this number
     # is the current published version (0: none yet) and is what each comment records.
@@ -89,18 +100,8 @@ class Project(models.Model):
         return self.name
 
     def rules_for(self, comment_type: CommentType) -> Rules:
-        return Rules(
-            min_length=comment_type.min_length,
-            max_length=comment_type.max_length,
-            count_whitespace=self.count_whitespace,
-            reject_jamo_or_emoji_only=self.reject_jamo_or_emoji_only,
-            max_repeat_run=self.max_repeat_run,
-            reject_copied_examples=self.reject_copied_examples,
-            reject_own_repeats=self.reject_own_repeats,
-            reject_urls=self.reject_urls,
-            reject_emails=self.reject_emails,
-            reject_phone_numbers=self.reject_phone_numbers,
-        )
+        return Rules(min_length=comment_type.min_length, max_length=comment_type.max_length,
+                     **{name: getattr(self, name) for name in RULE_FIELDS})
 
 
 class CommentType(models.Model):
@@ -408,6 +409,7 @@ class RuleCode(models.TextChoices):
     URL = "url", _("Link")
     EMAIL = "email", _("E-mail address")
     PHONE = "phone", _("Phone number")
+    PERSONAL_INFO = "personal_info", _("Personal information")
     REQUIRED = "required", _("Missing comment")
 
 

@@ -12,23 +12,20 @@ chooses so.
 """
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 
 import regex
 from django.utils.translation import gettext_lazy as _
 
+from curation import pii
 from datasets.textlength import GRAPHEME as _GRAPHEME
 from datasets.textlength import count_length, graphemes, normalise  # noqa: F401 (this module's API)
 
 # Hangul jamo (U+1100–U+11FF), compatibility jamo (U+3130–U+318F), jamo extended A/B.
 _JAMO = regex.compile(r"[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\ud7b0-\ud7ff]")
-_URL = re.compile(r"(?i)\b(?:https?://|www\.)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|kr|io|co|me|ly|gg)(?:/\S*)?\b")
-_EMAIL = re.compile(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b")
-# Korean mobile and landline numbers (010-1234-5678, 02 123 4567, +82 10 1234 5678) and long
-# digit runs that look like one.
-_PHONE = re.compile(r"(?<!\d)(?:\+?82[-\s.]?)?0?1[016789][-\s.]?\d{3,4}[-\s.]?\d{4}(?!\d)|(?<!\d)0\d{1,2}[-\s.]\d{3,4}[-\s.]\d{4}(?!\d)")
+# URLs, e-mail addresses, phone numbers and the other personal information: curation.pii's one
+# table of recognizers (the page runs the same table: the server renders it into the page).
 
 
 def comparable(text: str) -> str:
@@ -73,6 +70,7 @@ class Rules:
     reject_urls: bool = True
     reject_emails: bool = True
     reject_phone_numbers: bool = True
+    reject_personal_info: bool = True  # the other kinds of curation.pii (RRN, card, account, ...)
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,11 @@ MESSAGES = {
     "url": _("Links are not allowed in comments."),
     "email": _("E-mail addresses are not allowed in comments."),
     "phone": _("Phone numbers are not allowed in comments."),
+    "personal_info": _("Personal information is not allowed in comments (%(kinds)s). Remove it and submit again."),
 }
+
+# The kinds the url / email / phone rules cover; "personal_info" covers the rest.
+_OWN_RULE_KINDS = {"url", "email", "phone"}
 
 
 def check(text: str, rules: Rules, *, examples: tuple[str, ...] | list[str] = (),
@@ -133,10 +135,15 @@ def check(text: str, rules: Rules, *, examples: tuple[str, ...] | list[str] = ()
         add("copied_example")
     if key and rules.reject_own_repeats and any(key == comparable(p) for p in own_previous):
         add("own_repeat")
-    if rules.reject_emails and _EMAIL.search(clean):
-        add("email")
-    elif rules.reject_urls and _URL.search(clean):
-        add("url")
-    if rules.reject_phone_numbers and _PHONE.search(clean):
-        add("phone")
+    if rules.reject_emails or rules.reject_urls or rules.reject_phone_numbers or rules.reject_personal_info:
+        kinds = pii.kinds_found(clean)
+        if rules.reject_emails and "email" in kinds:
+            add("email")
+        elif rules.reject_urls and "url" in kinds:
+            add("url")
+        if rules.reject_phone_numbers and "phone" in kinds:
+            add("phone")
+        other = [str(pii.KINDS[k]) for k in kinds if k not in _OWN_RULE_KINDS]
+        if rules.reject_personal_info and other:
+            add("personal_info", kinds=", ".join(other))
     return Check(length=n, violations=out)

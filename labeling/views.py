@@ -17,13 +17,9 @@ from accounts.permissions import role_required
 
 from . import markup, selectors, services
 from . import text as text_rules
-from .models import Assignment, AssignmentStatus, Comment, Project, ProjectMember, ReportReason
+from .models import RULE_FIELDS, Assignment, AssignmentStatus, Comment, Project, ProjectMember, ReportReason
 
 HISTORY_PER_PAGE = 20
-RULE_FIELDS = (
-    "count_whitespace", "reject_jamo_or_emoji_only", "max_repeat_run", "reject_copied_examples",
-    "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers",
-)
 
 
 @login_required
@@ -119,6 +115,7 @@ def label(request, pk: int):
         ],
         "example_texts": version.example_texts() if version and project.reject_copied_examples else [],
         "messages": {code: str(message) for code, message in text_rules.MESSAGES.items()},
+        "pii": text_rules.pii.page_config(),  # the server's PII patterns, run live by textrules.js
         "strings": _ui_strings(),
         # The API's labeler flow (common contract); "{id}" is the assignment's id.
         "urls": {

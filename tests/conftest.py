@@ -76,6 +76,9 @@ def _isolated_media(settings, tmp_path):
     settings.EXPORT = {**settings.EXPORT, "ROOT": str(tmp_path / "exports")}  # local exports likewise
     settings.INGEST = {**settings.INGEST, "URL_ALLOW_PRIVATE": True, "ALLOWED_ROOTS": [str(tmp_path)]}
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    # No automatic curation run after imports and comment sets (eager, they would run inside every
+    # test that imports or labels): the tests of those runs turn them on.
+    settings.CURATION = {**settings.CURATION, "RUN_AFTER_IMPORT": False, "TEXT_RUN_EVERY_SETS": 0}
     # A fast hasher: the real one costs ~0.3 s per user created.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

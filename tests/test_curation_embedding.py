@@ -343,3 +343,21 @@ def test_storing_vectors_twice_or_badly_writes_nothing_more(source):
         with pytest.raises(ValidationError):
             store_embeddings(kind, "m2", ids, vectors)
     assert EmbeddingSegment.objects.count() == 1 and Embedding.objects.count() == 2
+
+
+@pytest.mark.once
+def test_a_retrieval_trainer_model_folder_loads_by_its_model_name(tmp_path):
+    """trainers/retrieval.py save_model: <name>.json and open_clip_model.pt in one folder."""
+    import open_clip
+    import torch
+
+    name = "test-trained-tiny"
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / f"{name}.json").write_text(json.dumps(TINY_CONFIG))
+    open_clip.add_model_config(folder / f"{name}.json")
+    model = open_clip.create_model(name, pretrained=None)
+    open_clip.factory._MODEL_CONFIGS.pop(name)  # a fresh worker knows nothing of it
+    torch.save(model.state_dict(), folder / "open_clip_model.pt")
+    loaded = E.build_model(E.EmbedSpec(model=name, checkpoint=str(folder / "open_clip_model.pt"), device="cpu"))
+    assert loaded.dim == 16 and loaded.identity.startswith(f"open_clip:{name}|sha256:")

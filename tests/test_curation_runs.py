@@ -133,8 +133,9 @@ def test_quality_thresholds_come_from_settings(catalogue, settings):
     assert tiny.evidence == {"statistic": "tiny", "value": 180.0, "threshold": 300.0}
 
 
-def test_a_run_after_an_import_groups_new_copies_with_photos_already_there(catalogue, source, food,
+def test_a_run_after_an_import_groups_new_copies_with_photos_already_there(catalogue, source, food, settings,
                                                                           django_capture_on_commit_callbacks):
+    settings.CURATION = {**settings.CURATION, "RUN_AFTER_IMPORT": True}
     runs.run_here(runs.start_run(None, ["perceptual"], enqueue=False))
     original = synthetic.photo(100, 480, 360)  # o0, whose resized copy is grouped already
     with django_capture_on_commit_callbacks(execute=True):
@@ -289,7 +290,10 @@ def test_text_step_finds_templates_duplicates_and_self_copies(make_project, labe
     for f in copies:
         per_labeler.setdefault(f.comment.assignment.labeler_id, []).append(f)
     assert {k: len(v) for k, v in per_labeler.items()} == {lab2.pk: 3, lab0.pk: 2, lab1.pk: 2}
-    assert per_labeler[lab2.pk][0].evidence["share"] == 0.375  # 3 of their 8 comments
+    evidence = per_labeler[lab2.pk][0].evidence
+    assert evidence["share"] == 0.375 and evidence["threshold"] == 0.2  # 3 of their 8 comments
+    assert evidence["text"] == "노을 지는 바닷가 모래사장이 정말 아름답네요"  # the comment copied
+    assert evidence["examples"][0] == "노을 지는 바닷가 모래사장이 정말 아름답네요!"
     counts = run.run_steps.get(name="text").counts
     assert counts["templates"] == 1 and counts["comments"] == 24
 
@@ -310,7 +314,7 @@ def test_a_text_run_starts_after_every_n_submitted_sets(make_project, labelers, 
         a = labeling.next_assignment(project, labelers[2])
         labeling.submit(a, labelers[2], texts(next(numbers)))
     run = CurationRun.objects.get()
-    assert (run.trigger, run.project_id, run.steps, run.new_only) == (RunTrigger.COMMENTS, project.pk, ["text"], True)
+    assert (run.trigger, run.project_id, run.steps, run.new_only) == (RunTrigger.COMMENTS, project.pk, ["text", "pii", "toxicity"], True)
     assert run.status == RunStatus.DONE
     assert Assignment.objects.filter(project=project, status=AssignmentStatus.SUBMITTED).count() == 3
 
@@ -340,3 +344,135 @@ def test_choosing_another_keeper_is_audited_undoable_and_kept_by_later_runs(cata
     # Undo of the keeper choice puts the suggested keeper back.
     curation.undo(decision, users["planner"])
     assert {f.keeper_id for f in group.all()} == {original.pk}
+
+
+# ---------------------------------------------------------------- API, pages, command
+
+
+def test_api_starts_follows_and_cancels_runs_and_lists_duplicate_groups(catalogue, api, users,
+                                                                       django_capture_on_commit_callbacks):
+    planner, engineer = api("planner"), api("engineer")
+    assert planner.post("/api/curation/runs/", {"steps": ["nonsense"]}, format="json").status_code == 400
+    assert engineer.post("/api/curation/runs/", {"steps": ["quality"]}, format="json").status_code == 403
+    with django_capture_on_commit_callbacks(execute=True):
+        response = planner.post("/api/curation/runs/", {"steps": ["perceptual"]}, format="json")
+    assert response.status_code == 201, response.content
+    run_id = response.json()["id"]
+    detail = engineer.get(f"/api/curation/runs/{run_id}/").json()
+    assert detail["status"] == "done" and detail["trigger"] == "api" and detail["created_by"] == "planner1"
+    steps_ = {s["name"]: s for s in detail["progress"]}
+    assert steps_["perceptual"]["done"] == steps_["perceptual"]["total"] == 14
+    assert steps_["perceptual"]["counts"]["groups"] == 4 and steps_["perceptual"]["percent"] == 100
+    assert planner.post(f"/api/curation/runs/{run_id}/cancel/").status_code == 409  # done already
+    assert [r["id"] for r in engineer.get("/api/curation/runs/").json()["results"]] == [run_id]
+
+    groups = engineer.get("/api/curation/duplicate-groups/").json()
+    assert groups["count"] == 4
+    crop = next(g for g in groups["results"] if any(m["image"]["id"] == str(catalogue["copy-crop.jpg"].pk)
+                                                     for m in g["members"]))
+    keeper, copy = crop["members"]
+    assert keeper["is_keeper"] and keeper["image"]["id"] == crop["keeper"] == str(catalogue["o1.jpg"].pk)
+    assert (copy["licence"], copy["source"], copy["is_keeper"]) == ("cc-by-sa-4.0", "Other source", False)
+    assert copy["image"]["category"] == "people" and keeper["image"]["category"] == "food"
+    assert copy["distance"] <= 8 and copy["confirmation"] >= 0.8
+    one = engineer.get(f"/api/curation/duplicate-groups/?image={catalogue['copy-crop.jpg'].pk}").json()
+    assert [g["group_key"] for g in one["results"]] == [crop["group_key"]]
+
+    # Keep the crop instead: every member's flag names it; the decision history has it.
+    assert engineer.post(f"/api/curation/flags/{copy['flag']}/keep-instead/", {}, format="json").status_code == 403
+    response = planner.post(f"/api/curation/flags/{copy['flag']}/keep-instead/", {"reason": "sharper"}, format="json")
+    assert response.status_code == 200 and response.json()["action"] == "choose_keeper"
+    again = engineer.get(f"/api/curation/duplicate-groups/?image={catalogue['copy-crop.jpg'].pk}").json()["results"][0]
+    assert again["keeper"] == str(catalogue["copy-crop.jpg"].pk) and again["members"][0]["is_keeper"]
+    assert planner.post(f"/api/curation/flags/{copy['flag']}/keep-instead/", {}, format="json").status_code == 409
+
+
+def test_api_cancel_and_resume(db, api, django_capture_on_commit_callbacks):
+    run = runs.start_run(None, ["text"], enqueue=False)
+    planner = api("planner")
+    assert planner.post(f"/api/curation/runs/{run.pk}/resume/").status_code == 409  # alive
+    response = planner.post(f"/api/curation/runs/{run.pk}/cancel/")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert response.json()["can_resume"] is True
+    with django_capture_on_commit_callbacks(execute=True):
+        response = planner.post(f"/api/curation/runs/{run.pk}/resume/")
+    assert response.status_code == 200 and response.json()["status"] == "running"
+    run.refresh_from_db()
+    assert run.status == RunStatus.DONE and run.started_at is not None  # eager: it ran on commit
+
+
+def test_run_pages_start_and_show_progress(catalogue, client, users, django_capture_on_commit_callbacks):
+    client.force_login(users["engineer"])
+    page = client.get("/curation/runs/")
+    assert page.status_code == 200 and b"Start the run" not in page.content
+    assert client.post("/curation/runs/", {"steps": ["quality"]}).status_code == 403
+    client.force_login(users["planner"])
+    page = client.get("/curation/runs/")
+    assert b"Start the run" in page.content and b"Near-duplicate photos" in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/curation/runs/", {"steps": ["quality", "perceptual"], "project": ""})
+    run = CurationRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/curation/runs/{run.pk}/"
+    page = client.get(response["Location"]).content.decode()
+    assert "Image quality" in page and "Window hashes" in page and "14 / 14" in page
+    assert "duplicate groups <strong>4</strong>" in page and "data-active=\"0\"" in page
+    assert run.trigger == RunTrigger.PAGE and run.created_by == users["planner"]
+    listing = client.get("/curation/runs/").content.decode()
+    assert f"/curation/runs/{run.pk}/" in listing
+
+
+def test_review_page_offers_keep_this_one_instead(catalogue, client, users):
+    runs.run_here(runs.start_run(None, ["perceptual"], enqueue=False))
+    client.force_login(users["planner"])
+    page = client.get("/curation/review/?kind=near_duplicate_photo").content.decode()
+    assert page.count("data-keep-instead=") >= 4  # one per copy shown beside its keeper at least
+    copy = Flag.objects.get(image=catalogue["copy-q30.jpg"])
+    response = client.post("/curation/review/keep-instead/", {"keep_instead": copy.pk, "next": "/curation/review/"})
+    assert response.status_code == 302
+    assert set(Flag.objects.filter(group_key=copy.group_key).values_list("keeper_id", flat=True)) == {
+        catalogue["copy-q30.jpg"].pk}
+    history = client.get("/curation/decisions/").content.decode()
+    assert "Keep this one instead" in history and "keeper" in history
+    client.force_login(users["engineer"])
+    assert b"data-keep-instead" not in client.get("/curation/review/?kind=near_duplicate_photo").content
+
+
+def test_curate_command_runs_here_with_progress(catalogue, capsys):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out, err = StringIO(), StringIO()
+    call_command("curate", "--all", "--steps", "quality", "perceptual", "--here", stdout=out, stderr=err)
+    text = out.getvalue()
+    assert "quality: done" in text and "perceptual: done" in text and "groups 4" in text
+    assert "Near-duplicate photos" in err.getvalue()  # the bars
+    with pytest.raises(CommandError, match="Unknown step"):
+        call_command("curate", "--steps", "nope", stdout=out, stderr=err)
+    with pytest.raises(CommandError, match="no project"):
+        call_command("curate", "--project", "999", stdout=out, stderr=err)
+    queued = StringIO()
+    call_command("curate", "--steps", "text", stdout=queued, stderr=err)  # queued (eager here: it runs)
+    assert "Queued" in queued.getvalue()
+
+
+def test_imported_comment_sets_count_towards_the_next_text_run(make_project, settings, source, tmp_path,
+                                                              django_capture_on_commit_callbacks):
+    from labeling import external
+
+    settings.CURATION = {**settings.CURATION, "TEXT_RUN_EVERY_SETS": 2}
+    project = make_project(0)
+    rows = ""
+    for n in range(2):
+        path = tmp_path / f"vendor-{n}.jpg"
+        path.write_bytes(synthetic.jpeg(synthetic.photo(600 + n, 320, 240)))
+        rows += f"{path},reaction,와 맛있겠다 {n}\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        ci = external.start_comment_import(project, data="path,comment_type,text\n" + rows, fmt="csv",
+                                           source_name="Vendor", photo_source=source, file_name="c.csv",
+                                           trusted=True, enqueue=False)
+        ci = external.run_comment_import(ci.pk)
+    assert ci.imported == 2, ci.error
+    run = CurationRun.objects.get()
+    assert (run.trigger, run.project_id, run.status) == (RunTrigger.COMMENTS, project.pk, RunStatus.DONE)
+    assert run.run_steps.get(name="text").counts["comments"] == 2

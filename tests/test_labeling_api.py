@@ -312,6 +312,9 @@ def test_planner_creates_and_edits_a_project(users, source, labelers):
     assert planner.post("/api/projects/", {}, format="json").status_code == 400
     bad = planner.post("/api/projects/", {"name": "x", "overlap": 0, "categories": ["nope"]}, format="json")
     assert bad.status_code == 400 and {"overlap", "categories"} <= set(bad.json())
+    # At most 20 labelers per photo (the settings page's limit; a huge overlap once exhausted memory).
+    bad = planner.post("/api/projects/", {"name": "x", "overlap": 2**31, "categories": ["food"]}, format="json")
+    assert bad.status_code == 400 and "overlap" in bad.json()
     created = planner.post("/api/projects/", {
         "name": "Food comments", "categories": ["food"], "overlap": 3, "cap_per_labeler": 50,
         "comment_types": [{"slug": "short", "name": "짧게", "min_length": 2, "max_length": 50},

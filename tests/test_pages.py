@@ -45,6 +45,7 @@ def page_matrix():
         ("images", None, READERS),
         ("image-detail", "image", READERS),
         ("tokens", None, {"engineer", "admin"}),
+        ("runs", None, READERS),
         ("labeler-home", None, {"labeler", "admin"}),
     ]
 
@@ -85,6 +86,7 @@ def test_nav_shows_only_what_the_role_may_open(client, users, role):
     html = client.get(reverse("home"), follow=True).content.decode()
     assert (reverse("categories") in html) == (role in PLANNERS)
     assert (reverse("tokens") in html) == (role in {"engineer", "admin"})
+    assert (reverse("runs") in html) == (role in {"engineer", "admin"})
     assert (reverse("quota-dashboard") in html) == (role in READERS)
     assert (reverse("admin:index") in html) == (role == "admin")
 

@@ -121,6 +121,11 @@ EXPECTED = {
     "api:export-cancel": ("export", ("get", SNAPSHOT_NOT_ALLOWED), ("post", row(401, 403, 200, 409, 409))),
     # Files of a done local export only: the matrix's export is not done (404).
     "api:export-file": ("export_file", ("get", row(401, 403, 404, 404, 404)), ("post", SNAPSHOT_NOT_ALLOWED)),
+    # Training runs: planners and engineers read, engineers (and admins) register and remove,
+    # labelers 403. POST {} is a validation error; the engineer removes the matrix's run, so the
+    # admin after them finds none (404, to read it too).
+    "api:run-list": ("none", ("get", READ), ("post", row(401, 403, 403, 400, 400))),
+    "api:run-detail": ("run", ("get", row(401, 403, 200, 200, 404)), ("delete", row(401, 403, 403, 204, 404))),
     # The review queue (curation): planners and engineers read, planners (and admins) decide, labelers 403.
     "api:curation-flag-list": ("none", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
     "api:curation-flag-detail": ("flag", ("get", READ), ("patch", WRITE_NOT_ALLOWED)),
@@ -129,6 +134,15 @@ EXPECTED = {
     "api:curation-decision-list": ("none", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
     # POST {} undoes the decision (planner 200); the admin after them finds an undo, which is not undone (409).
     "api:curation-decision-undo": ("decision", ("get", POST_ONLY_READ), ("post", row(401, 403, 200, 403, 409))),
+    # The matrix's flag is a quality flag, in no duplicate group: keeping it instead is refused (409).
+    "api:curation-flag-keep-instead": ("flag", ("get", POST_ONLY_READ), ("post", row(401, 403, 409, 403, 409))),
+    "api:curation-duplicate-groups": ("none", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    # Runs: POST {} names no step (400). The matrix's run is queued: the planner cancels it, the
+    # admin after them finds it cancelled (409); it is alive, so not resumable (409).
+    "api:curation-run-list": ("none", ("get", READ), ("post", CREATE_EMPTY)),
+    "api:curation-run-detail": ("curation_run", ("get", READ), ("patch", WRITE_NOT_ALLOWED)),
+    "api:curation-run-cancel": ("curation_run", ("get", POST_ONLY_READ), ("post", row(401, 403, 200, 403, 409))),
+    "api:curation-run-resume": ("curation_run", ("get", POST_ONLY_READ), ("post", row(401, 403, 409, 403, 409))),
     # An assignment is its labeler's: everyone else 404 (planners, engineers, admins may read it).
     "api:assignment-detail": ("assignment", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
     "api:assignment-submit": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 400, 404, 404, 404))),
@@ -180,8 +194,12 @@ def world(users, source):
     snapshot = Snapshot.objects.create(name="matrix", version=1, min_sets=1)
     export = Export.objects.create(snapshot=snapshot, destination="/nowhere", folder="/nowhere/matrix/v1",
                                    heartbeat_at=timezone.now())
+    from datasets.models import TrainingRun
+
+    run = TrainingRun.objects.create(run_id="retrieval-matrix", kind="retrieval", status="finished",
+                                     location="/nowhere/retrieval-matrix", snapshot=snapshot)
     return {"category": category, "image": image, "job": job, "tokens": tokens, "source": source, "snapshot": snapshot,
-            "export": export,
+            "export": export, "run": run,
             **labeling_world(users, source, image), **curation_world(users, image)}
 
 
@@ -194,7 +212,10 @@ def curation_world(users, image) -> dict:
 
     flag = Flag.objects.get()
     [decision] = curation.decide([flag], "keep", users["planner"])
-    return {"flag": flag, "decision": decision}
+    from curation import runs
+
+    run = runs.start_run(None, ["text"], user=users["planner"], enqueue=False)
+    return {"flag": flag, "decision": decision, "curation_run": run}
 
 
 def labeling_world(users, source, image) -> dict:
@@ -260,10 +281,14 @@ def url_kwargs(kind: str, world: dict, role: str) -> dict:
         return {"pk": world["export"].pk}
     if kind == "export_file":
         return {"pk": world["export"].pk, "path": "SHA256SUMS"}
+    if kind == "run":
+        return {"pk": world["run"].pk}
     if kind == "flag":
         return {"pk": world["flag"].pk}
     if kind == "decision":
         return {"pk": world["decision"].pk}
+    if kind == "curation_run":
+        return {"pk": world["curation_run"].pk}
     if kind == "own_token":
         return {"pk": world["tokens"].get(role, world["tokens"]["planner"]).pk}
     raise AssertionError(kind)

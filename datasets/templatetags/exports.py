@@ -24,3 +24,11 @@ def export_files(export):
 @register.simple_tag
 def export_form():
     return ExportForm()
+
+
+@register.simple_tag
+def snapshot_runs(snapshot):
+    """The training runs of the snapshot version, newest first (the snapshot page's run section)."""
+    from ..runs.selectors import runs
+
+    return list(runs(snapshot.pk).order_by("-started_at", "-id")[:20])

@@ -15,7 +15,16 @@ from datasets.models import Image
 
 from .. import services
 from .. import text as text_rules
-from ..models import Assignment, AssignmentStatus, CommentType, Project, ProjectMember, ReportReason, RuleCode
+from ..models import (
+    RULE_FIELDS,
+    Assignment,
+    AssignmentStatus,
+    CommentType,
+    Project,
+    ProjectMember,
+    ReportReason,
+    RuleCode,
+)
 from .common import (
     CONFLICT,
     NOT_MEMBER,
@@ -98,10 +107,6 @@ class RulesCommentTypeSerializer(serializers.Serializer):
     max_length = serializers.IntegerField()
 
 
-RULE_FIELDS = ("count_whitespace", "reject_jamo_or_emoji_only", "max_repeat_run", "reject_copied_examples",
-               "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers")
-
-
 class RuleSwitchesSerializer(serializers.Serializer):
     count_whitespace = serializers.BooleanField()
     reject_jamo_or_emoji_only = serializers.BooleanField()
@@ -111,6 +116,7 @@ class RuleSwitchesSerializer(serializers.Serializer):
     reject_urls = serializers.BooleanField()
     reject_emails = serializers.BooleanField()
     reject_phone_numbers = serializers.BooleanField()
+    reject_personal_info = serializers.BooleanField()
 
 
 class RulesSerializer(serializers.Serializer):
@@ -120,6 +126,8 @@ class RulesSerializer(serializers.Serializer):
                                          help_text="Texts of the current guideline's examples (copy check).")
     messages = serializers.DictField(child=serializers.CharField(),
                                      help_text="Rule code -> translated message template (%(min)d, %(max)d, %(n)d).")
+    pii = serializers.JSONField(help_text="curation.pii's recognizers (regexes, validators by name, context words), "
+                                          "folding and kind names: what static/js/textrules.js runs live.")
     guideline_version = serializers.IntegerField()
 
 
@@ -289,6 +297,7 @@ class RulesView(ProjectChildMixin, APIView):
             "rules": {name: getattr(project, name) for name in RULE_FIELDS},
             "example_texts": version.example_texts() if version else [],
             "messages": {code: str(message) for code, message in text_rules.MESSAGES.items()},
+            "pii": text_rules.pii.page_config(),
             "guideline_version": project.guideline_version,
         }
         return Response(RulesSerializer(data).data)

@@ -28,6 +28,7 @@ from datasets.models import Category, Image, Source, Subcategory
 
 from .. import markup, selectors, services
 from ..models import (
+    RULE_FIELDS,
     Assignment,
     AssignmentStatus,
     CommentType,
@@ -104,9 +105,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "description", "is_active", "overlap", "cap_per_labeler", "lease_minutes",
             "categories", "subcategories", "sources", "photo_set", "last_joined_at", "last_joined_count",
-            "count_whitespace", "reject_jamo_or_emoji_only", "max_repeat_run", "reject_copied_examples",
-            "reject_own_repeats", "reject_urls", "reject_emails", "reject_phone_numbers",
-            "guideline_version", "comment_types", "created_by", "created_at", "my_progress",
+            *RULE_FIELDS, "guideline_version", "comment_types", "created_by", "created_at", "my_progress",
         ]
         read_only_fields = ["guideline_version", "created_at"]
 

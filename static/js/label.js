@@ -38,6 +38,7 @@
   var actions = form.querySelector(".task-actions");
   var fine = window.matchMedia && window.matchMedia("(hover: hover) and (pointer: fine)").matches;
 
+  R.configurePii(cfg.pii);  // the server's personal-information patterns, run live
   var exampleKeys = new Set(cfg.example_texts.map(R.comparable));
   var ownKeys = new Set();  // texts submitted from this page (the server knows the rest)
   var fields = cfg.comment_types.map(function (ct) {

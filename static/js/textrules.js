@@ -3,16 +3,17 @@
  * one table of cases through both and asserts the same lengths and rule codes. A change here needs
  * the same change in labeling/text.py, and the other way round.
  *
- * Python's `str` and `re` semantics are ported exactly where they differ from JavaScript's:
- * whitespace is str.isspace() (not String.prototype.trim's set), \d is any decimal digit (\p{Nd}),
- * \w is any letter or number or "_", \b is the boundary between those, and [a-z] under re.I also
- * matches the four non-ASCII letters Python folds into it. Grapheme clusters come from
+ * Python's `str` semantics are ported exactly where they differ from JavaScript's: whitespace is
+ * str.isspace() (not String.prototype.trim's set). URLs, e-mail addresses, phone numbers and the
+ * other personal information come from the server's table (curation/pii.py, written in the regex
+ * dialect both languages read alike), given to configurePii(). Grapheme clusters come from
  * Intl.Segmenter (Python: the `regex` module's \X), casefold() from a table of the characters
  * where it differs from lowercasing.
  *
  * API (window.TextRules): normalise, graphemes, countLength, comparable, check(text, rules,
  * {examples, exampleKeys, ownPrevious}) -> {length, ok, violations: [{code, params}]},
- * format(template, params), message(templates, violation).
+ * format(template, params), message(templates, violation), configurePii(cfg.pii), piiKinds(text).
+ * Without configurePii the URL, e-mail, phone and personal-information rules are left to the server.
  */
 (function (root) {
   "use strict";
@@ -29,22 +30,6 @@
   var DIGIT_RE = /[\p{Nd}\u00b2\u00b3\u00b9\u1369-\u1371\u19da\u2070\u2074-\u2079\u2080-\u2089\u2460-\u2468\u2474-\u247c\u2488-\u2490\u24ea\u24f5-\u24fd\u24ff\u2776-\u277e\u2780-\u2788\u278a-\u2792\u{10a40}-\u{10a43}\u{10e60}-\u{10e68}\u{11052}-\u{1105a}\u{1f100}-\u{1f10a}]/u;
   var ALNUM_RE = /[\p{L}\p{N}]/u;
 
-  // Python's re: \w = letters, numbers and "_"; \b between a word character and anything else.
-  var W = "[\\p{L}\\p{N}_]";
-  var B = "(?:(?<=" + W + ")(?!" + W + ")|(?<!" + W + ")(?=" + W + "))";
-  var S = "[^" + SPACE_CLASS + "]";
-  var SP = "[-" + SPACE_CLASS + ".]";  // [-\s.]
-  var AZ = "a-z\\u0130\\u0131";  // re.I folds İ and ı into [a-z] too (ſ and K fold under /iu)
-  var D = "\\p{Nd}";
-  var URL_RE = new RegExp(
-    B + "(?:https?://|www\\.)" + S + "+|" +
-    B + "[" + AZ + "0-9-]+(?:\\.[" + AZ + "0-9-]+)*\\.(?:com|net|org|kr|[i\\u0130\\u0131]o|co|me|ly|gg)(?:/" + S + "*)?" + B,
-    "iu");
-  var EMAIL_RE = new RegExp(B + "[" + AZ + "0-9._%+-]+@[" + AZ + "0-9.-]+\\.[" + AZ + "]{2,}" + B, "iu");
-  var PHONE_RE = new RegExp(
-    "(?<!" + D + ")(?:\\+?82" + SP + "?)?0?1[016789]" + SP + "?" + D + "{3,4}" + SP + "?" + D + "{4}(?!" + D + ")|" +
-    "(?<!" + D + ")0" + D + "{1,2}" + SP + D + "{3,4}" + SP + D + "{4}(?!" + D + ")",
-    "u");
 
   // str.casefold() where it differs from lowercasing (generated from Python's unicodedata);
   // Cherokee is handled by ranges in fold().
@@ -178,6 +163,108 @@
     return keys;
   }
 
+  // ---------------------------------------------------------------- personal information
+  // curation/pii.py's scan(), run on the table the server renders into the page
+  // (configurePii(cfg.pii)): the patterns live on the server only. Spans are counted in code
+  // points, as Python counts them, so the context window and overlaps give the same answers.
+  var PII = null;
+  var OWN_RULE_KINDS = { url: 1, email: 1, phone: 1 };
+
+  function asciiDigits(s) { return s.replace(/[^0-9]/g, ""); }
+
+  var VALIDATORS = {
+    luhn: function (text) {
+      var d = asciiDigits(text), total = 0;
+      for (var i = 0; i < d.length; i++) {
+        var n = +d[d.length - 1 - i];
+        if (i % 2) n = n > 4 ? n * 2 - 9 : n * 2;
+        total += n;
+      }
+      return total % 10 === 0;
+    },
+    rrn: function (text) {
+      var d = asciiDigits(text);
+      if (d.length !== 13) return false;
+      var w = [2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5], total = 0;
+      for (var i = 0; i < 12; i++) total += +d[i] * w[i];
+      return (11 - total % 11) % 10 === +d[12] ? true : null;
+    },
+    account_length: function (text) {
+      var n = asciiDigits(text).length;
+      return n >= 10 && n <= 14 ? null : false;
+    }
+  };
+
+  /** Use the server's PII table (labeling views' cfg.pii; curation.pii.page_config()). */
+  function configurePii(cfg) {
+    if (!cfg) { PII = null; return; }
+    PII = {
+      fold: cfg.fold, numerals: cfg.numerals, numeralRun: new RegExp(cfg.numeral_run, "gu"), numeralMin: cfg.numeral_min,
+      reportScore: cfg.report_score, boost: cfg.boost, window: cfg.window, kinds: cfg.kinds,
+      recognizers: cfg.recognizers.map(function (r) {
+        return { kind: r.kind, name: r.name, re: new RegExp(r.regex, "gdu"), score: r.score,
+                 validator: r.validator, context: r.context };
+      })
+    };
+  }
+
+  function piiFold(text) {
+    var out = "";
+    for (var ch of text) out += PII.fold.hasOwnProperty(ch) ? PII.fold[ch] : ch;
+    return out.replace(PII.numeralRun, function (m) {
+      var r = "", words = 0;
+      for (var c of m) {
+        if (PII.numerals.hasOwnProperty(c)) { r += PII.numerals[c]; words++; } else r += c;
+      }
+      return words < PII.numeralMin ? m : r;
+    });
+  }
+
+  function piiScan(text) {
+    var folded = piiFold(text);
+    var cps = Array.from(folded);
+    var at = [];  // UTF-16 index -> code point index
+    var cp = 0;
+    for (var ch of cps) { for (var u = 0; u < ch.length; u++) at.push(cp); cp++; }
+    at.push(cp);
+    var found = [];
+    PII.recognizers.forEach(function (r) {
+      r.re.lastIndex = 0;
+      for (var m of folded.matchAll(r.re)) {
+        var g = m.length > 1 ? 1 : 0;
+        var span = m.indices[g];
+        var start = at[span[0]], end = at[span[1]];
+        var score = r.score;
+        if (r.validator) {
+          var verdict = VALIDATORS[r.validator](m[g]);
+          if (verdict === false) continue;
+          if (verdict === true) score = 1.0;
+        }
+        if (score < 1.0 && r.context.length) {
+          var win = cps.slice(Math.max(0, start - PII.window), start).join("") + " " + cps.slice(end, end + PII.window).join("");
+          if (r.context.some(function (w) { return win.indexOf(w) >= 0; })) score = Math.min(1.0, score + PII.boost);
+        }
+        found.push({ kind: r.kind, start: start, end: end, score: score });
+      }
+    });
+    found.sort(function (a, b) {
+      return (b.score - a.score) || ((a.start - a.end) - (b.start - b.end)) || (a.start - b.start);
+    });
+    var kept = [];
+    found.forEach(function (f) {
+      if (f.score < PII.reportScore) return;
+      if (kept.every(function (k) { return f.end <= k.start || f.start >= k.end; })) kept.push(f);
+    });
+    return kept;
+  }
+
+  /** The kinds of personal information in the text, in the server's order (pii.kinds_found). */
+  function piiKinds(text) {
+    var seen = {};
+    piiScan(text).forEach(function (f) { seen[f.kind] = 1; });
+    return Object.keys(PII.kinds).filter(function (k) { return seen[k]; });
+  }
+
   /** Every rule the text breaks (text.check): {length, ok, violations: [{code, params}]}.
    * `rules` has the fields of text.Rules; options.examples / options.ownPrevious are raw texts
    * (or options.exampleKeys a Set of comparable() forms). */
@@ -206,9 +293,14 @@
       var own = keysOf(options.ownPrevious);
       if (own && own.has(key)) add("own_repeat");
     }
-    if (on("reject_emails") && EMAIL_RE.test(clean)) add("email");
-    else if (on("reject_urls") && URL_RE.test(clean)) add("url");
-    if (on("reject_phone_numbers") && PHONE_RE.test(clean)) add("phone");
+    if (PII && (on("reject_emails") || on("reject_urls") || on("reject_phone_numbers") || on("reject_personal_info"))) {
+      var kinds = piiKinds(clean);
+      if (on("reject_emails") && kinds.indexOf("email") >= 0) add("email");
+      else if (on("reject_urls") && kinds.indexOf("url") >= 0) add("url");
+      if (on("reject_phone_numbers") && kinds.indexOf("phone") >= 0) add("phone");
+      var other = kinds.filter(function (k) { return !OWN_RULE_KINDS[k]; }).map(function (k) { return PII.kinds[k]; });
+      if (on("reject_personal_info") && other.length) add("personal_info", { kinds: other.join(", ") });
+    }
     return { length: n, ok: out.length === 0, violations: out };
   }
 
@@ -231,6 +323,6 @@
 
   root.TextRules = {
     normalise: normalise, graphemes: graphemes, countLength: countLength, comparable: comparable,
-    check: check, format: format, message: message
+    check: check, format: format, message: message, configurePii: configurePii, piiKinds: piiKinds
   };
 })(typeof window !== "undefined" ? window : globalThis);

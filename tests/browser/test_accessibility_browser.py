@@ -17,8 +17,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, seria
 
 
 @pytest.fixture
-def world(users, source):
-    """Three photos, a project with a published guideline, and a reported photo."""
+def world(users, source, tmp_path):
+    """Three photos, a project with a published guideline, a reported photo and a training run."""
     from datasets import services as datasets
     from datasets.models import ImportItem, ImportJob
     from labeling import services
@@ -55,7 +55,16 @@ def world(users, source):
     from curation.models import Flag
 
     curation.decide([Flag.objects.get(kind="quality_dark")], "keep", users["planner"], "밤 사진")
-    return {"project": project, "images": images, "job": job, "reported": reported, "snapshot": v2}
+    from curation import runs
+
+    done = runs.run_here(runs.start_run(project, ["text"], user=users["planner"], enqueue=False))
+    from datasets.runs.services import register_run
+    from tests.runfolders import write_run
+
+    run, _ = register_run(str(write_run(tmp_path, snapshot=("접근성", 2))), trusted=True)
+    register_run(str(write_run(tmp_path, "generative-a11y", kind="generative", snapshot=("접근성", 2))), trusted=True)
+    return {"project": project, "images": images, "job": job, "reported": reported, "snapshot": v2, "run": run,
+            "curation_run": done}
 
 
 def _english(page):
@@ -280,7 +289,8 @@ def test_axe_finds_no_wcag_aa_violation(new_page, users, world, login):
         ("imports", []), ("import-new", []), ("import-detail", [job.pk]), ("sources", []),
         ("categories", []), ("api-redoc", []), ("snapshots", []), ("snapshot-new", []),
         ("snapshot-page", [world["snapshot"].pk]), ("snapshot-page-diff", [world["snapshot"].pk]),
-        ("curation-review", []), ("curation-decisions", []),
+        ("curation-review", []), ("curation-decisions", []), ("curation-runs", []),
+        ("curation-run", [world["curation_run"].pk]),
     ]:
         _check(axe, page, reverse(name, args=args), found)
     # Swagger UI's own widgets are its authors' (nested buttons, grey version chips): our bar only.
@@ -289,6 +299,8 @@ def test_axe_finds_no_wcag_aa_violation(new_page, users, world, login):
     page = new_page()
     login(page, "engineer1")
     _check(axe, page, reverse("tokens"), found)
+    _check(axe, page, reverse("runs"), found)
+    _check(axe, page, reverse("run-detail", args=[world["run"].pk]), found)
 
     page = new_page(viewport=(375, 740))
     login(page, "labeler1")

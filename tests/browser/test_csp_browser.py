@@ -62,8 +62,12 @@ PAGES = [
     ("export-list", None, READERS),
     ("export-detail", "export", READERS),
     ("snapshot-exports", "snapshot", READERS),
+    ("runs", None, READERS),
+    ("run-detail", "run", READERS),
     ("curation-review", None, READERS),
     ("curation-decisions", None, READERS),
+    ("curation-runs", None, READERS),
+    ("curation-run", "curation_run", READERS),
     ("admin:index", None, (ADMIN,)),
     ("admin:accounts_user_changelist", None, (ADMIN,)),
     ("admin:accounts_user_change", "admin_user", (ADMIN,)),
@@ -78,8 +82,8 @@ NOT_PAGES = {
     "project-guideline-preview", "project-example-delete", "project-example-move", "project-member-cap",
     "project-member-active", "project-report-resolve", "project-report-undo", "set_language", "schema",
     "favicon", "project-comments-export", "snapshot-page-archive",
-    "export-progress", "export-resume", "export-cancel", "export-file",
-    "curation-review-decide", "curation-undo",
+    "export-progress", "export-resume", "export-cancel", "export-file", "run-remove",
+    "curation-review-decide", "curation-undo", "curation-keep-instead", "curation-run-cancel", "curation-run-resume",
 }
 
 VIOLATION_LISTENER = """
@@ -108,7 +112,7 @@ def test_every_page_is_listed():
 
 
 @pytest.fixture
-def world(users, source):
+def world(users, source, tmp_path):
     from datasets import services as datasets
     from datasets.models import Category, ImportItem, ImportJob
     from labeling import services
@@ -139,6 +143,10 @@ def world(users, source):
 
     export = Export.objects.create(snapshot=snapshot, destination="/nowhere", folder="/nowhere/csp/v1",
                                    status="failed", error="Writing failed.")
+    from datasets.runs.services import register_run
+    from tests.runfolders import write_run
+
+    training_run, _ = register_run(str(write_run(tmp_path, snapshot=("CSP", 1))), trusted=True)
     from curation import services as curation
 
     curation.record_flags("phash", "1", [{"kind": "near_duplicate_photo", "image": images[1], "keeper": images[0],
@@ -148,11 +156,15 @@ def world(users, source):
     curation.decide([Flag.objects.get()], "keep", users["planner"])
     curation.record_flags("phash", "1", [{"kind": "near_duplicate_photo", "image": images[2], "keeper": images[0],
                                           "score": 5, "group_key": "g", "evidence": {"distance": 5}}])
+    from curation import runs
+
+    run = runs.start_run(None, ["quality", "text"], user=users["planner"], enqueue=False)  # queued: its page polls
     return {
         None: [], "category": [Category.objects.get(slug="food").pk], "job": [job.pk], "image": [images[0].pk],
         "project": [project.pk], "version": [project.pk, version.version], "example": [project.pk, example.pk],
         "new_example": [project.pk], "admin_user": [users["admin"].pk], "report": [project.pk, reported.pk],
         "comment_import": [project.pk, comment_import.pk], "snapshot": [snapshot.pk], "export": [export.pk],
+        "curation_run": [run.pk], "run": [training_run.pk],
         "_query": {"project-example-new": f"?image={images[1].pk}", "snapshot-new": f"?from={snapshot.pk}"},
     }
 
@@ -196,7 +208,7 @@ def test_every_page_under_the_policy_reports_no_violation(new_page, world, login
         page.close()
     assert wrong_status == []
     assert not violations, "\n".join(sorted(set(violations)))
-    assert visited >= 70
+    assert visited >= 76
 
 
 def test_stored_javascript_url_renders_no_link_and_runs_no_script(new_page, users, source, login):

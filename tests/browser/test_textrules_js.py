@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from django.utils import translation
 
+from curation import pii
 from labeling.text import MESSAGES, Rules, check, comparable, count_length
 
 pytestmark = [pytest.mark.browser]
@@ -46,6 +47,12 @@ TEXTS = [
     "사진.kr 좋네요", "http://x", "a.b 는 도메인 아님", "메일 주세요 abc@example.com", "abc@example 는 아님",
     "연락 010-1234-5678 주세요", "연락 01012345678 주세요", "서울 02-123-4567 전화", "+82 10 1234 5678 로",
     "010.1234.5678", "가격은 12345678원", "0101234567890 너무 김", "1234-5678 번호", "031 123 4567 문의",
+    # The other personal information (curation.pii): every kind, spelled the ways people write it.
+    "공일공-일이삼사-오육칠팔 로 연락", "０１０－１２３４－５６７８", "+82 10-1234-5678", "주민번호 900101-1234568",
+    "900101-3234567 이에요", "카드 4111 1111 1111 1111", "카드 4111 1111 1111 1112", "국민은행 123456-01-123456 입금",
+    "123456-01-123456", "여권 M123A4567", "운전면허 11-23-456789-01", "서울특별시 강남구 테헤란로 123 놀러와",
+    "성남시 분당구 정자동 178-1", "101동 1203호 살아요", "카톡 아이디 hello123", "인스타 @food_lover 팔로우",
+    "insta.com/x 👍🏽 링크", "😂😂 @abc 😂 인스타", "가격은 12,000원", "3시 30분", "2024년 5월 3일", "종로구 종로3가 맛집",
     # Copied examples (spacing, punctuation and case do not matter) and a near copy.
     "와 족발 폼 미쳤다", "길고양이야 너무 귀엽다", "strasse café 최고!!", "와.. 족발 폼 미쳤다! 진짜",
     # Whitespace of every kind, at the ends and between words.
@@ -87,6 +94,8 @@ def rules_page(browser):
     page.set_content("<!doctype html><html><head><meta charset='utf-8'></head><body></body></html>")
     page.add_script_tag(path=str(SCRIPT))
     assert page.evaluate("typeof TextRules.check") == "function"
+    with translation.override("en"):  # the kinds' names, as the English templates expect
+        page.evaluate("cfg => TextRules.configurePii(cfg)", pii.page_config())
     yield page
     ctx.close()
 
@@ -119,6 +128,7 @@ def test_every_rule_switch_and_count_whitespace(rules_page):
         Rules(min_length=3, max_repeat_run=0), Rules(min_length=3, max_repeat_run=2),
         Rules(min_length=3, reject_copied_examples=False), Rules(min_length=3, reject_urls=False),
         Rules(min_length=3, reject_emails=False), Rules(min_length=3, reject_phone_numbers=False),
+        Rules(min_length=3, reject_personal_info=False),
         Rules(min_length=0, max_length=0), Rules(min_length=5, max_length=8),
     ]
     cases = [(t, dataclasses.asdict(r), EXAMPLES) for r in variants for t in TEXTS if len(t) < 2000]
@@ -131,6 +141,8 @@ def test_random_texts_from_tricky_characters(rules_page):
     alphabet = list("가나다ㅋㅠ 각!.-@/:0123456789+abcwmokr_ßSſKİıÉé٣²①\t\n\x1c\x85\u3000\u00a0") + [
         "\u200b", "\u2060", "\ufeff", "\u00ad", "\u200d", "\u0301", "\u0308", "👍🏽", "👨", "👩", "🇰", "🇷", "😂",
         "\u1100", "\u1161", "\u11ab", "www.", "http://", ".com", ".io", "010", "02-", "naver", "@x.io", "82 ",
+        "공", "일", "이", "구", "０", "－", "1234", "-12-", "900101-", "카톡 아이디 ", "계좌", "여권 ", "M123", "구 ", "로 ",
+        "동 ", "호", "4111 1111 ", "@ab", "\u2013",
     ]
     rng = random.Random(20261124)
     cases = []

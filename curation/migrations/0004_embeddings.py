@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('curation', '0002_runs'),
+        ('curation', '0003_toxicity_models'),
         ('datasets', '0009_snapshot_licences'),
         ('labeling', '0008_assignment_rejected'),
     ]

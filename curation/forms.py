@@ -1,0 +1,26 @@
+"""The run page's start form."""
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from labeling.models import Project
+
+from . import steps as registry
+
+
+class RunForm(forms.Form):
+    project = forms.ModelChoiceField(queryset=Project.objects.order_by("name"), required=False,
+                                     empty_label=_("The whole catalogue"), label=_("Scope"))
+    steps = forms.MultipleChoiceField(label=_("Steps"), widget=forms.CheckboxSelectMultiple,
+                                      help_text=_("Steps a chosen step needs (the window hashes of near-duplicates) "
+                                                  "are added."))
+    new_only = forms.BooleanField(required=False, label=_("Only what is new"),
+                                  help_text=_("Photos and comments that arrived since the last finished run of "
+                                              "the same scope."))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(step.name, step.label) for step in registry.STEPS]
+        self.fields["steps"].choices = choices
+        self.fields["steps"].initial = [name for name, _label in choices if name != "signatures"]

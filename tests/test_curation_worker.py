@@ -1,0 +1,202 @@
+"""Curation end to end on a real Celery worker over Redis (database 13): an import of photos with
+planted copies starts a photo run by itself (its chunks on the "curation" queue), a few labeled
+sets with a repeated comment start a text run, and the planner's review queue then shows each
+copy grouped with its original and the template comment's cluster."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import OperationalError
+
+from config.celery import app as celery_app
+from curation import synthetic
+from curation.models import ACTIVE_RUN_STATUSES, CurationRun, Flag, FlagKind, RunStatus, RunTrigger
+from datasets import services as datasets
+from datasets.models import Category, Image, ImportJob, ImportStatus, Licence, Source
+from labeling import services as labeling
+from tests.conftest import require_service
+from tests.factories import make_labelers
+from tests.test_celery_worker import broker
+
+REDIS_URL = "redis://127.0.0.1:6379/13"
+WAIT_SECONDS = 120
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+@pytest.fixture(autouse=True)
+def _redis_13(settings):
+    require_service("127.0.0.1", 6379, "Redis")
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()  # database 13 is these tests' own
+    settings.CURATION = {**settings.CURATION, "CHUNK_SIZE": 3, "TEXT_RUN_EVERY_SETS": 6, "RUN_AFTER_IMPORT": True}
+    yield
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def wait_for(check, what: str):
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except OperationalError:  # SQLite: a table briefly locked by the worker
+            value = None
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"{what} did not happen within {WAIT_SECONDS} s")
+
+
+def finished_run(trigger: str) -> CurationRun:
+    def check():
+        run = CurationRun.objects.filter(trigger=trigger).first()
+        return run if run is not None and run.status not in ACTIVE_RUN_STATUSES else None
+    return wait_for(check, f"a {trigger} run")
+
+
+def test_an_import_and_labeled_sets_end_in_the_review_queue_through_a_real_worker(client):
+    from accounts import services as accounts
+
+    source = Source.objects.create(kind="upload", name="Worker photos", default_licence=Licence.objects.get(code="cc0-1.0"))
+    food = Category.objects.get(slug="food")
+    originals = [synthetic.photo(300 + i, 480, 360) for i in range(7)]
+    rng = np.random.default_rng(3)
+    files = {f"o{i}.jpg": img for i, img in enumerate(originals)}
+    files.update({"copy-half.jpg": synthetic.resize(originals[0], 0.5), "copy-crop.jpg": synthetic.crop(originals[1], 0.08, rng),
+                  "copy-dark.jpg": synthetic.brightness(originals[2], 0.8)})
+    project = labeling.create_project("worker project", categories=[food], overlap=1, reject_own_repeats=False)
+    labelers = make_labelers(2, prefix="wlab")
+    for user in labelers:
+        labeling.add_member(project, user)
+    with broker(REDIS_URL):
+        celery_app.control.purge()
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            job = datasets.create_import(source=source, files=[SimpleUploadedFile(n, synthetic.jpeg(img, 92))
+                                                               for n, img in files.items()], category=food)
+            wait_for(lambda: ImportJob.objects.get(pk=job.pk).status == ImportStatus.DONE, "the import")
+            photo_run = finished_run(RunTrigger.IMPORT)
+            # The photos joined the project on the worker; two labelers write six sets, the same
+            # reaction on every photo: the sixth set starts a text run.
+            wait_for(lambda: project.queue.count() == 10, "the photos joining the project")
+            for n in range(6):
+                user = labelers[n % 2]
+                a = labeling.next_assignment(project, user)
+                labeling.submit(a, user, {"reaction": "와 진짜 맛있겠다!!",
+                                          "specific": ["노을빛 하늘이 정말 붉네요", "골목길 고양이가 귀엽게 앉아 있어요",
+                                                       "김이 나는 국수가 먹음직스러워요", "바다 위 작은 배가 평화로워요",
+                                                       "눈 덮인 나무가 반짝이는 아침", "시장 골목의 과일이 알록달록해요"][n]})
+            text_run = finished_run(RunTrigger.COMMENTS)
+    assert photo_run.status == RunStatus.DONE, photo_run.error
+    assert photo_run.options == {"import_job": job.pk}
+    assert [s.state for s in photo_run.run_steps.order_by("position")] == ["done"] * 3
+    assert photo_run.run_steps.get(name="quality").done == 10
+    assert text_run.status == RunStatus.DONE, text_run.error
+
+    # Each copy is grouped with its original, which is the suggested keeper.
+    names = {str(i.pk): i.original_name for i in Image.objects.all()}
+    groups: dict[str, set] = {}
+    for f in Flag.objects.filter(kind=FlagKind.NEAR_DUPLICATE_PHOTO):
+        groups.setdefault(f.group_key, set()).add((names[str(f.image_id)], names[str(f.keeper_id)]))
+    found = sorted(sorted(m for m, _k in members) for members in groups.values())
+    assert found == [["copy-crop.jpg", "o1.jpg"], ["copy-dark.jpg", "o2.jpg"], ["copy-half.jpg", "o0.jpg"]]
+    assert all({k for _m, k in members} <= {"o0.jpg", "o1.jpg", "o2.jpg"} for members in groups.values())
+    template = Flag.objects.filter(kind=FlagKind.TEMPLATE_COMMENT)
+    assert template.count() == 6 and template.first().evidence["count"] == 6
+
+    # The planner's review queue shows them.
+    planner = accounts.create_user("wplanner", "pw-long-enough-1", "planner")
+    client.force_login(planner)
+    page = client.get("/curation/review/?kind=near_duplicate_photo", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert page.count('data-flag="') == 6 and "Suggested keeper" in page
+    page = client.get("/curation/review/?kind=template_comment", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "A cluster of 6 comments" in page and "와 진짜 맛있겠다" in page
+
+
+def test_the_embedded_worker_takes_the_curation_queue_too(tmp_path, settings):
+    """The one-command run's worker (no -Q) on the filesystem broker consumes the "curation"
+    queue: a run's chunk and finish tasks go there."""
+    from curation import runs
+
+    folder = tmp_path / "broker"
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "processed_folder": str(folder / "done"),
+               "control_folder": str(folder / "control"), "store_processed": False, "polling_interval": 0.1}
+    for path in (folder, folder / "done", folder / "control"):
+        path.mkdir(parents=True, exist_ok=True)
+    project = labeling.create_project("fs project")
+    with broker("filesystem://", options, transport="config.broker:Transport"):
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            run = runs.start_run(project, ["text"], trigger=RunTrigger.API)
+            run = wait_for(lambda: (r := CurationRun.objects.get(pk=run.pk)).status not in ACTIVE_RUN_STATUSES and r,
+                           "the run on the filesystem broker")
+    assert run.status == RunStatus.DONE, run.error
+    assert not [p for p in folder.iterdir() if p.is_file()]
+
+
+def test_a_worker_killed_mid_run_loses_no_work_and_the_resumed_run_finishes_once(settings, tmp_path):
+    """A worker process SIGKILLed in the middle of a run: the chunks it finished stay counted,
+    the resumed run (stale after CURATION_STALE_SECONDS) finishes on another worker, every photo is
+    counted once and the planted copies are grouped as by an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from curation import runs
+    from tests.test_import_lifecycle import ROOT, _database_url
+
+    url = _database_url()
+    if url is None:
+        pytest.skip("needs a database another process can open (SQLite on a file: SQLITE_TEST_NAME, or PostgreSQL)")
+    source = Source.objects.create(kind="upload", name="Killed run", default_licence=Licence.objects.get(code="cc0-1.0"))
+    originals = [synthetic.photo(900 + i, 480, 360) for i in range(36)]
+    for i, img in enumerate(originals):
+        datasets.ingest_one(synthetic.jpeg(img, 92), source=source, category="food", original_name=f"k{i}.jpg")
+    copies = {"k0.jpg": synthetic.resize(originals[0], 0.5), "k1.jpg": synthetic.recode(originals[1], 40),
+              "k2.jpg": synthetic.crop(originals[2], 0.06, np.random.default_rng(4)),
+              "k3.jpg": synthetic.brightness(originals[3], 1.15)}
+    for name, img in copies.items():
+        datasets.ingest_one(synthetic.jpeg(img, 92), source=source, category="food", original_name=f"copy-of-{name}")
+    settings.CURATION = {**settings.CURATION, "CHUNK_SIZE": 2}
+    env = {**os.environ, "DATABASE_URL": url, "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+           "PLATFORM_VAR_DIR": str(tmp_path / "var"), "CELERY_BROKER_URL": REDIS_URL, "CELERY_TASK_ALWAYS_EAGER": "0",
+           "CURATION_CHUNK_SIZE": "2"}
+    env.pop("SQLITE_TEST_NAME", None)
+    with broker(REDIS_URL):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--without-gossip",
+             "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        try:
+            run = runs.start_run(None, ["quality", "perceptual"], trigger=RunTrigger.API)
+            wait_for(lambda: proc.poll() is not None or run.run_steps.filter(name="quality", done__gte=6).exists(),
+                     "the worker's first chunks")
+            assert proc.poll() is None, proc.stdout.read().decode()
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        run.refresh_from_db()
+        assert run.status == RunStatus.RUNNING  # killed: nobody says so but the missing heartbeat
+        assert [s.state for s in run.run_steps.order_by("position")] != ["done"] * 3
+
+        settings.CURATION = {**settings.CURATION, "STALE_SECONDS": 0}
+        run.refresh_from_db()
+        assert runs.is_stalled(run)
+        runs.resume_run(run)
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            run = wait_for(lambda: (r := CurationRun.objects.get(pk=run.pk)).status not in ACTIVE_RUN_STATUSES and r,
+                           "the resumed run")
+    assert run.status == RunStatus.DONE, run.error
+    for step in run.run_steps.all():
+        assert (step.state, step.done, step.total) == ("done", 40, 40), step.name
+    assert run.run_steps.get(name="quality").counts["photos"] == 40  # each chunk counted once
+    names = {str(i.pk): i.original_name for i in Image.objects.all()}
+    groups: dict[str, set] = {}
+    for f in Flag.objects.filter(kind=FlagKind.NEAR_DUPLICATE_PHOTO):
+        groups.setdefault(f.group_key, set()).add(names[str(f.image_id)])
+    assert sorted(sorted(g) for g in groups.values()) == sorted(sorted([n, f"copy-of-{n}"]) for n in copies)
