@@ -520,6 +520,38 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("celery", "curation", "embeddings")]
 CELERY_TASK_ROUTES = {"curation.tasks.*": {"queue": "curation"}}
 
+# --- Curation: embeddings and semantic duplicates ------------------------------------------------
+# The embedding model is configuration (README, "Embeddings"): an open_clip model name with a
+# pretrained tag (found in the local Hugging Face / open_clip cache only: nothing is downloaded
+# unless CURATION_EMBED_ALLOW_DOWNLOAD is on), or a local checkpoint (e.g. one written by
+# trainers' retrieval trainer), which wins when set. Without weights the embedding steps and the
+# semantic duplicate tier say so and are skipped.
+CURATION_EMBED = {
+    "MODEL": env("CURATION_EMBED_MODEL", "xlm-roberta-base-ViT-B-32"),
+    "PRETRAINED": env("CURATION_EMBED_PRETRAINED", "laion5b_s13b_b90k"),
+    "CHECKPOINT": env("CURATION_EMBED_CHECKPOINT", ""),
+    "ALLOW_DOWNLOAD": env_bool("CURATION_EMBED_ALLOW_DOWNLOAD", False),
+    # On: the "embeddings" queue is served by other machines (GPU workers with requirements-ml.txt
+    # and the weights), so the machine that plans a run does not look for torch and weights itself.
+    "REMOTE": env_bool("CURATION_EMBED_REMOTE", False),
+    # "auto": CUDA when there is one, else the CPU; or "cpu", "cuda", "cuda:1", ...
+    "DEVICE": env("CURATION_EMBED_DEVICE", "auto"),
+    # Photos (or comments) per forward pass, per chunk task (one stored segment each), and the
+    # threads that read and decode photos while the model runs.
+    "BATCH": env_int("CURATION_EMBED_BATCH", 64, minimum=1),
+    "CHUNK": env_int("CURATION_EMBED_CHUNK", 1024, minimum=1),
+    "THREADS": env_int("CURATION_EMBED_THREADS", 0),  # 0: min(8, CPUs)
+    # Where the float16 vector segments go on the media storage.
+    "PREFIX": env("CURATION_EMBED_PREFIX", "curation/embeddings"),
+}
+# Semantic duplicates (curation.embedding.SemanticDuplicates): photo pairs whose embeddings'
+# cosine similarity is at least the threshold, searched SemDeDup-style (k-means clusters, then
+# all pairs within each photo's PROBES nearest clusters).
+CURATION_SEMANTIC = {
+    "THRESHOLD": env_float("CURATION_SEMANTIC_THRESHOLD", 0.95, minimum=0.0, maximum=1.0),
+    "PROBES": env_int("CURATION_SEMANTIC_PROBES", 8, minimum=1),
+}
+
 # --- Training runs ------------------------------------------------------------------------------
 RUNS = {
     # Run folders registered from the web (page or API) lie under this folder, or on S3

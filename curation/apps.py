@@ -28,3 +28,4 @@ class CurationConfig(AppConfig):
 
         images_added.connect(receivers.on_images_added, dispatch_uid="curation.images_added")
         sets_submitted.connect(receivers.on_sets_submitted, dispatch_uid="curation.sets_submitted")
+

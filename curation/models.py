@@ -350,3 +350,59 @@ class ToxicityModel(models.Model):
 
     def __str__(self) -> str:
         return f"toxicity v{self.version}{' (current)' if self.current else ''}"
+
+
+# ---------------------------------------------------------------- embeddings (cur-embed)
+
+class EmbeddingKind(models.TextChoices):
+    IMAGE = "image", _("Photo")
+    COMMENT = "comment", _("Comment")
+
+
+class EmbeddingSegment(models.Model):
+    """One stored file of vectors (curation.vectors.pack: ids and float16 unit vectors), written
+    by one embedding chunk on Django's default storage. `model` is the identity of the model that
+    made them (curation.embedding: open_clip name, pretrained tag or checkpoint sha256); `dim` its
+    vectors' length."""
+
+    model = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=EmbeddingKind.choices)
+    dim = models.PositiveIntegerField()
+    count = models.PositiveIntegerField()
+    path = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["model", "kind"], name="embseg_model_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.count} x {self.dim} ({self.model})"
+
+
+class Embedding(models.Model):
+    """Where one photo's or comment's vector by one model is: row `row` of `segment`. One per
+    (model, subject): what the embedding steps ask to know what is still to do."""
+
+    model = models.CharField(max_length=200)
+    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    comment = models.ForeignKey(Comment, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    segment = models.ForeignKey(EmbeddingSegment, on_delete=models.CASCADE, related_name="embeddings")
+    row = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(image__isnull=False, comment__isnull=True)
+                | models.Q(image__isnull=True, comment__isnull=False),
+                name="embedding_image_or_comment",
+            ),
+            models.UniqueConstraint(fields=["model", "image"], condition=models.Q(image__isnull=False),
+                                    name="embedding_once_per_image"),
+            models.UniqueConstraint(fields=["model", "comment"], condition=models.Q(comment__isnull=False),
+                                    name="embedding_once_per_comment"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image_id or self.comment_id} by {self.model}"
+

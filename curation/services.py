@@ -439,3 +439,53 @@ def activate_toxicity_model(version: int) -> ToxicityModel:
         ToxicityModel.objects.filter(pk=row.pk).update(current=True)
         row.current = True
     return row
+
+
+# ---------------------------------------------------------------- embeddings (cur-embed)
+
+def store_embeddings(kind: str, model: str, ids, vectors) -> int:
+    """Store one chunk's vectors made by `model` (its identity string) for photos (kind "image",
+    ids of Image) or comments (kind "comment", ids of Comment): one float16 segment file on the
+    default storage (curation.vectors.pack), then in one transaction its EmbeddingSegment row and
+    an Embedding row per subject. A subject this model has embedded already keeps its first
+    vector (a redelivered chunk changes nothing). Checked before anything is written. Returns
+    the number of new Embedding rows."""
+    import uuid
+
+    import numpy as np
+    from django.conf import settings
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from . import vectors as V
+    from .models import Embedding, EmbeddingKind, EmbeddingSegment
+
+    if kind not in EmbeddingKind.values:
+        raise ValidationError({"kind": _("Choose one of: %(choices)s.") % {"choices": ", ".join(EmbeddingKind.values)}})
+    model = str(model or "").strip()
+    if not model or len(model) > 200:
+        raise ValidationError({"model": _("Give the model's identity (at most 200 characters).")})
+    ids = list(ids)
+    matrix = np.asarray(vectors)
+    if matrix.ndim != 2 or matrix.shape[0] != len(ids) or not matrix.shape[1]:
+        raise ValidationError({"vectors": _("One vector per id, all of one length.")})
+    if not ids:
+        return 0
+    if not np.isfinite(matrix).all():
+        raise ValidationError({"vectors": _("Vectors must be finite numbers.")})
+    field = "image_id" if kind == EmbeddingKind.IMAGE else "comment_id"
+    data = V.pack(ids, matrix)
+    prefix = settings.CURATION_EMBED["PREFIX"].strip("/")
+    name = default_storage.save(f"{prefix}/{kind}/{uuid.uuid4().hex}.npz", ContentFile(data))
+    with transaction.atomic():
+        segment = EmbeddingSegment.objects.create(model=model, kind=kind, dim=matrix.shape[1], count=len(ids), path=name)
+        rows = [Embedding(model=model, segment=segment, row=n, **{field: pk}) for n, pk in enumerate(ids)]
+        Embedding.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+        # bulk_create with ignore_conflicts cannot say which rows were new: count them.
+        made = Embedding.objects.filter(segment=segment).count()
+        if not made:  # all embedded meanwhile (the same chunk on two workers at once): drop the segment
+            segment.delete()
+    if not made:
+        default_storage.delete(name)
+    return made
+

@@ -389,7 +389,8 @@ STEPS: list[Step] = [
     Signatures(),
     Perceptual(),
     TextDuplicates(),
-    # + curation.pii.STEPS and curation.toxicity.STEPS: added by register_detectors() at app load.
+    # + curation.pii.STEPS, curation.toxicity.STEPS and curation.embedding.STEPS: added by
+    # register_detectors() at app load.
 ]
 
 PHOTO_STEPS = ("quality", "signatures", "perceptual")
@@ -399,10 +400,10 @@ TEXT_STEPS = ("text", "pii", "toxicity")
 def register_detectors() -> None:
     """Add the steps other modules define (they import Step from here, so they cannot be listed
     above): once, when the app loads."""
-    from . import pii, toxicity
+    from . import embedding, pii, toxicity
 
     known = {step.name for step in STEPS}
-    STEPS.extend(step for step in [*pii.STEPS, *toxicity.STEPS] if step.name not in known)
+    STEPS.extend(step for step in [*pii.STEPS, *toxicity.STEPS, *embedding.STEPS] if step.name not in known)
 
 
 def by_name() -> dict[str, Step]:
