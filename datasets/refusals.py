@@ -179,11 +179,43 @@ def render(code: str, params: dict | None = None, fallback: str = "") -> str:
     line written before codes, or with a code this version does not know) otherwise."""
     if not code or code not in MESSAGES:
         return fallback
-    template = _template(code)
+    return _fill(_template(code), params, fallback)
+
+
+def _fill(template: str, params: dict | None, fallback: str) -> str:
     try:
         return template % {key: _shown(value) for key, value in (params or {}).items()}
     except (KeyError, TypeError, ValueError):
         return fallback or template
+
+
+def render_message(messages: dict, code: str, params: dict | None = None, fallback: str = "") -> str:
+    """`render` for another table of coded messages (an export's, a run folder's refusals)."""
+    if not code or code not in messages:
+        return fallback
+    return _fill(str(messages[code]), params, fallback)
+
+
+class CodedError(Exception):
+    """A refusal with a code from the class's table of translated `MESSAGES` and its named
+    parameters: str() and `english` are the English (what logs and stored rows keep), `text()`
+    says it in the active language. Subclasses set MESSAGES (datasets.export.errors,
+    datasets.runs.errors)."""
+
+    MESSAGES: dict = {}
+
+    def __init__(self, code: str, **params):
+        from django.utils import translation
+
+        if code not in self.MESSAGES:
+            raise KeyError(code)
+        self.code, self.params = code, {k: v if isinstance(v, (int, dict)) else str(v) for k, v in params.items()}
+        with translation.override("en"):
+            self.english = render_message(self.MESSAGES, code, self.params)
+        super().__init__(self.english)
+
+    def text(self) -> str:
+        return render_message(self.MESSAGES, self.code, self.params, fallback=self.english)
 
 
 # A parameter's text is cut at this length (a manifest field may be 64 KiB; a report line is shown

@@ -7,12 +7,22 @@ import re
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from datasets.models import Export, Snapshot, TrainingRun
 from datasets.runs import services
 from tests.runfolders import GENERATIVE_METRICS, write_run
 
 pytestmark = pytest.mark.django_db
+
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read the English messages (the Korean catalogue translates them all)."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture

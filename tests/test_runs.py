@@ -10,6 +10,7 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import translation
 
 from datasets.models import Export, Snapshot, TrainingRun
 from datasets.runs import services
@@ -19,6 +20,15 @@ from tests.runfolders import write_run
 
 pytestmark = pytest.mark.django_db
 CHECKSUM = hashlib.sha256(b"SHA256SUMS of food v1").hexdigest()
+
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read the English messages (the Korean catalogue translates them all)."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture(autouse=True)

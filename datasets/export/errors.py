@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from ..refusals import _shown
+from ..refusals import CodedError, render_message
 
 MESSAGES = {
     "bad_destination": _("Give a folder on the server or s3://bucket/prefix."),
@@ -30,31 +30,14 @@ MESSAGES = {
 
 
 def render(code: str, params: dict | None = None, fallback: str = "") -> str:
-    if not code or code not in MESSAGES:
-        return fallback
-    try:
-        return str(MESSAGES[code]) % {k: _shown(v) for k, v in (params or {}).items()}
-    except (KeyError, TypeError, ValueError):
-        return fallback or str(MESSAGES[code])
+    return render_message(MESSAGES, code, params, fallback)
 
 
-class ExportError(Exception):
+class ExportError(CodedError):
     """A refusal or failure of an export, with its code and parameters; str() is the English."""
 
+    MESSAGES = MESSAGES
     status = 400
-
-    def __init__(self, code: str, **params):
-        from django.utils import translation
-
-        if code not in MESSAGES:
-            raise KeyError(code)
-        self.code, self.params = code, {k: v if isinstance(v, (int, dict)) else str(v) for k, v in params.items()}
-        with translation.override("en"):
-            self.english = render(code, self.params)
-        super().__init__(self.english)
-
-    def text(self) -> str:
-        return render(self.code, self.params, fallback=self.english)
 
 
 class ExportConflict(ExportError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from ..refusals import _shown
+from ..refusals import CodedError, render_message
 
 MESSAGES = {
     "bad_location": _("Give a run folder: a path on the server or s3://bucket/prefix."),
@@ -24,26 +24,11 @@ MESSAGES = {
 
 
 def render(code: str, params: dict | None = None, fallback: str = "") -> str:
-    if not code or code not in MESSAGES:
-        return fallback
-    try:
-        return str(MESSAGES[code]) % {k: _shown(v) for k, v in (params or {}).items()}
-    except (KeyError, TypeError, ValueError):
-        return fallback or str(MESSAGES[code])
+    return render_message(MESSAGES, code, params, fallback)
 
 
-class RunError(Exception):
+class RunError(CodedError):
     """A run folder refused, with its code and parameters; str() is the English."""
 
-    def __init__(self, code: str, **params):
-        from django.utils import translation
+    MESSAGES = MESSAGES
 
-        if code not in MESSAGES:
-            raise KeyError(code)
-        self.code, self.params = code, {k: v if isinstance(v, (int, dict)) else str(v) for k, v in params.items()}
-        with translation.override("en"):
-            self.english = render(code, self.params)
-        super().__init__(self.english)
-
-    def text(self) -> str:
-        return render(self.code, self.params, fallback=self.english)
