@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.utils import translation
 
 from curation import embedding as E
 from curation import vectors as V
@@ -24,6 +25,15 @@ TINY_CONFIG = {
     "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
 }
+
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read the English messages (the Korean catalogue translates them all)."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -282,6 +292,8 @@ def test_the_platform_worker_runs_curation_without_torch(tmp_path):
         os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
         import django
         django.setup()
+        from django.utils import translation
+        translation.activate("en")
         from curation import embedding, vectors
         import numpy as np
         x = vectors.normalise(np.eye(3))

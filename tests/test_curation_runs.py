@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.utils import timezone
+from django.utils import timezone, translation
 from PIL import Image as PILImage
 
 from curation import runs, steps, synthetic
@@ -32,6 +32,14 @@ from datasets import services as datasets
 from datasets.models import Image, Licence, Source
 from labeling import services as labeling
 from labeling.models import Assignment, AssignmentStatus
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read the English messages (the Korean catalogue translates them all)."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 def upload(source, images: dict[str, PILImage.Image], **kwargs):

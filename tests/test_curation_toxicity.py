@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import translation
 
 from curation import toxicity as T
 
@@ -22,6 +23,15 @@ INSULT_TAILS = ["아 진짜 짜증나", "꺼져라", "보기 싫다", "눈 버�
 GENDER = ["여자들", "남자들", "김치녀들", "한남들"]
 OTHER = ["노인들", "외국인들", "조선족들", "틀딱들"]
 HATE_TAILS = ["은 다 없어져야 해", "은 전부 추방해야 함", "은 사람 취급하면 안 됨", "은 싹 다 쓸어버려야 해"]
+
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read the English messages (the Korean catalogue translates them all)."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 def generated(n: int, seed: int) -> list[T.Row]:

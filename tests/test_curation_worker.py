@@ -11,6 +11,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError
+from django.utils import translation
 
 from config.celery import app as celery_app
 from curation import synthetic
@@ -26,6 +27,15 @@ REDIS_URL = "redis://127.0.0.1:6379/13"
 WAIT_SECONDS = 120
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read the English messages (the Korean catalogue translates them all)."""
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture(autouse=True)
