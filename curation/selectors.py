@@ -2,10 +2,13 @@
 evidence a page shows, and the decision history."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from django.db.models import Count, Q
 from django.utils.translation import gettext_lazy as _
+
+from config.api import BIGINT_MAX
 
 from .models import Decision, Flag, FlagKind, FlagStatus
 
@@ -23,12 +26,19 @@ class FlagFilters:
 
 
 def _number(value, cast):
+    """A query-string number, or None: also for an id past the database's bigint (2**63 and up
+    were a 500 on SQLite) and for a float that is no finite number."""
     if value in (None, ""):
         return None
     try:
-        return cast(value)
-    except (TypeError, ValueError):
+        number = cast(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    if cast is int and not -BIGINT_MAX - 1 <= number <= BIGINT_MAX:
+        return None
+    if cast is float and not math.isfinite(number):
+        return None
+    return number
 
 
 def filters_from(params) -> FlagFilters:

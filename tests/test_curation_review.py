@@ -364,3 +364,11 @@ def test_rejecting_an_imported_set_changes_no_counter(labeled, users):
     assert Assignment.objects.get(pk=imported.pk).status == AssignmentStatus.REJECTED
     assert ProjectImage.objects.values_list("slots_taken", "submitted_count").get(project=labeled, image_id=a) == before
     assert comment.pk not in in_snapshot(labeled)[1]
+
+
+def test_filters_past_a_bigint_or_not_finite_are_ignored_not_a_server_error(client, users):
+    """The API fuzz found ?flag=2**63 and ?category=2**63 answering 500 on SQLite."""
+    client.force_login(users["planner"])
+    for url in ("/api/curation/decisions/?flag=9223372036854775808", "/api/curation/flags/?category=9223372036854775808",
+                "/api/curation/flags/?project=-9223372036854775809&score_min=nan&score_max=inf"):
+        assert client.get(url).status_code == 200, url
