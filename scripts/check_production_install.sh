@@ -59,7 +59,7 @@ trap 'exit 143' TERM
 
 # Everything a production installation must give, bar S3 (README, "Production").
 export PLATFORM_ENV=production
-export DJANGO_SECRET_KEY="production-install-check-$RANDOM-$RANDOM-$RANDOM-$RANDOM-$RANDOM"
+export DJANGO_SECRET_KEY="production-install-check-$(head -c 48 /dev/urandom | base64 | tr -d "\n/+=")"  # Django wants 50+ characters
 export DJANGO_ALLOWED_HOSTS=127.0.0.1
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db"
 export CELERY_BROKER_URL="$broker"
