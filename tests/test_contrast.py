@@ -77,7 +77,7 @@ def test_contrast_helper_matches_wcag():
 
 def test_the_badges_are_found():
     selectors = {sel for _, sel, _, _ in coloured_rules()}
-    for wanted in (".badge-ok, .outcome-accepted", ".badge-warn", ".badge-muted", ".status-done",
+    for wanted in (".badge-ok, .outcome-accepted", ".badge-warn", ".badge-muted", ".status-done, .status-finished",
                    ".status-interrupted", ".counter.is-ok", ".count-badge"):
         assert wanted in selectors
 
