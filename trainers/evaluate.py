@@ -36,6 +36,18 @@ GENERATION_DEFAULTS = {"strategy": "greedy", "num_beams": 3, "top_p": 0.9, "temp
                        "repetition_penalty": 1.2, "max_new_tokens": 30, "seed": 0}
 
 
+def add_generation_arguments(p: argparse.ArgumentParser) -> None:
+    """The decoding options of a generative run (evaluate and predict take the same)."""
+    g = p.add_argument_group("generation (generative runs)")
+    g.add_argument("--strategy", default="greedy", choices=("greedy", "beam", "nucleus"))
+    g.add_argument("--num-beams", type=int, default=GENERATION_DEFAULTS["num_beams"])
+    g.add_argument("--top-p", type=float, default=GENERATION_DEFAULTS["top_p"])
+    g.add_argument("--temperature", type=float, default=GENERATION_DEFAULTS["temperature"])
+    g.add_argument("--repetition-penalty", type=float, default=GENERATION_DEFAULTS["repetition_penalty"])
+    g.add_argument("--max-new-tokens", type=int, default=GENERATION_DEFAULTS["max_new_tokens"])
+    g.add_argument("--seed", type=int, default=GENERATION_DEFAULTS["seed"])
+
+
 class UsageError(Exception):
     """Bad input or something missing on this machine: the message is one line for the user."""
 
@@ -181,14 +193,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--limit", type=int, help="evaluate only the first N photos (a quick look)")
-    g = p.add_argument_group("generation (generative runs)")
-    g.add_argument("--strategy", default="greedy", choices=("greedy", "beam", "nucleus"))
-    g.add_argument("--num-beams", type=int, default=GENERATION_DEFAULTS["num_beams"])
-    g.add_argument("--top-p", type=float, default=GENERATION_DEFAULTS["top_p"])
-    g.add_argument("--temperature", type=float, default=GENERATION_DEFAULTS["temperature"])
-    g.add_argument("--repetition-penalty", type=float, default=GENERATION_DEFAULTS["repetition_penalty"])
-    g.add_argument("--max-new-tokens", type=int, default=GENERATION_DEFAULTS["max_new_tokens"])
-    g.add_argument("--seed", type=int, default=GENERATION_DEFAULTS["seed"])
+    add_generation_arguments(p)
     return p
 
 

@@ -37,7 +37,13 @@ import numpy as np
 from datasets.textlength import normalise
 from trainers import evaluate
 from trainers.data import Snapshot, open_snapshot, samples
-from trainers.evaluate import GENERATION_DEFAULTS, UsageError, generation_options, usage_errors
+from trainers.evaluate import (
+    GENERATION_DEFAULTS,
+    UsageError,
+    add_generation_arguments,
+    generation_options,
+    usage_errors,
+)
 from trainers.runs import RunFolder
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
@@ -222,14 +228,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--limit", type=int, help="answer only the first N photos")
-    g = p.add_argument_group("generation (generative runs)")
-    g.add_argument("--strategy", default="greedy", choices=("greedy", "beam", "nucleus"))
-    g.add_argument("--num-beams", type=int, default=GENERATION_DEFAULTS["num_beams"])
-    g.add_argument("--top-p", type=float, default=GENERATION_DEFAULTS["top_p"])
-    g.add_argument("--temperature", type=float, default=GENERATION_DEFAULTS["temperature"])
-    g.add_argument("--repetition-penalty", type=float, default=GENERATION_DEFAULTS["repetition_penalty"])
-    g.add_argument("--max-new-tokens", type=int, default=GENERATION_DEFAULTS["max_new_tokens"])
-    g.add_argument("--seed", type=int, default=GENERATION_DEFAULTS["seed"])
+    add_generation_arguments(p)
     return p
 
 
