@@ -30,6 +30,7 @@ DUPLICATE_PHOTO.
 """
 from __future__ import annotations
 
+import abc
 import hashlib
 import logging
 
@@ -49,9 +50,9 @@ from .services import FlagData, record_flags
 log = logging.getLogger(__name__)
 
 
-class Step:
+class Step(abc.ABC):
     """The interface of a step (see the module's doc). Subclasses set the class attributes and
-    override plan/process (and finish, unavailable where they need to)."""
+    implement plan/process (and override finish, unavailable where they need to)."""
 
     name: str = ""
     label = ""
@@ -63,11 +64,13 @@ class Step:
     def unavailable(self, run) -> str | None:
         return None
 
+    @abc.abstractmethod
     def plan(self, run) -> list:
-        raise NotImplementedError
+        """The ids still to do."""
 
+    @abc.abstractmethod
     def process(self, run, ids: list) -> dict[str, int]:
-        raise NotImplementedError
+        """Do one chunk (idempotent); the counts to add."""
 
     def finish(self, run) -> dict[str, int]:
         return {}

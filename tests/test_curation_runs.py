@@ -224,6 +224,12 @@ def test_a_step_that_cannot_run_here_is_skipped_with_its_reason(db, monkeypatch)
         def unavailable(self, run):
             return "no weights for test-model on this machine"
 
+        def plan(self, run):
+            raise AssertionError("a skipped step is not planned")
+
+        def process(self, run, ids):
+            raise AssertionError("a skipped step does no work")
+
     monkeypatch.setattr(steps, "STEPS", [*steps.STEPS, NoModel()])
     run = runs.run_here(runs.start_run(None, ["no_model", "text"], enqueue=False))
     assert run.status == RunStatus.DONE

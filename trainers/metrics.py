@@ -36,6 +36,7 @@ settings of each scorer, as a dict for eval.json and as one line for printing.
 """
 from __future__ import annotations
 
+import abc
 import functools
 import importlib.metadata
 import math
@@ -76,7 +77,7 @@ def _clean(text: str) -> str:
 # Tokenizers
 
 
-class Tokenizer:
+class Tokenizer(abc.ABC):
     """Cuts texts into tokens for the metrics. `name` is what --tokenizer takes; `signature`
     names the tool, its version and settings (what a reader needs to reproduce a score)."""
 
@@ -84,11 +85,13 @@ class Tokenizer:
     settings = "nfc+lc+punct-removed"
 
     @property
+    @abc.abstractmethod
     def signature(self) -> str:
-        raise NotImplementedError
+        """The tool, its version and settings."""
 
+    @abc.abstractmethod
     def __call__(self, texts: Sequence[str]) -> list[list[str]]:
-        raise NotImplementedError
+        """Each text's tokens."""
 
 
 class WhitespaceTokenizer(Tokenizer):
