@@ -31,11 +31,15 @@ class FlagKind(models.TextChoices):
     DUPLICATE_COMMENT = "duplicate_comment", _("Duplicate comment")
     TEMPLATE_COMMENT = "template_comment", _("Template comment")
     SELF_COPY_COMMENT = "self_copy_comment", _("Copy of own comment")
-    # Part 2 (detectors to come).
+    # Part 2.
     HALLUCINATION = "hallucination", _("Not in the photo")
+    LOW_SPECIFICITY = "low_specificity", _("Generic comment")
     BIAS = "bias", _("Bias")
     TOXICITY = "toxicity", _("Toxicity")
     PII = "pii", _("Personal information")
+    # Photos: people's faces and licence plates (personal information in pixels).
+    FACE = "face", _("Face in the photo")
+    LICENCE_PLATE = "licence_plate", _("Licence plate in the photo")
 
 
 PHOTO_KINDS = frozenset({
@@ -55,6 +59,8 @@ class FlagStatus(models.TextChoices):
     REJECTED = "rejected", _("Comment set rejected")
     EXCLUDED = "excluded", _("Photo excluded")
     DUPLICATE = "duplicate", _("Marked duplicate")
+    # The detector ran again over its subject and no longer finds it (an open flag only).
+    WITHDRAWN = "withdrawn", _("Withdrawn by the detector")
 
 
 class Flag(models.Model):
@@ -406,3 +412,58 @@ class Embedding(models.Model):
     def __str__(self) -> str:
         return f"{self.image_id or self.comment_id} by {self.model}"
 
+
+
+# ---------------------------------------------------------------- comment scores (issue 12, items 1-2)
+
+class ScoreKind(models.TextChoices):
+    HALLUCINATION = "hallucination", _("Hallucination")
+    SPECIFICITY = "specificity", _("Specificity")
+
+
+class CommentScore(models.Model):
+    """How well one comment fits its own photo, by one embedding model (curation.scores).
+
+    - `hallucination`: the share of a fixed random sample of the project's photos that fit the
+      comment better than its own photo (0: its own photo fits best; near 1: it fits almost any
+      other photo better). A bland comment that fits every photo equally is not called a
+      hallucination by this number: its own photo sits mid-sample, not at the bottom.
+    - `specificity`: the comment's similarity to its own photo minus its mean similarity to the
+      sample (how much more it fits its photo than the average photo); near 0: generic.
+    - `model`: the embedding model's identity (curation.embedding.model_identity)."""
+
+    model = models.CharField(max_length=200)
+    comment = models.ForeignKey(Comment, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    hallucination = models.FloatField()
+    specificity = models.FloatField()
+    similarity = models.FloatField(help_text=_("Cosine similarity of the comment and its own photo."))
+    sample_size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "comment"], name="commentscore_once_per_model")]
+        indexes = [models.Index(fields=["project", "model", "specificity"], name="commentscore_project")]
+
+    def __str__(self) -> str:
+        return f"{self.comment_id} by {self.model}: h={self.hallucination:.3f} s={self.specificity:.3f}"
+
+
+class ScoreCalibration(models.Model):
+    """The threshold of one score for one embedding model, chosen on the null distribution
+    (shuffled comment/other-photo pairs) for a target rate of false flags. A flag records the
+    calibration it used (evidence); a new calibration of the same model and kind replaces the row."""
+
+    model = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=ScoreKind.choices)
+    threshold = models.FloatField()
+    target_rate = models.FloatField(help_text=_("Share of shuffled pairs that the threshold lets through as flags."))
+    null_pairs = models.PositiveIntegerField(help_text=_("How many shuffled pairs the threshold was chosen on."))
+    null_quantiles = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "kind"], name="scorecalibration_once")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} threshold {self.threshold:.4f} for {self.model}"

@@ -81,6 +81,13 @@ class Project(models.Model):
         default=True, help_text=_("Resident registration, card, bank account, passport and driver's licence numbers, "
                                   "street addresses and social media IDs (curation.pii)."))
 
+    # Specificity (curation.scores): comments less specific than this become LOW_SPECIFICITY flags
+    # in the review queue; empty: the score is shown but raises no flag.
+    specificity_flag_below = models.FloatField(
+        null=True, blank=True,
+        help_text=_("Comments whose specificity score is below this go to the review queue as generic. "
+                    "Empty: no flag."))
+
     # Guidelines: planners edit the draft and publish it as a new GuidelineVersion; this number
     # is the current published version (0: none yet) and is what each comment records.
     guideline_draft = models.TextField(blank=True, help_text=_("Markdown. Publish it to make it the labelers' guideline."))
@@ -515,3 +522,23 @@ class CommentImportRow(models.Model):
         from .external import warnings_text
 
         return warnings_text(self.warnings)
+
+
+class LabelerMessage(models.Model):
+    """A planner's message to one labeler of a project, shown on the labeler's next page load
+    (the labeler scorecard's "send a message"); `read_at` is set when it was shown and dismissed."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labeler_messages")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="labeler_messages")
+    body = models.TextField(max_length=2000)
+    sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["labeler", "read_at"], name="labelermessage_unread")]
+
+    def __str__(self) -> str:
+        return f"Message to {self.labeler_id} in {self.project_id}"
