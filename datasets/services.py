@@ -5,10 +5,12 @@ The ingest path for one file is `ingest_one`; a whole import is `run_import`, wh
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import uuid
@@ -820,16 +822,30 @@ def _worker_kind() -> str:
     return "processes"
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
 # The parent's database connections, as a forked worker process inherited them: kept referenced
 # and never used there (closing or collecting one would end the parent's session on its socket).
 _INHERITED_CONNECTIONS: list = []
 
 
-def _start_worker_process() -> None:
-    """A forked worker process's start: no database connection of the parent's is ever used in
-    it (should anything there ask for one, it opens its own)."""
+def _start_worker_process(parent: int) -> None:
+    """A forked worker process's start: it ends with the import that forked it, even killed
+    outright (SIGKILL, the OOM killer: Linux's parent-death signal; elsewhere the executor's own
+    shutdown only); no database connection of the parent's is ever used in it (should anything
+    there ask for one, it opens its own); Ctrl-C is the parent's to handle (it ends its workers on
+    the way out), and SIGTERM ends it (not a Celery handler inherited)."""
     from django.db import connections
 
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            log.warning("could not ask to end this import worker process with its parent", exc_info=True)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for conn in connections.all(initialized_only=True):
         _INHERITED_CONNECTIONS.append(conn.connection)
         conn.connection = None
@@ -874,7 +890,7 @@ class _ReadAhead:
             # Forked before this import starts threads of its own; all of them at once (the
             # executor does so with fork), so none is forked while a worker thread holds a lock.
             self._processes = ProcessPoolExecutor(max_workers=threads, mp_context=multiprocessing.get_context("fork"),
-                                                  initializer=_start_worker_process)
+                                                  initializer=_start_worker_process, initargs=(os.getpid(),))
             try:
                 self._processes.submit(int).result()
             except BaseException:
