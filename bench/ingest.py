@@ -1,7 +1,7 @@
 """Images per second through the whole ingest path, against a plain Pillow decode of the same files.
 
     .venv/bin/python bench/ingest.py [--n 40] [--size 4000x3000] [--web-n 200] [--rounds 3]
-        [--import-n 12] [--threads 1,2] [--only camera|web] [--profile]
+        [--import-n 12] [--threads 1,2] [--kinds threads,processes] [--only camera|web] [--profile]
     DATABASE_URL=postgres://... .venv/bin/python bench/ingest.py    # the same on PostgreSQL
 
 Two workloads, generated in memory, measured one after the other in the same run:
@@ -21,11 +21,15 @@ and then what a planner waits for, the import of a folder holding the same files
 web photos; the first --import-n camera files): services.create_import(folder=..., trusted=True)
 and services.run_import, report lines and counters included, with INGEST_WORKER_THREADS = 1
 (everything on one thread, as before worker threads existed) and = its default (min(4, CPU
-cores)), or the counts given with --threads. Each import is timed right after a plain decode
-of the same files on one thread (the faster of two passes), its own baseline; the ratio printed
-is the median over rounds of those pairs. With more than one worker thread the import uses more than one core: the
-figure is per machine, not per core (the "CPU time / wall time" printed says how many cores it
-kept busy on average; a shared machine may not lend it all of them).
+cores), at least 2), or the counts given with --threads; with more than one, once per
+INGEST_WORKER_KIND in --kinds (worker threads, worker processes). Each import is timed right
+after a plain decode of the same files on one thread (the faster of two passes), its own
+baseline; the ratio printed is the median over rounds of those pairs. With more than one worker
+the import uses more than one core: the figure is per machine, not per core (the "CPU time /
+wall time" printed says how many cores it kept busy on average; a shared machine may not lend
+it all of them). So each import also prints its CPU time per image (user + system, this process
+and its worker processes, from getrusage) and decode's CPU time per image over it, the "CPU"
+ratio: what a loaded machine changes least (a database server's own CPU is not in it).
 The ingest steps write into a throwaway database (bench/_common.py: a SQLite file in a temp dir,
 or with DATABASE_URL a PostgreSQL database `bench_ingest`, dropped afterwards) and a temp media
 folder, emptied between rounds so every round stores every file. Prints images/s (median of the
