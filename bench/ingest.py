@@ -1,7 +1,7 @@
 """Images per second through the whole ingest path, against a plain Pillow decode of the same files.
 
     .venv/bin/python bench/ingest.py [--n 40] [--size 4000x3000] [--web-n 200] [--rounds 3]
-        [--import-n 12] [--threads 1,2] [--only camera|web] [--profile]
+        [--import-n 12] [--threads 1,2] [--kinds threads,processes] [--only camera|web] [--profile]
     DATABASE_URL=postgres://... .venv/bin/python bench/ingest.py    # the same on PostgreSQL
 
 Two workloads, generated in memory, measured one after the other in the same run:
@@ -21,11 +21,15 @@ and then what a planner waits for, the import of a folder holding the same files
 web photos; the first --import-n camera files): services.create_import(folder=..., trusted=True)
 and services.run_import, report lines and counters included, with INGEST_WORKER_THREADS = 1
 (everything on one thread, as before worker threads existed) and = its default (min(4, CPU
-cores)), or the counts given with --threads. Each import is timed right after a plain decode
-of the same files on one thread (the faster of two passes), its own baseline; the ratio printed
-is the median over rounds of those pairs. With more than one worker thread the import uses more than one core: the
-figure is per machine, not per core (the "CPU time / wall time" printed says how many cores it
-kept busy on average; a shared machine may not lend it all of them).
+cores), at least 2), or the counts given with --threads; with more than one, once per
+INGEST_WORKER_KIND in --kinds (worker threads, worker processes). Each import is timed right
+after a plain decode of the same files on one thread (the faster of two passes), its own
+baseline; the ratio printed is the median over rounds of those pairs. With more than one worker
+the import uses more than one core: the figure is per machine, not per core (the "CPU time /
+wall time" printed says how many cores it kept busy on average; a shared machine may not lend
+it all of them). So each import also prints its CPU time per image (user + system, this process
+and its worker processes, from getrusage) and decode's CPU time per image over it, the "CPU"
+ratio: what a loaded machine changes least (a database server's own CPU is not in it).
 The ingest steps write into a throwaway database (bench/_common.py: a SQLite file in a temp dir,
 or with DATABASE_URL a PostgreSQL database `bench_ingest`, dropped afterwards) and a temp media
 folder, emptied between rounds so every round stores every file. Prints images/s (median of the
@@ -40,6 +44,7 @@ import cProfile
 import io
 import os
 import pstats
+import resource
 import shutil
 import statistics
 import struct
@@ -183,66 +188,91 @@ def machine_busy() -> float | None:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its children that have ended: an import's
+    worker processes count once run_import has shut them down."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def label(config: tuple[int, str]) -> str:
+    threads, kind = config
+    if threads == 1:
+        return "1 thread"
+    return f"{threads} worker {'threads' if kind == 'threads' else 'processes'}"
+
+
 def measure_import(files: list[bytes], rounds: int, decode, import_folder, reset,
-                   thread_counts: list[int]) -> dict[str, list[float]]:
-    """Seconds per round: the whole import of the folder holding `files` (`import_folder(threads)`)
-    at each thread count, each right after a plain decode of the same files one after the other
-    (its own baseline, the faster of two passes: on a noisy machine the pair shares the weather),
-    the order rotating."""
+                   configs: list[tuple[int, str]]) -> dict[str, list[float]]:
+    """Seconds per round: the whole import of the folder holding `files` (`import_folder(threads,
+    kind)`) in each configuration (worker count, threads or processes), each right after a plain
+    decode of the same files one after the other (its own baseline, the faster of two passes: on
+    a noisy machine the pair shares the weather), the order rotating. Also the CPU time of each
+    (this process and its worker processes) and of the decode passes."""
     totals: dict[str, list[float]] = {}
     for r in range(rounds):
-        order = thread_counts[r % len(thread_counts):] + thread_counts[: r % len(thread_counts)]
-        for threads in order:
-            passes = []
+        order = configs[r % len(configs):] + configs[: r % len(configs)]
+        for config in order:
+            key = label(config)
+            passes, decode_cpu = [], []
             for _ in range(2):  # the faster of two passes: a short baseline is easily disturbed
-                start = time.perf_counter()
+                start, cpu0 = time.perf_counter(), time.thread_time()
                 for b in files:
                     decode(b)
                 passes.append(time.perf_counter() - start)
-            busy, main_cpu, cpu = machine_busy(), time.thread_time(), time.process_time()
+                decode_cpu.append(time.thread_time() - cpu0)
+            busy, main_cpu, cpu = machine_busy(), time.thread_time(), cpu_seconds()
             middle = time.perf_counter()
-            import_folder(threads)
+            import_folder(*config)
             wall = time.perf_counter() - middle
-            totals.setdefault(f"main {threads}", []).append(time.thread_time() - main_cpu)
+            ours = cpu_seconds() - cpu
+            totals.setdefault(f"main {key}", []).append(time.thread_time() - main_cpu)
             if busy is not None:  # what other processes kept busy meanwhile (a shared machine)
-                ours = time.process_time() - cpu
-                totals.setdefault(f"others {threads}", []).append(max(0.0, machine_busy() - busy - ours) / wall)
-            totals.setdefault(f"decode {threads}", []).append(min(passes))
-            totals.setdefault(f"import {threads}", []).append(wall)
-            totals.setdefault(f"cores {threads}", []).append((time.process_time() - cpu) / wall)
+                totals.setdefault(f"others {key}", []).append(max(0.0, machine_busy() - busy - ours) / wall)
+            totals.setdefault(f"decode {key}", []).append(min(passes))
+            totals.setdefault(f"decode cpu {key}", []).append(min(decode_cpu))
+            totals.setdefault(f"import {key}", []).append(wall)
+            totals.setdefault(f"cpu {key}", []).append(ours)
+            totals.setdefault(f"cores {key}", []).append(ours / wall)
             reset()  # the next import stores every file again
     return totals
 
 
 def report_import(title: str, n: int, totals: dict[str, list[float]], rounds: int, aim: float,
-                  thread_counts: list[int]) -> dict[int, float]:
-    """Prints images/s and, per thread count, the median over rounds of import / decode measured
-    side by side; returns those ratios."""
+                  configs: list[tuple[int, str]]) -> dict[str, tuple[float, float]]:
+    """Prints images/s and, per configuration, the median over rounds of import / decode measured
+    side by side, and the CPU time per image; returns {label: (wall ratio, CPU ratio)}."""
     print(f"\n{title}: images/s (median of {rounds} rounds; this machine has {os.cpu_count()} CPU cores)")
-    decodes = [t for name, ts in totals.items() if name.startswith("decode") for t in ts]
-    print(f"  {'plain Pillow decode, one thread':<36} {n / statistics.median(decodes):8.1f}")
+    decodes = [t for name, ts in totals.items() if name.startswith("decode ") and "cpu" not in name for t in ts]
+    decode_cpu = statistics.median(t for name, ts in totals.items() if name.startswith("decode cpu") for t in ts) / n
+    print(f"  {'plain Pillow decode, one thread':<40} {n / statistics.median(decodes):8.1f}   "
+          f"(CPU {decode_cpu * 1e3:.2f} ms/image)")
     ratios = {}
-    for threads in thread_counts:
-        imports, pairs = totals[f"import {threads}"], zip(totals[f"decode {threads}"], totals[f"import {threads}"])
-        ratios[threads] = statistics.median(d / i for d, i in pairs)
-        label = f"run_import, {threads} worker thread{'s' if threads > 1 else ''}"
+    for config in configs:
+        key = label(config)
+        imports, pairs = totals[f"import {key}"], zip(totals[f"decode {key}"], totals[f"import {key}"])
+        wall_ratio = statistics.median(d / i for d, i in pairs)
+        cpu = statistics.median(totals[f"cpu {key}"]) / n
+        ratios[key] = (wall_ratio, decode_cpu / cpu)
         spread = ", ".join(f"{n / t:.1f}" for t in imports)
-        cores = statistics.median(totals[f"cores {threads}"])
-        others = totals.get(f"others {threads}")
+        cores = statistics.median(totals[f"cores {key}"])
+        others = totals.get(f"others {key}")
         busy = f"; other processes {statistics.median(others):.2f} cores" if others else ""
-        print(f"  {label:<36} {n / statistics.median(imports):8.1f}   "
-              f"(rounds: {spread}; CPU time / wall time {cores:.2f}{busy})")
-    for threads, ratio in ratios.items():
-        plural = "s" if threads > 1 else ""
-        print(f"  ratio run_import ({threads} thread{plural}) / decode: {ratio:.2f}   (aim: >= {aim})")
-    threads = max(thread_counts)
-    if threads > 1:
-        # What worker threads cannot take over: the calling thread's own CPU time (listing, the
-        # queries, rows and report lines). With cores enough for the rest, it goes no faster.
-        main = statistics.median(totals[f"main {threads}"]) / n
-        decode = statistics.median(totals[f"decode {threads}"]) / n
-        print(f"  calling thread's own CPU time with {threads} worker threads: {main * 1e3:.2f} ms/image, so "
-              f"at most {1 / main:.0f} images/s ({decode / main:.2f} of decode) however many cores")
+        print(f"  {'run_import, ' + key:<40} {n / statistics.median(imports):8.1f}   "
+              f"(rounds: {spread}; CPU {cpu * 1e3:.2f} ms/image, this process and its workers; "
+              f"CPU time / wall time {cores:.2f}{busy})")
+    for key, (wall_ratio, cpu_ratio) in ratios.items():
+        print(f"  ratio run_import ({key}) / decode: {wall_ratio:.2f}   (aim: >= {aim}; "
+              f"decode CPU / import CPU per image: {cpu_ratio:.2f})")
+    for config in configs:
+        if config[0] > 1:
+            # What workers cannot take over: the calling thread's own CPU time (listing, the
+            # queries, rows and report lines). With cores enough for the rest, it goes no faster.
+            key = label(config)
+            main = statistics.median(totals[f"main {key}"]) / n
+            decode = statistics.median(totals[f"decode {key}"]) / n
+            print(f"  calling thread's own CPU time with {key}: {main * 1e3:.2f} ms/image, so "
+                  f"at most {1 / main:.0f} images/s ({decode / main:.2f} of decode) however many cores")
     return ratios
 
 
@@ -271,6 +301,9 @@ def main() -> None:
                         help="camera JPEGs in the folder run_import reads (default 12; the web one holds all --web-n)")
     parser.add_argument("--threads", default="",
                         help="comma-separated INGEST_WORKER_THREADS for run_import (default: 1 and the default)")
+    parser.add_argument("--kinds", default="threads,processes",
+                        help="comma-separated INGEST_WORKER_KIND for run_import with more than one worker "
+                             "(default: threads,processes)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
 
@@ -306,8 +339,11 @@ def main() -> None:
             shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
 
         default_threads = settings.INGEST.get("WORKER_THREADS", 1)
+        default_kind = settings.INGEST.get("WORKER_KIND", "threads")
         thread_counts = ([int(t) for t in args.threads.split(",")] if args.threads
-                         else sorted({1, default_threads}))
+                         else sorted({1, max(2, default_threads)}))
+        kinds = [k for k in args.kinds.split(",") if k]
+        configs = [(t, k) for t in thread_counts for k in (kinds if t > 1 else ["threads"])]
 
         def folder_of(name: str, files: list[bytes]) -> Path:
             folder = tmp / name
@@ -317,14 +353,14 @@ def main() -> None:
             return folder
 
         def import_folder(folder: Path, n: int):
-            def run(threads: int) -> None:
-                settings.INGEST["WORKER_THREADS"] = threads
+            def run(threads: int, kind: str) -> None:
+                settings.INGEST["WORKER_THREADS"], settings.INGEST["WORKER_KIND"] = threads, kind
                 try:
                     job = services.create_import(source=source, folder=str(folder), category=sub.category,
                                                  subcategory=sub, trusted=True, enqueue=False)
                     job = services.run_import(job.pk)
                 finally:
-                    settings.INGEST["WORKER_THREADS"] = default_threads
+                    settings.INGEST["WORKER_THREADS"], settings.INGEST["WORKER_KIND"] = default_threads, default_kind
                 assert (job.status, job.accepted) == ("done", n), (job.status, job.accepted, job.error)
             return run
 
@@ -340,9 +376,9 @@ def main() -> None:
             rates["camera"] = report(f"camera {width}x{height}", args.n, totals, args.rounds, 0.6)
             n = min(args.import_n, args.n)
             totals = measure_import(files[:n], args.rounds, decode, import_folder(folder_of("camera", files[:n]), n),
-                                    reset, thread_counts)
+                                    reset, configs)
             imports["camera"] = report_import(f"camera {width}x{height}, the import of a folder of {n}", n, totals,
-                                              args.rounds, 0.6, thread_counts)
+                                              args.rounds, 0.6, configs)
         web = None
         if args.only in (None, "web") or args.profile:
             web = web_photos(args.web_n)
@@ -353,16 +389,18 @@ def main() -> None:
             totals = measure(steps, web, args.rounds, reset)
             rates["web"] = report("web 300-800 px", args.web_n, totals, args.rounds, 0.3)
             totals = measure_import(web, args.rounds, decode, import_folder(folder_of("web", web), len(web)),
-                                    reset, thread_counts)
+                                    reset, configs)
             imports["web"] = report_import(f"web 300-800 px, the import of a folder of {len(web)}", len(web), totals,
-                                           args.rounds, 0.3, thread_counts)
+                                           args.rounds, 0.3, configs)
         print("\nsummary, against a plain decode on one thread in the same run "
-              f"({os.cpu_count()} CPU cores, WORKER_THREADS default {default_threads}):")
+              f"({os.cpu_count()} CPU cores, WORKER_THREADS default {default_threads}, WORKER_KIND default "
+              f"{default_kind}; aims: camera >= 0.6, web >= 0.3). \"wall\": images/s over decode's; \"CPU\": "
+              "decode's CPU time per image over the import's (this process and its worker processes), "
+              "what a loaded machine changes least:")
         for name, r in rates.items():
-            line = f"  {name:<7} ingest_one / decode {r['ingest'] / r['decode']:.2f}"
-            for threads, ratio in imports[name].items():
-                line += f"   run_import {threads} thr / decode {ratio:.2f}"
-            print(line)
+            print(f"  {name:<7} ingest_one / decode {r['ingest'] / r['decode']:.2f}")
+            for key, (wall_ratio, cpu_ratio) in imports[name].items():
+                print(f"  {name:<7} run_import, {key:<22} wall {wall_ratio:.2f}   CPU {cpu_ratio:.2f}")
         if args.profile:
             for b in web[:10]:  # warm: first-use costs are not what is profiled
                 ingest(b)

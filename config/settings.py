@@ -439,6 +439,12 @@ INGEST = {
     # row it stores (decoding, resizing, hashing and writing release the GIL). Each may hold a
     # decoded image (up to MAX_PIXELS x 4 bytes, a few copies); 1: one file at a time, no thread.
     "WORKER_THREADS": env_int("INGEST_WORKER_THREADS", min(4, os.cpu_count() or 1), minimum=1),
+    # With WORKER_THREADS > 1, where each file is decoded, resized, hashed and encoded: "threads"
+    # (in the worker threads themselves: one process, one GIL) or "processes" (as many forked
+    # worker processes, one GIL each: bytes in, results out, no database connection used there;
+    # the threads still read and write the files). A process that may not have children (a Celery
+    # prefork worker's, daemonic) or a platform that cannot fork uses threads instead.
+    "WORKER_KIND": env_choice("INGEST_WORKER_KIND", "threads", ("threads", "processes")),
     # S3-compatible endpoints a planner may choose for an S3 import (comma-separated), besides the
     # default (AWS_S3_ENDPOINT_URL, else AWS). The worker signs its requests with the server's
     # credentials, so no other address is accepted from the web; ingest_s3 (run by the operator)

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import io
 import logging
+import os
 import re
 import threading
 import warnings
@@ -170,6 +171,16 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
 # threads meeting a new profile at once may both build it (the same transform, one kept).
 _ICC_CACHE: dict[tuple[bytes, str], object] = {}
 _ICC_CACHE_LOCK = threading.Lock()
+
+
+def _new_locks_after_fork() -> None:
+    """A forked child (an import's worker process) has one thread: a lock another thread of the
+    parent held at the fork would stay held there forever."""
+    global _ICC_CACHE_LOCK, _PILLOW_LIMIT_LOCK
+    _ICC_CACHE_LOCK, _PILLOW_LIMIT_LOCK = threading.Lock(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_locks_after_fork)
 _ICC_CACHE_SIZE = 32
 _ICC_SAME = "same"  # the profile is sRGB to within one level: the pixels need no transform
 _ICC_UNUSABLE = "unusable"  # broken, or not a profile for this mode: converted as if it had none

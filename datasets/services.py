@@ -5,13 +5,19 @@ The ingest path for one file is `ingest_one`; a whole import is `run_import`, wh
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
+import multiprocessing
 import os
+import signal
+import sys
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -384,15 +390,17 @@ class Prepared:
         self.files = None
 
 
-def prepare(entry: readers.Entry, limits: imaging.Limits, store: bool = False) -> Prepared:
+def prepare(entry: readers.Entry, limits: imaging.Limits, store: bool = False,
+            judge: Callable[[bytes, imaging.Limits], imaging.Processed] | None = None) -> Prepared:
     """Read and judge one entry without touching the database (safe in a worker thread); with
-    `store`, also write its stored copy and thumbnail under a new image id."""
+    `store`, also write its stored copy and thumbnail under a new image id. `judge` stands for
+    imaging.process (an import's worker processes: see _ReadAhead)."""
     try:
         data = entry.load()
     except Exception as exc:  # noqa: BLE001 - reported as this entry's read failure
         return Prepared(read_error=exc)
     try:
-        processed = imaging.process(data, limits)
+        processed = (judge or imaging.process)(data, limits)
     except Exception as exc:  # noqa: BLE001 - raised again on the main thread, see Prepared.result
         return Prepared(sha256=imaging.sha256_bytes(data), error=exc)
     prepared = Prepared(sha256=processed.sha256, processed=processed)
@@ -795,6 +803,63 @@ def _worker_threads() -> int:
     return max(1, int(settings.INGEST["WORKER_THREADS"]))
 
 
+def _worker_kind() -> str:
+    """INGEST_WORKER_KIND as it can be here: "processes" only where this process may fork children
+    (not a daemonic one, as a Celery prefork worker's processes are: they may have none), else
+    "threads"."""
+    if settings.INGEST.get("WORKER_KIND", "threads") != "processes":
+        return "threads"
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "threads"
+    daemonic = multiprocessing.current_process().daemon
+    billiard = sys.modules.get("billiard.process")  # Celery's own multiprocessing
+    if billiard is not None and billiard.current_process().daemon:
+        daemonic = True
+    if daemonic:
+        log.info("INGEST_WORKER_KIND=processes, but this is a daemonic process, which may not have "
+                 "children: the import judges its files in worker threads.")
+        return "threads"
+    return "processes"
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+# The parent's database connections, as a forked worker process inherited them: kept referenced
+# and never used there (closing or collecting one would end the parent's session on its socket).
+_INHERITED_CONNECTIONS: list = []
+
+
+def _start_worker_process(parent: int) -> None:
+    """A forked worker process's start: it ends with the import that forked it, even killed
+    outright (SIGKILL, the OOM killer: Linux's parent-death signal; elsewhere the executor's own
+    shutdown only); no database connection of the parent's is ever used in it (should anything
+    there ask for one, it opens its own); Ctrl-C is the parent's to handle (it ends its workers on
+    the way out), and SIGTERM ends it (not a Celery handler inherited)."""
+    from django.db import connections
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            log.warning("could not ask to end this import worker process with its parent", exc_info=True)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for conn in connections.all(initialized_only=True):
+        _INHERITED_CONNECTIONS.append(conn.connection)
+        conn.connection = None
+
+
+def _process_in_worker(data: bytes, limits: imaging.Limits) -> imaging.Processed:
+    """imaging.process in a worker process (bytes in, what it made of them or raised, out)."""
+    return imaging.process(data, limits)
+
+
+def _judge_in(pool: ProcessPoolExecutor, data: bytes, limits: imaging.Limits) -> imaging.Processed:
+    return pool.submit(_process_in_worker, data, limits).result()
+
+
 # Entries an import with worker threads stores per transaction: its files' duplicate check is one
 # query, each target's quota one count, its images and report lines one insert each, its counters
 # one update. A crash loses at most the batch being decided; it is judged again on resume.
@@ -815,20 +880,38 @@ class _ReadAhead:
     window's files without a row, which `remove_orphan_files` finds.
     """
 
-    def __init__(self, pending: Iterable[tuple[int, readers.Entry]], limits: imaging.Limits, threads: int):
+    def __init__(self, pending: Iterable[tuple[int, readers.Entry]], limits: imaging.Limits, threads: int,
+                 kind: str = "threads"):
         self._todo = iter(pending)
         self._limits = limits
+        self._judge = None
+        self._processes: ProcessPoolExecutor | None = None
+        if kind == "processes":
+            # Forked before this import starts threads of its own; all of them at once (the
+            # executor does so with fork), so none is forked while a worker thread holds a lock.
+            self._processes = ProcessPoolExecutor(max_workers=threads, mp_context=multiprocessing.get_context("fork"),
+                                                  initializer=_start_worker_process, initargs=(os.getpid(),))
+            try:
+                self._processes.submit(int).result()
+            except BaseException:
+                self._processes.shutdown(wait=True, cancel_futures=True)
+                raise
+            self._judge = functools.partial(_judge_in, self._processes)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ingest")
         self._window: deque[tuple[int, readers.Entry, Future | None]] = deque()
         self._unfinished: set[Future] = set()
-        for _ in range(BATCH_SIZE + 2 * threads):
-            self._start_next()
+        try:
+            for _ in range(BATCH_SIZE + 2 * threads):
+                self._start_next()
+        except BaseException:
+            self.close()
+            raise
 
     def _start_next(self) -> None:
         for position, entry in self._todo:
             future = None
             if not entry.error:
-                future = self._pool.submit(prepare, entry, self._limits, True)
+                future = self._pool.submit(prepare, entry, self._limits, True, self._judge)
                 self._unfinished.add(future)
             self._window.append((position, entry, future))
             return
@@ -848,7 +931,11 @@ class _ReadAhead:
             _discard(future)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if self._processes is not None:  # its processes are ended and reaped here, whatever happened
+                self._processes.shutdown(wait=True, cancel_futures=True)
         for future in self._unfinished:
             _discard(future)
         self._unfinished.clear()
@@ -867,7 +954,7 @@ def _read_ahead(pending: list[tuple[int, readers.Entry]], limits: imaging.Limits
     if threads <= 1:
         yield None
         return
-    ahead = _ReadAhead(pending, limits, threads)
+    ahead = _ReadAhead(pending, limits, threads, _worker_kind())
     try:
         yield ahead
     finally:
@@ -1037,8 +1124,8 @@ def _judge_one(job: ImportJob, position: int, entry: readers.Entry, future: Futu
     # What the entry's worker thread raised is raised here, and handled as if raised here.
     try:
         result = _ingest_entry(job, entry, limits, on_accept=record, ahead=future, batch=batch)
-    except MemoryError:
-        raise  # the process itself is in trouble: stop; the task retries, or a resume goes on
+    except (MemoryError, BrokenProcessPool):
+        raise  # the process (or a worker process) is in trouble: stop; the task retries, or a resume goes on
     except INFRASTRUCTURE_ERRORS:
         if ImportItem.objects.filter(job=job, position=position).exists():
             return False  # another run of this import reported it first

@@ -5,6 +5,8 @@ which the worker thread's own connection sees (as Django's live-server tests rel
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import os
 import time
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from tests import corpus
 from tests.conftest import make_photo, require_service
 
 WAIT_SECONDS = 60
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = os.environ.get("TEST_CELERY_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 transactional = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -99,7 +101,11 @@ def test_import_runs_on_a_real_worker_over_redis():
 
 
 @transactional
-def test_import_runs_on_a_real_worker_over_the_embedded_filesystem_broker(tmp_path):
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_import_runs_on_a_real_worker_over_the_embedded_filesystem_broker(tmp_path, settings, kind):
+    """The one-command run's broker; files judged in worker threads, or in worker processes
+    (INGEST_WORKER_KIND) the task's process forks and ends."""
+    settings.INGEST = {**settings.INGEST, "WORKER_THREADS": 2, "WORKER_KIND": kind}
     folder = tmp_path / "broker"
     options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "processed_folder": str(folder / "done"),
                "control_folder": str(folder / "control"), "store_processed": False, "polling_interval": 0.1}
@@ -110,6 +116,7 @@ def test_import_runs_on_a_real_worker_over_the_embedded_filesystem_broker(tmp_pa
             job = enqueue_and_wait()
     check_report(job)
     assert not [p for p in folder.iterdir() if p.is_file()]  # the message was consumed
+    assert multiprocessing.active_children() == []
 
 
 @transactional

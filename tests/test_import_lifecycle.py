@@ -121,10 +121,33 @@ def _database_url() -> str | None:
     return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+def _children(pid: int) -> list[int]:
+    """The process ids whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is alive (a zombie nobody reaped yet has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 # Another process must see the rows: committed transactions; serialized_rollback restores the
 # seeded licences and categories for the tests after this one.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_killed_ingest_folder_is_marked_interrupted_and_resume_finishes_it(tmp_path, settings):
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_a_killed_ingest_folder_is_marked_interrupted_and_resume_finishes_it(tmp_path, settings, kind):
     url = _database_url()
     if url is None:
         pytest.skip("needs a database another process can open (SQLite on a file, as scripts/test.sh runs it, or PostgreSQL)")
@@ -132,7 +155,8 @@ def test_a_killed_ingest_folder_is_marked_interrupted_and_resume_finishes_it(tmp
     folder.mkdir()
     for n in range(40):
         (folder / f"p{n:02d}.jpg").write_bytes(make_photo(1600, 1200, seed=200 + n))
-    env = {**os.environ, "DATABASE_URL": url, "MEDIA_ROOT": str(settings.MEDIA_ROOT), "PLATFORM_VAR_DIR": str(tmp_path / "var")}
+    env = {**os.environ, "DATABASE_URL": url, "MEDIA_ROOT": str(settings.MEDIA_ROOT), "PLATFORM_VAR_DIR": str(tmp_path / "var"),
+           "INGEST_WORKER_THREADS": "2", "INGEST_WORKER_KIND": kind}
     env.pop("SQLITE_TEST_NAME", None)
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "ingest_folder", str(folder), "--source", "Killed", "--licence", "cc0-1.0",
@@ -149,9 +173,15 @@ def test_a_killed_ingest_folder_is_marked_interrupted_and_resume_finishes_it(tmp
             time.sleep(0.02)
         else:
             pytest.fail("the command reported nothing within 60 s")
+        workers = _children(proc.pid)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+    assert (len(workers) == 2) == (kind == "processes")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(pid) for pid in workers):
+        time.sleep(0.05)
+    assert not any(_running(pid) for pid in workers)  # worker processes end with the killed import
     job.refresh_from_db()
     assert job.status == ImportStatus.RUNNING and 3 <= job.processed < 40  # what a kill leaves today
 

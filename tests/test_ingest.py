@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import multiprocessing
 import os
 import shutil
 import socket
@@ -575,14 +576,45 @@ def _threaded_corpus_import(source, settings, threads: int) -> ImportJob:
     return services.run_import(job.pk)
 
 
-def test_worker_threads_give_exactly_the_report_of_one_thread(source, settings, monkeypatch):
+def _pids_used(monkeypatch, path: Path) -> Path:
+    """`path` lists the process ids imaging.process runs in from now on, one a line (worker
+    processes included: their own copies of a set would not come back)."""
+    real = imaging.process
+
+    def spy(data, limits=None):
+        with open(path, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return real(data, limits)
+
+    monkeypatch.setattr(imaging, "process", spy)
+    return path
+
+
+def _pids(path: Path) -> set[int]:
+    return {int(line) for line in path.read_text().split()} if path.exists() else set()
+
+
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_worker_threads_give_exactly_the_report_of_one_thread(source, settings, monkeypatch, tmp_path, kind):
+    """INGEST_WORKER_KIND: worker threads, or worker processes judging the files (bytes in,
+    results out), give exactly the report of one thread, on the bad-file corpus."""
     threads_used = _threads_used(monkeypatch)
+    pids = _pids_used(monkeypatch, tmp_path / "pids")
+    settings.INGEST = {**settings.INGEST, "WORKER_KIND": kind}
     one = _report_rows(_threaded_corpus_import(source, settings, 1))
     assert threads_used == {threading.main_thread().name}  # 1: no pool, all on the calling thread
+    assert _pids(pids) == {os.getpid()}
 
     threads_used.clear()
+    (tmp_path / "pids").unlink()
     four = _threaded_corpus_import(source, settings, 4)
-    assert threading.main_thread().name not in threads_used and len(threads_used) > 1
+    if kind == "threads":
+        assert threading.main_thread().name not in threads_used and len(threads_used) > 1
+        assert _pids(pids) == {os.getpid()}
+    else:
+        assert os.getpid() not in _pids(pids) and len(_pids(pids)) > 1  # several worker processes
+        assert threads_used == set()  # (each worker process has its own copy of the set)
+        assert multiprocessing.active_children() == []  # shut down and reaped at the end of run_import
     assert _report_rows(four) == one
     items = report(four)
     assert items["first-again.jpg"].duplicate_of == items["first.jpg"].image  # a copy later in the same batch
@@ -609,6 +641,66 @@ def test_an_unexpected_error_in_a_worker_thread_refuses_that_file_only(source, s
     items = report(job)
     assert (job.status, job.accepted, job.refused) == (ImportStatus.DONE, 2, 1)
     assert "unexpected error (RuntimeError)" in items["bad.jpg"].reason
+
+
+@pytest.mark.once
+@pytest.mark.parametrize("make_process", ["multiprocessing", "billiard"])
+def test_worker_processes_fall_back_to_threads_in_a_daemonic_process(settings, make_process):
+    """A daemonic process (a Celery prefork worker's child: billiard's) may not have children: an
+    import there judges its files in worker threads."""
+    settings.INGEST = {**settings.INGEST, "WORKER_KIND": "processes"}
+    assert services._worker_kind() == "processes"
+    module = pytest.importorskip(make_process)
+    context = module.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+
+    def report_kind():
+        send.send(services._worker_kind())
+
+    child = context.Process(target=report_kind, daemon=True)
+    child.start()
+    assert receive.poll(30)
+    assert receive.recv() == "threads"
+    child.join(30)
+    settings.INGEST = {**settings.INGEST, "WORKER_KIND": "threads"}
+    assert services._worker_kind() == "threads"
+
+
+def test_worker_processes_are_ended_when_an_import_crashes_and_the_resume_finishes(source, settings, monkeypatch,
+                                                                                   tmp_path):
+    """What stops an import (a worker process out of memory, or killed outright) stops it as it
+    would on one thread, refusing no file for it, and leaves no worker process behind."""
+    settings.INGEST = {**settings.INGEST, "WORKER_THREADS": 2, "WORKER_KIND": "processes"}
+    files = [(f"p{n}.jpg", make_photo(320, 240, seed=180 + n)) for n in range(8)]
+    job = services.create_import(source=source, files=[SimpleUploadedFile(n, d) for n, d in files], enqueue=False)
+    real = imaging.process
+    pids = _pids_used(monkeypatch, tmp_path / "pids")
+    pids_spy = imaging.process
+
+    for failure in ("memory", "killed"):
+        def crash(data, limits=None, failure=failure):
+            if data == files[5][1]:
+                if failure == "killed":
+                    os._exit(9)  # as the kernel's OOM killer would end it
+                raise MemoryError("worker short of memory")
+            return pids_spy(data, limits)
+
+        monkeypatch.setattr(imaging, "process", crash)
+        with pytest.raises(MemoryError if failure == "memory" else services.BrokenProcessPool):
+            services.run_import(job.pk)
+        assert multiprocessing.active_children() == []
+        assert os.getpid() not in _pids(pids)
+        for pid in _pids(pids):
+            assert not Path(f"/proc/{pid}").exists()  # ended and reaped
+        job.refresh_from_db()
+        assert (job.status, job.refused) == (ImportStatus.RUNNING, 0)
+        monkeypatch.setattr(imaging, "process", pids_spy)
+
+    monkeypatch.setattr(imaging, "process", real)
+    job = services.run_import(job.pk)
+    assert (job.status, job.accepted, job.refused) == (ImportStatus.DONE, 8, 0)
+    assert multiprocessing.active_children() == []
+    assert len([f for f in stored_files(settings) if not f.startswith("staging/")]) == 16
 
 
 @pytest.mark.parametrize("batch_size", [3, services.BATCH_SIZE])
