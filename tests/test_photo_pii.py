@@ -166,6 +166,7 @@ def test_without_opencv_the_step_is_skipped_with_its_reason(photos, monkeypatch)
     assert not Flag.objects.exists()
 
 
+@pytest.mark.once
 def test_the_step_runs_after_imports_and_is_registered():
     assert "photo_pii" in steps.PHOTO_STEPS and "photo_pii" in steps.by_name()
 
