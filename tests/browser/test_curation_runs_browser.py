@@ -54,7 +54,7 @@ def test_planner_starts_a_run_and_follows_it(page, login, shot, photos, users):
     # Tasks run eagerly in the test server: the run is done when its page opens.
     assert run.status == "done", run.error
     steps = page.locator(".run-step")
-    assert steps.count() == 3
+    assert steps.count() == 4  # quality, signatures, perceptual, photo_pii
     assert "7 / 7" in steps.nth(0).inner_text()
     assert "duplicate groups 2" in page.locator("[data-step=perceptual]").inner_text()
     shot(page, "curation-run-done")
