@@ -518,6 +518,20 @@ CURATION = {
     "BIAS_THRESHOLD": env_float("CURATION_BIAS_THRESHOLD", 0.5),
     "TOXICITY_LEXICON_SCORE": env_float("CURATION_TOXICITY_LEXICON_SCORE", 0.95),
     "TOXICITY_MODEL_DIR": env("CURATION_TOXICITY_MODEL_DIR", "curation/toxicity"),
+    # Faces and licence plates in photos (curation/photo_pii.py, OpenCV's bundled Haar cascades):
+    # the stored photo is decoded at most PHOTO_PII_SIDE pixels on its longest side; a face (or
+    # plate) box is at least *_MIN_SIZE of the photo's shorter side (faces) or longer side
+    # (plates); the cascades' scale step and the overlapping hits a box needs (more: fewer false
+    # boxes, more missed ones). FACE flags only outside PEOPLE_CATEGORIES (category slugs,
+    # comma-separated): a face in a people photo is the subject, not a leak.
+    "PHOTO_PII_SIDE": env_int("CURATION_PHOTO_PII_SIDE", 512, minimum=64),
+    "FACE_SCALE_FACTOR": env_float("CURATION_FACE_SCALE_FACTOR", 1.1, minimum=1.01, maximum=2.0),
+    "FACE_MIN_NEIGHBOURS": env_int("CURATION_FACE_MIN_NEIGHBOURS", 5, minimum=1),
+    "FACE_MIN_SIZE": env_float("CURATION_FACE_MIN_SIZE", 0.05),
+    "PLATE_SCALE_FACTOR": env_float("CURATION_PLATE_SCALE_FACTOR", 1.1, minimum=1.01, maximum=2.0),
+    "PLATE_MIN_NEIGHBOURS": env_int("CURATION_PLATE_MIN_NEIGHBOURS", 5, minimum=1),
+    "PLATE_MIN_SIZE": env_float("CURATION_PLATE_MIN_SIZE", 0.06),
+    "PEOPLE_CATEGORIES": [s.strip() for s in (env("CURATION_PEOPLE_CATEGORIES", "people") or "").split(",") if s.strip()],
 }
 # Celery queues: "celery" (imports, exports, labeling), "curation" (photo and text steps) and
 # "embeddings" (the embedding steps, for GPU workers: `celery -A config worker -Q embeddings`). A

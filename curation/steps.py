@@ -21,7 +21,8 @@ The steps here:
   TEMPLATE_COMMENT clusters (count, share, examples) and SELF_COPY_COMMENT per labeler.
 
 The detectors of other modules join the list when the app loads (CurationConfig.ready, after
-the ones here, since they subclass Step): pii (curation.pii_step), toxicity (curation.toxicity).
+the ones here, since they subclass Step): photo_pii (curation.photo_pii: faces and licence plates),
+pii (curation.pii_step), toxicity (curation.toxicity).
 
 Exact duplicates: ingest refuses the same bytes (Image.sha256) and the same decoded pixels
 (Image.pixel_sha256), both unique in the database, so no exact copy reaches the catalogue; the same
@@ -392,21 +393,23 @@ STEPS: list[Step] = [
     Signatures(),
     Perceptual(),
     TextDuplicates(),
-    # + curation.pii.STEPS, curation.toxicity.STEPS and curation.embedding.STEPS: added by
+    # + curation.photo_pii.STEPS, curation.pii.STEPS, curation.toxicity.STEPS and
+    # curation.embedding.STEPS: added by
     # register_detectors() at app load.
 ]
 
-PHOTO_STEPS = ("quality", "signatures", "perceptual")
+PHOTO_STEPS = ("quality", "signatures", "perceptual", "photo_pii")
 TEXT_STEPS = ("text", "pii", "toxicity")
 
 
 def register_detectors() -> None:
     """Add the steps other modules define (they import Step from here, so they cannot be listed
     above): once, when the app loads."""
-    from . import embedding, pii, toxicity
+    from . import embedding, photo_pii, pii, toxicity
 
     known = {step.name for step in STEPS}
-    STEPS.extend(step for step in [*pii.STEPS, *toxicity.STEPS, *embedding.STEPS] if step.name not in known)
+    STEPS.extend(step for step in [*photo_pii.STEPS, *pii.STEPS, *toxicity.STEPS, *embedding.STEPS]
+                 if step.name not in known)
 
 
 def by_name() -> dict[str, Step]:

@@ -103,7 +103,9 @@ def test_an_import_and_labeled_sets_end_in_the_review_queue_through_a_real_worke
             text_run = finished_run(RunTrigger.COMMENTS)
     assert photo_run.status == RunStatus.DONE, photo_run.error
     assert photo_run.options == {"import_job": job.pk}
-    assert [s.state for s in photo_run.run_steps.order_by("position")] == ["done"] * 3
+    # quality, signatures, perceptual, photo_pii (skipped where OpenCV is missing)
+    states = [s.state for s in photo_run.run_steps.order_by("position")]
+    assert states[:3] == ["done"] * 3 and states[3] in ("done", "skipped") and len(states) == 4
     assert photo_run.run_steps.get(name="quality").done == 10
     assert text_run.status == RunStatus.DONE, text_run.error
 

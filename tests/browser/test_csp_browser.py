@@ -156,6 +156,9 @@ def world(users, source, tmp_path):
     curation.decide([Flag.objects.get()], "keep", users["planner"])
     curation.record_flags("phash", "1", [{"kind": "near_duplicate_photo", "image": images[2], "keeper": images[0],
                                           "score": 5, "group_key": "g", "evidence": {"distance": 5}}])
+    # A face flag: the review page draws its box (an inline SVG over the photo).
+    curation.record_flags("photo_pii", "1", [{"kind": "face", "image": images[0], "score": 0.5, "evidence": {
+        "boxes": [[0.2, 0.25, 0.3, 0.4, 10]], "detector": "opencv-haar", "source_size": [480, 360]}}])
     from curation import runs
 
     run = runs.start_run(None, ["quality", "text"], user=users["planner"], enqueue=False)  # queued: its page polls

@@ -43,7 +43,7 @@ def test_planner_starts_a_run_and_follows_it(page, login, shot, photos, users):
     # Every step offered, the window hashes left to the step that needs them.
     from curation import steps as registry
 
-    assert page.locator("input[name=steps]").count() == len(registry.STEPS) == 9
+    assert page.locator("input[name=steps]").count() == len(registry.STEPS) == 10
     assert not page.locator("input[name=steps][value=signatures]").is_checked()
     for name in ("text", "pii", "toxicity", "embed_images", "embed_comments", "semantic"):
         page.uncheck(f"input[name=steps][value={name}]")  # the photo steps only
@@ -54,7 +54,7 @@ def test_planner_starts_a_run_and_follows_it(page, login, shot, photos, users):
     # Tasks run eagerly in the test server: the run is done when its page opens.
     assert run.status == "done", run.error
     steps = page.locator(".run-step")
-    assert steps.count() == 3
+    assert steps.count() == 4  # quality, signatures, perceptual, photo_pii
     assert "7 / 7" in steps.nth(0).inner_text()
     assert "duplicate groups 2" in page.locator("[data-step=perceptual]").inner_text()
     shot(page, "curation-run-done")
