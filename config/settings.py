@@ -512,6 +512,9 @@ CURATION = {
     "BIAS_THRESHOLD": env_float("CURATION_BIAS_THRESHOLD", 0.5),
     "TOXICITY_LEXICON_SCORE": env_float("CURATION_TOXICITY_LEXICON_SCORE", 0.95),
     "TOXICITY_MODEL_DIR": env("CURATION_TOXICITY_MODEL_DIR", "curation/toxicity"),
+    # The most flags one decision by filters (the review queue's "Decide all N matching") takes,
+    # all in one transaction; more: narrow the filters.
+    "BULK_MATCH_MAX": env_int("CURATION_BULK_MATCH_MAX", 20000, minimum=1),
 }
 # Celery queues: "celery" (imports, exports, labeling), "curation" (photo and text steps) and
 # "embeddings" (the embedding steps, for GPU workers: `celery -A config worker -Q embeddings`). A

@@ -209,9 +209,10 @@ def test_mark_duplicate_excludes_the_copy_and_keeps_the_keeper(labeled, users):
     assert Image.objects.get(pk=b).status == ImageStatus.EXCLUDED
     assert Image.objects.get(pk=a).status == ImageStatus.ACTIVE
     assert in_snapshot(labeled)[0] == {a, c}
-    # An explicit other original.
-    curation.decide([keeper], "keep", users["planner"])
+    # The keeper's own flag: kept automatically once the others of its group are duplicates.
     assert Flag.objects.get(pk=keeper.pk).status == FlagStatus.KEPT
+    auto = Decision.objects.get(flag=keeper)
+    assert auto.action == "keep" and auto.changes == {"auto": True, "keeper": True}
 
 
 def test_bulk_is_all_or_nothing(labeled, users):
