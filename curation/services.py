@@ -371,7 +371,7 @@ def _decide_ids(ids: list, action: str, actor, reason: str, duplicate_of, batch=
         this, note = action, None
         if (action == DecisionAction.MARK_DUPLICATE and flag.group_key and grouped.get(flag.group_key, 0) > 1
                 and flag.image_id is not None and str(flag.image_id) == str(_pk(duplicate_of) or flag.keeper_id)):
-            this, note = DecisionAction.KEEP, {"keeper": True}
+            this, note = DecisionAction.KEEP, {"as_keeper": True}
         decisions.append(_decide_one(flag, this, actor, reason, duplicate_of, batch, note))
     if action == DecisionAction.MARK_DUPLICATE:
         decisions += _keep_lone_keepers({f.group_key for f in rows.values() if f.group_key}, actor, batch)
@@ -389,7 +389,7 @@ def _keep_lone_keepers(keys, actor, batch=None) -> list[Decision]:
             for m in keepers:
                 out.append(_decide_one(m, DecisionAction.KEEP, actor,
                                        str(_("The keeper of its group: the others are marked duplicates.")),
-                                       None, batch, {"auto": True, "keeper": True}))
+                                       None, batch, {"auto": True, "as_keeper": True}))
     return out
 
 
@@ -535,7 +535,7 @@ def _int_or_none(value):
 
 
 def undo(decision: Decision, actor=None, reason: str = "") -> Decision:
-    """Take back a decision: the latest one on its flag, not undone already. The flag is open
+    """Take back a decision: the latest one still standing on its flag. The flag is open
     again; an excluded photo goes back to the status it had (set_image_status); a rejected set
     counts again (labeling.services.unreject_set; refused when its slot went to another labeler
     meanwhile). Writes a Decision row with action "undo"."""
@@ -543,7 +543,10 @@ def undo(decision: Decision, actor=None, reason: str = "") -> Decision:
         Flag.objects.filter(pk=decision.flag_id).update(updated_at=timezone.now())  # a write first (see decide)
         decision = Decision.objects.select_for_update().get(pk=decision.pk)
         flag = Flag.objects.select_for_update().get(pk=decision.flag_id)
-        latest = flag.decisions.order_by("-at", "-id").first()
+        # The latest decision still standing (not an undo, not undone): one taken back earlier
+        # makes the one before it undoable (an automatic keep of a group's keeper, then its choice).
+        latest = flag.decisions.exclude(action=DecisionAction.UNDO).filter(undone_by__isnull=True).order_by(
+            "-at", "-id").first()
         if decision.action == DecisionAction.UNDO or latest is None or latest.pk != decision.pk:
             raise CurationError(_("Only the latest decision on a flag can be undone."))
         changes = decision.changes or {}

@@ -255,9 +255,10 @@ def decisions(request):
     qs = selectors.decisions()
     page = Paginator(qs, DECISIONS_PER_PAGE).get_page(request.GET.get("page"))
     rows = list(page.object_list)
-    # The latest decision of each flag on the page, the only one that can be undone.
+    # The latest decision still standing of each flag on the page, the only one that can be undone.
     latest = {}
-    for d in Decision.objects.filter(flag_id__in={r.flag_id for r in rows}).order_by("flag_id", "-at", "-id"):
+    for d in Decision.objects.filter(flag_id__in={r.flag_id for r in rows}, undone_by__isnull=True).exclude(
+            action=DecisionAction.UNDO).order_by("flag_id", "-at", "-id"):
         latest.setdefault(d.flag_id, d.pk)
     for r in rows:
         r.can_undo = r.action != DecisionAction.UNDO and latest.get(r.flag_id) == r.pk
