@@ -345,8 +345,10 @@ def _checked_ids(flags, action: str) -> list:
     return ids
 
 
-def _decide_ids(ids: list, action: str, actor, reason: str, duplicate_of, batch=None) -> list[Decision]:
-    """decide's work, inside the caller's transaction."""
+def _decide_ids(ids: list, action: str, actor, reason: str, duplicate_of, batch=None,
+                grouped: dict | None = None, keep_keepers: bool = True) -> list[Decision]:
+    """decide's work, inside the caller's transaction. `grouped`: how many flags of each duplicate
+    group the whole decision takes (decide_matching's batches: a group split over two batches)."""
     int_ids = [i for i in map(_int_or_none, ids) if i is not None and 0 < i < 2**63]
     # A write first: on SQLite a transaction that has read cannot wait for the write lock that
     # the decision's writes need (labeling's services start the same way).
@@ -356,10 +358,11 @@ def _decide_ids(ids: list, action: str, actor, reason: str, duplicate_of, batch=
     if missing:
         raise ValidationError({"flags": _("No such flag: %(ids)s.") % {"ids": ", ".join(map(str, missing[:10]))}})
     # mark_duplicate on a group's keeper together with other members of its group: kept.
-    grouped: dict[str, int] = {}
-    for f in rows.values():
-        if f.group_key and f.kind in DUPLICATE_PHOTO_KINDS:
-            grouped[f.group_key] = grouped.get(f.group_key, 0) + 1
+    if grouped is None:
+        grouped = {}
+        for f in rows.values():
+            if f.group_key and f.kind in DUPLICATE_PHOTO_KINDS:
+                grouped[f.group_key] = grouped.get(f.group_key, 0) + 1
     decisions = []
     seen = set()
     for pk in ids:
@@ -373,7 +376,7 @@ def _decide_ids(ids: list, action: str, actor, reason: str, duplicate_of, batch=
                 and flag.image_id is not None and str(flag.image_id) == str(_pk(duplicate_of) or flag.keeper_id)):
             this, note = DecisionAction.KEEP, {"as_keeper": True}
         decisions.append(_decide_one(flag, this, actor, reason, duplicate_of, batch, note))
-    if action == DecisionAction.MARK_DUPLICATE:
+    if action == DecisionAction.MARK_DUPLICATE and keep_keepers:
         decisions += _keep_lone_keepers({f.group_key for f in rows.values() if f.group_key}, actor, batch)
     return decisions
 
@@ -480,7 +483,12 @@ def decide_matching(filters, action: str, actor=None, reason: str = "", *, expec
     batch = uuid.uuid4()
     reason = _clean_reason(reason) or describe_filters(f)
     with transaction.atomic():
-        ids = list(selectors.flags(f).order_by("pk").values_list("pk", flat=True))
+        rows = list(selectors.flags(f).order_by("group_key", "pk").values_list("pk", "group_key", "kind"))
+        ids = [pk for pk, _key, _kind in rows]
+        grouped: dict[str, int] = {}
+        for _id, key, kind in rows:
+            if key and kind in DUPLICATE_PHOTO_KINDS:
+                grouped[key] = grouped.get(key, 0) + 1
         if len(ids) != expect:
             raise CurationError(_("The flags matching these filters changed since the preview: %(then)d then, "
                                   "%(now)d now. Nothing was decided: look at the preview again.")
@@ -493,7 +501,10 @@ def decide_matching(filters, action: str, actor=None, reason: str = "", *, expec
                                    % {"count": len(ids), "max": cap}})
         decisions = []
         for start in range(0, len(ids), BULK_MAX):
-            decisions += _decide_ids(ids[start:start + BULK_MAX], action, actor, reason, duplicate_of, batch)
+            decisions += _decide_ids(ids[start:start + BULK_MAX], action, actor, reason, duplicate_of, batch,
+                                     grouped, keep_keepers=False)
+        if action == DecisionAction.MARK_DUPLICATE:
+            decisions += _keep_lone_keepers(set(grouped), actor, batch)
     by_action: dict[str, int] = {}
     for d in decisions:
         by_action[d.action] = by_action.get(d.action, 0) + 1

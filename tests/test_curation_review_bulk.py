@@ -280,3 +280,13 @@ def test_group_keep_all_and_bulk_selection_of_groups(labeled, client, users):
     decisions = curation.decide(curation.group_flag_ids(["near:g"]), "mark_duplicate", users["planner"])
     assert {d.flag.image_id: d.action for d in decisions} == {a: "mark_duplicate", b: "mark_duplicate", c: "keep"}
     assert Image.objects.get(pk=c).status == ImageStatus.ACTIVE
+
+
+def test_decide_matching_marks_duplicates_group_by_group_across_batches(labeled, users, monkeypatch):
+    a, b, c = _group(labeled)
+    monkeypatch.setattr(curation, "BULK_MAX", 1)  # every flag in a batch of its own
+    f = FlagFilters(kind="near_duplicate_photo")
+    result = curation.decide_matching(f, "mark_duplicate", users["planner"], expect=3)
+    assert result.by_action == {"mark_duplicate": 2, "keep": 1}
+    assert {fl.image_id: fl.status for fl in Flag.objects.all()} == {
+        a: FlagStatus.KEPT, b: FlagStatus.DUPLICATE, c: FlagStatus.DUPLICATE}
