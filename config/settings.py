@@ -532,6 +532,9 @@ CURATION = {
     "PLATE_MIN_NEIGHBOURS": env_int("CURATION_PLATE_MIN_NEIGHBOURS", 5, minimum=1),
     "PLATE_MIN_SIZE": env_float("CURATION_PLATE_MIN_SIZE", 0.06),
     "PEOPLE_CATEGORIES": [s.strip() for s in (env("CURATION_PEOPLE_CATEGORIES", "people") or "").split(",") if s.strip()],
+    # The most flags one decision by filters (the review queue's "Decide all N matching") takes,
+    # all in one transaction; more: narrow the filters.
+    "BULK_MATCH_MAX": env_int("CURATION_BULK_MATCH_MAX", 20000, minimum=1),
 }
 # Celery queues: "celery" (imports, exports, labeling), "curation" (photo and text steps) and
 # "embeddings" (the embedding steps, for GPU workers: `celery -A config worker -Q embeddings`). A

@@ -22,6 +22,7 @@ from labeling.models import Project
 
 from . import runs, selectors, services
 from . import steps as registry
+from .forms import MatchingForm
 from .models import (
     DECIDE_ACTIONS,
     DUPLICATE_PHOTO_KINDS,
@@ -82,7 +83,7 @@ class DecisionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Decision
         fields = ["id", "flag", "action", "actor", "at", "reason", "status_before", "status_after", "duplicate_of",
-                  "changes", "undoes"]
+                  "changes", "undoes", "batch"]
 
 
 class DecideSerializer(serializers.Serializer):
@@ -163,6 +164,84 @@ class BulkDecide(CurationAccess, APIView):
         data = dict(form.validated_data)
         decisions = services.decide(data.pop("flags"), actor=request.user, **data)
         return Response(DecisionsSerializer({"decisions": decisions}).data)
+
+
+class DecideMatchingSerializer(serializers.Serializer):
+    """A decision by filters. The filter fields are the review queue's (curation.forms.MatchingForm
+    checks them: the same form as the page's panel)."""
+
+    kind = serializers.ChoiceField(choices=FlagKind.values)
+    project = serializers.IntegerField(required=False, allow_null=True)
+    category = serializers.IntegerField(required=False, allow_null=True)
+    detector = serializers.CharField(required=False, allow_blank=True)
+    score_min = serializers.FloatField(required=False, allow_null=True)
+    score_max = serializers.FloatField(required=False, allow_null=True)
+    preview = serializers.BooleanField(default=False, help_text="true: only count (and show a few examples).")
+    action = serializers.ChoiceField(choices=DECIDE_ACTIONS, required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    expect = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1,
+                                      help_text="The preview's count: the decision is refused (409) when the "
+                                                "matching flags are not as many any more.")
+
+    def validate(self, data):
+        form = MatchingForm({k: v for k, v in self.initial_data.items() if k in MatchingForm.base_fields
+                             and v is not None})
+        if not form.is_valid():
+            raise serializers.ValidationError({k: [str(e) for e in v] for k, v in form.errors.items()})
+        if not data["preview"]:
+            missing = {name: ["Required unless preview is true."] for name in ("action", "expect") if name not in data}
+            if missing:
+                raise serializers.ValidationError(missing)
+        data["filters"] = form.filters()
+        return data
+
+
+class MatchingPreviewSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    max = serializers.IntegerField(help_text="The most flags one decision by filters takes.")
+    too_many = serializers.BooleanField()
+    examples = FlagSerializer(many=True)
+
+
+class MatchingResultSerializer(serializers.Serializer):
+    batch = serializers.UUIDField(help_text="Every decision of this bulk carries it; undo them all at "
+                                            "decision-batches/<batch>/undo/.")
+    count = serializers.IntegerField()
+    by_action = serializers.DictField(child=serializers.IntegerField(),
+                                      help_text="Decisions per action (a group's keeper is kept).")
+
+
+class FlagDecideMatching(CurationAccess, APIView):
+    """One decision on every open flag the review queue's filters match (a kind required): first
+    `preview: true` for the count, then the decision with `expect` = that count. All or nothing,
+    in one transaction; refused (409) when the matching set changed since the preview, 400 past
+    settings CURATION["BULK_MATCH_MAX"]."""
+
+    @extend_schema(request=DecideMatchingSerializer,
+                   responses={200: OpenApiResponse(MatchingPreviewSerializer, description="preview: true"),
+                              201: OpenApiResponse(MatchingResultSerializer, description="decided"),
+                              409: CONFLICT})
+    def post(self, request):
+        form = DecideMatchingSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        if data["preview"]:
+            preview = services.preview_matching(data["filters"])
+            return Response(MatchingPreviewSerializer(preview, context={"request": request}).data)
+        result = services.decide_matching(data["filters"], data["action"], request.user, data["reason"],
+                                          expect=data["expect"])
+        return Response(MatchingResultSerializer(result).data, status=201)
+
+
+class DecisionBatchUndo(CurationAccess, APIView):
+    """Take back every decision of one decision by filters (its batch id), all or nothing."""
+
+    @extend_schema(request=UndoSerializer, responses={200: DecisionsSerializer, 409: CONFLICT})
+    def post(self, request, batch):
+        form = UndoSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        undone = services.undo_batch(batch, request.user, form.validated_data["reason"])
+        return Response(DecisionsSerializer({"decisions": undone}).data)
 
 
 class DecisionList(CurationAccess, generics.ListAPIView):

@@ -152,6 +152,9 @@ class Decision(models.Model):
     changes = models.JSONField(default=dict, blank=True)
     # The decision this one took back (action "undo"), and whether this one was taken back.
     undoes = models.OneToOneField("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="undone_by")
+    # The decisions of one bulk decision by filters (curation.services.decide_matching) share a
+    # batch id: the whole bulk can be taken back at once (services.undo_batch).
+    batch = models.UUIDField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-at", "-id"]

@@ -4,7 +4,8 @@ presidio's engine (curation.pii.analyze) over each chunk of the run's comments; 
 comment that holds any, score the highest finding's, evidence masked (curation.pii.evidence: the
 kinds, each finding's kind, span, score and masked text, the masked comment; never the raw value).
 Comments are immutable, so a comment once checked at this version needs no second look: a
-new-only run plans the comments that arrived since the previous run's step.
+new-only run plans the comments that arrived since the previous run's step. A full run checks
+every comment again: an open flag no longer found (a better recognizer) is withdrawn.
 """
 from __future__ import annotations
 
@@ -45,9 +46,10 @@ class PiiStep(Step):
             if findings:
                 flags.append(FlagData(kind=FlagKind.PII, comment=pk, score=max(f.score for f in findings),
                                       evidence=pii.evidence(text, findings)))
-        recorded = record_flags(DETECTOR, pii.VERSION, flags)
-        return {"comments": len(ids), "flags_new": recorded["created"],
-                "flags_updated": recorded["updated"] + recorded["reopened"]}
+        from .steps import _flag_counts
+
+        recorded = record_flags(DETECTOR, pii.VERSION, flags, checked_comments=ids, kinds=[FlagKind.PII])
+        return {"comments": len(ids), **_flag_counts(recorded)}
 
     def finish(self, run) -> dict[str, int]:
         return {}

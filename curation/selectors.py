@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from django.db.models import Count, Q
+from django.db.models import Count, Min, Q
 from django.utils.translation import gettext_lazy as _
 
 from config.api import BIGINT_MAX
 
-from .models import Decision, Flag, FlagKind, FlagStatus
+from .models import DUPLICATE_PHOTO_KINDS, Decision, Flag, FlagKind, FlagStatus
 
 
 @dataclass
@@ -58,7 +58,10 @@ def filters_from(params) -> FlagFilters:
     )
 
 
-def flags(filters: FlagFilters | None = None, *, with_kind: bool = True):
+def flags(filters: FlagFilters | None = None, *, with_kind: bool = True, one_per_group: bool = False):
+    """The flags the filters leave, by kind, group and score. `one_per_group`: of the flags of a
+    duplicate-photo group (same group_key), only the first (lowest id) of those the filters leave:
+    the review page shows one card per group."""
     f = filters or FlagFilters()
     qs = Flag.objects.select_related(
         "image", "image__category", "keeper", "project", "comment", "comment__comment_type",
@@ -81,6 +84,10 @@ def flags(filters: FlagFilters | None = None, *, with_kind: bool = True):
         qs = qs.filter(score__gte=f.score_min)
     if f.score_max is not None:
         qs = qs.filter(score__lte=f.score_max)
+    if one_per_group:
+        firsts = (qs.filter(kind__in=DUPLICATE_PHOTO_KINDS).exclude(group_key="").order_by()
+                  .values("group_key").annotate(first=Min("pk")).values("first"))
+        qs = qs.filter(~Q(kind__in=DUPLICATE_PHOTO_KINDS) | Q(group_key="") | Q(pk__in=firsts))
     return qs.order_by("kind", "group_key", "-score", "id")
 
 
@@ -91,9 +98,15 @@ def _project_images(project_id: int):
 
 
 def kind_counts(filters: FlagFilters | None = None) -> list[dict]:
-    """[{kind, label, count}] of the flags the filters (all but the kind) leave, in FlagKind's order."""
-    counts = dict(flags(filters, with_kind=False).order_by().values_list("kind").annotate(n=Count("pk")))
-    return [{"kind": k, "label": label, "count": counts[k]} for k, label in FlagKind.choices if counts.get(k)]
+    """[{kind, label, count, groups}] of the flags the filters (all but the kind) leave, in
+    FlagKind's order. Withdrawn flags are not counted (unless the status filter asks for them);
+    duplicate-photo kinds count groups (one card each; `groups` is true)."""
+    qs = flags(filters, with_kind=False, one_per_group=True)
+    if not (filters and filters.status == FlagStatus.WITHDRAWN):
+        qs = qs.exclude(status=FlagStatus.WITHDRAWN)
+    counts = dict(qs.order_by().values_list("kind").annotate(n=Count("pk")))
+    return [{"kind": k, "label": label, "count": counts[k], "groups": k in DUPLICATE_PHOTO_KINDS}
+            for k, label in FlagKind.choices if counts.get(k)]
 
 
 def detectors() -> list[str]:
@@ -179,7 +192,7 @@ def runs(*, project=None):
 # What the counts of the steps are called on the run page (a step's other counts show by key).
 COUNT_LABELS = {
     "photos": _("photos"), "comments": _("comments"), "flags_new": _("new flags"),
-    "flags_updated": _("flags updated"), "candidates": _("candidate pairs"), "pairs": _("confirmed pairs"),
+    "flags_updated": _("flags updated"), "flags_withdrawn": _("flags withdrawn"), "candidates": _("candidate pairs"), "pairs": _("confirmed pairs"),
     "groups": _("duplicate groups"), "clusters": _("comment clusters"), "templates": _("template clusters"),
     "self_copiers": _("labelers copying themselves"), "unreadable": _("unreadable photos"),
     "no_signature": _("photos without window hashes"),

@@ -92,23 +92,42 @@ def _evidence_digest(evidence: dict) -> str:
     return hashlib.sha256(json.dumps(evidence, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def record_flags(detector: str, version: str, flags: Iterable) -> dict:
+def record_flags(detector: str, version: str, flags: Iterable, *, checked_images: Iterable | None = None,
+                 checked_comments: Iterable | None = None, kinds: Iterable | None = None) -> dict:
     """Store a detector's findings: one Flag per (detector, kind, subject), in one transaction.
 
     Idempotent: running the detector again over the same data changes nothing. For a flag that
     exists already:
     - open: score, evidence, version, group key and keeper are updated;
+    - withdrawn (see below): reopened, the detector finds it again;
     - decided (kept, rejected, excluded, duplicate): the planner's decision stands. It is updated
       and reopened only when the evidence changed (a new duplicate partner, another cluster):
       the decision was about other evidence. Same evidence: only the version is updated.
 
+    Stale flags: a step that looked at subjects again says which (`checked_images` /
+    `checked_comments`: every photo or comment it checked, flagged or not) and which `kinds` it
+    can raise. The OPEN flags of this detector, of those kinds, on those subjects, that `flags`
+    does not hold any more become WITHDRAWN (the detector no longer finds them; the review queue
+    leaves them out). Decided flags stay as they are.
+
     Every flag is checked before anything is written (bad input writes nothing). Returns counts:
-    {"created", "updated", "reopened", "unchanged"}.
+    {"created", "updated", "reopened", "unchanged"} (and "withdrawn" when subjects were checked).
     """
     detector = str(detector or "").strip()
     if not detector or len(detector) > 100:
         raise ValidationError({"detector": _("Give the detector's name (at most 100 characters).")})
     version = str(version or "")[:50]
+    checking = checked_images is not None or checked_comments is not None
+    kinds = sorted(set(kinds or ()))
+    if checking and (not kinds or any(k not in FlagKind.values for k in kinds)):
+        raise ValidationError({"kinds": _("Say which flag kinds the detector checked for.")})
+    if checked_images is not None:
+        try:
+            checked_images = {str(Image._meta.pk.to_python(_pk(i))) for i in checked_images}
+        except ValidationError:
+            raise ValidationError({"checked_images": _("Photo ids, please.")}) from None
+    if checked_comments is not None:
+        checked_comments = {_int_or_none(_pk(c)) for c in checked_comments} - {None}
     items = [_as_data(item) for item in flags]
     for d in items:  # photo ids as the database has them (a UUID given as text in any spelling)
         for name in ("image", "keeper"):
@@ -152,11 +171,35 @@ def record_flags(detector: str, version: str, flags: Iterable) -> dict:
     for d in items:
         subject = ("image", str(_pk(d.image))) if d.image is not None else ("comment", _pk(d.comment))
         latest[(d.kind, *subject)] = d
-    counts = {"created": 0, "updated": 0, "reopened": 0, "unchanged": 0}
+    counts = {"created": 0, "updated": 0, "reopened": 0, "unchanged": 0, **({"withdrawn": 0} if checking else {})}
     with transaction.atomic():
         for start in range(0, len(latest), RECORD_BATCH):
             _record_batch(detector, version, list(latest.items())[start:start + RECORD_BATCH], comments, counts)
+        found = set(latest)
+        if checked_images:
+            counts["withdrawn"] += _withdraw(detector, kinds, "image", checked_images, found)
+        if checked_comments:
+            counts["withdrawn"] += _withdraw(detector, kinds, "comment", checked_comments, found)
     return counts
+
+
+def _withdraw(detector: str, kinds: list, subject: str, checked: set, found: set) -> int:
+    """Open flags of `detector` and `kinds` on the `checked` subjects ("image" or "comment" ids)
+    that this pass did not find again (`found`: record_flags' (kind, subject, id) keys): withdrawn."""
+    field = f"{subject}_id"
+    stale = []
+    ordered = sorted(checked, key=str)
+    for start in range(0, len(ordered), RECORD_BATCH):
+        rows = Flag.objects.filter(detector=detector, kind__in=kinds, status=FlagStatus.OPEN,
+                                   **{f"{field}__in": ordered[start:start + RECORD_BATCH]}).values_list(
+            "pk", "kind", field)
+        for pk, kind, value in rows:
+            if (kind, subject, str(value) if subject == "image" else value) not in found:
+                stale.append(pk)
+    for start in range(0, len(stale), RECORD_BATCH):
+        Flag.objects.filter(pk__in=stale[start:start + RECORD_BATCH]).update(
+            status=FlagStatus.WITHDRAWN, updated_at=timezone.now())
+    return len(stale)
 
 
 # Flags read and written per query by record_flags.
@@ -186,7 +229,10 @@ def _record_batch(detector: str, version: str, batch: list, comments: dict, coun
             new.append(Flag(detector=detector, kind=d.kind, **subject, **values))
             continue
         same_evidence = _evidence_digest(flag.evidence) == _evidence_digest(d.evidence)
-        if (same_evidence and flag.score == d.score and flag.group_key == values["group_key"]
+        if flag.status == FlagStatus.WITHDRAWN:  # found again
+            Flag.objects.filter(pk=flag.pk).update(status=FlagStatus.OPEN, **values, updated_at=timezone.now())
+            counts["reopened"] += 1
+        elif (same_evidence and flag.score == d.score and flag.group_key == values["group_key"]
                 and str(flag.keeper_id) == str(values["keeper_id"]) and flag.detector_version == version):
             counts["unchanged"] += 1
         elif flag.status == FlagStatus.OPEN:
@@ -219,11 +265,14 @@ def _exclude(image_id, actor, reason: str) -> dict:
     return {"image": str(image_id), "image_status": [before, ImageStatus.EXCLUDED]}
 
 
-def _decide_one(flag: Flag, action: str, actor, reason: str, duplicate_of) -> Decision:
+def _decide_one(flag: Flag, action: str, actor, reason: str, duplicate_of, batch=None, note=None) -> Decision:
+    if flag.status == FlagStatus.WITHDRAWN:
+        raise CurationError(_("Flag %(id)s was withdrawn by its detector (it no longer finds it): there is "
+                              "nothing to decide.") % {"id": flag.pk})
     if flag.status != FlagStatus.OPEN:
         raise CurationError(_("Flag %(id)s is decided already (%(status)s): undo that decision first.")
                             % {"id": flag.pk, "status": flag.get_status_display()})
-    changes: dict = {}
+    changes: dict = dict(note or {})
     keeper_id = None
     if action == DecisionAction.REJECT_COMMENT:
         if flag.comment_id is None:
@@ -231,15 +280,15 @@ def _decide_one(flag: Flag, action: str, actor, reason: str, duplicate_of) -> De
         assignment = flag.comment.assignment
         if assignment.status == AssignmentStatus.SUBMITTED:
             labeling_services.reject_set(assignment)
-            changes = {"assignment": assignment.pk, "assignment_status": [AssignmentStatus.SUBMITTED,
+            changes = {**changes, "assignment": assignment.pk, "assignment_status": [AssignmentStatus.SUBMITTED,
                                                                           AssignmentStatus.REJECTED]}
         elif assignment.status != AssignmentStatus.REJECTED:
             raise CurationError(_("Flag %(id)s: the comment set is not submitted.") % {"id": flag.pk})
         else:
-            changes = {"assignment": assignment.pk, "already": True}  # another flag rejected the same set
+            changes = {**changes, "assignment": assignment.pk, "already": True}  # another flag rejected the same set
     elif action == DecisionAction.EXCLUDE_PHOTO:
         image_id = flag.image_id or (flag.comment.assignment.image_id if flag.comment_id else None)
-        changes = _exclude(image_id, actor, reason)
+        changes = {**changes, **_exclude(image_id, actor, reason)}
     elif action == DecisionAction.MARK_DUPLICATE:
         if flag.image_id is None:
             raise CurationError(_("Flag %(id)s is about a comment: only photos are duplicates of photos.") % {"id": flag.pk})
@@ -251,12 +300,12 @@ def _decide_one(flag: Flag, action: str, actor, reason: str, duplicate_of) -> De
                                   "keep it instead).") % {"id": flag.pk})
         if not Image.objects.filter(pk=keeper_id).exists():
             raise ValidationError({"duplicate_of": _("No such photo: %(id)s.") % {"id": keeper_id}})
-        changes = _exclude(flag.image_id, actor, reason or str(_("Duplicate of %(id)s") % {"id": keeper_id}))
+        changes = {**changes, **_exclude(flag.image_id, actor, reason or str(_("Duplicate of %(id)s") % {"id": keeper_id}))}
         changes["duplicate_of"] = str(keeper_id)
     after = ACTION_STATUS[action]
     Flag.objects.filter(pk=flag.pk).update(status=after)
     return Decision.objects.create(flag=flag, action=action, actor=actor, reason=reason, status_before=flag.status,
-                                   status_after=after, duplicate_of_id=keeper_id, changes=changes)
+                                   status_after=after, duplicate_of_id=keeper_id, changes=changes, batch=batch)
 
 
 def decide(flags, action: str, actor=None, reason: str = "", duplicate_of=None) -> list[Decision]:
@@ -270,36 +319,223 @@ def decide(flags, action: str, actor=None, reason: str = "", duplicate_of=None) 
     - exclude_photo: the photo (a photo flag's, or a comment flag's photo) is excluded from the
       catalogue (datasets.services.set_image_status): it leaves every queue and future snapshot.
     - mark_duplicate (photo flags): the photo is excluded as a duplicate of `duplicate_of` (default:
-      the flag's suggested keeper); the keeper stays.
+      the flag's suggested keeper); the keeper stays. The keeper's own flag, when it is among the
+      flags decided with others of its group, is kept instead; and once no other member of its
+      group is open any more it is kept automatically (a Decision noting {"auto": true}). So the
+      review page's one card per group decides the whole group with its members' flag ids.
 
     Returns the Decision rows written."""
+    ids = _checked_ids(flags, action)
+    if len(ids) > BULK_MAX:
+        raise ValidationError({"flags": _("At most %(max)d flags at a time.") % {"max": BULK_MAX}})
+    with transaction.atomic():
+        return _decide_ids(ids, action, actor, _clean_reason(reason), duplicate_of)
+
+
+def _clean_reason(reason) -> str:
+    return " ".join(str(reason or "").split())[:2000]
+
+
+def _checked_ids(flags, action: str) -> list:
     if action not in ACTION_STATUS:
         raise ValidationError({"action": _("Choose one of: %(choices)s.") % {"choices": ", ".join(ACTION_STATUS)}})
     ids = [_pk(f) for f in (flags if isinstance(flags, (list, tuple, set)) else list(flags))]
     if not ids:
         raise ValidationError({"flags": _("Choose at least one flag.")})
-    if len(ids) > BULK_MAX:
-        raise ValidationError({"flags": _("At most %(max)d flags at a time.") % {"max": BULK_MAX}})
-    reason = " ".join(str(reason or "").split())[:2000]
+    return ids
+
+
+def _decide_ids(ids: list, action: str, actor, reason: str, duplicate_of, batch=None,
+                grouped: dict | None = None, keep_keepers: bool = True) -> list[Decision]:
+    """decide's work, inside the caller's transaction. `grouped`: how many flags of each duplicate
+    group the whole decision takes (decide_matching's batches: a group split over two batches)."""
     int_ids = [i for i in map(_int_or_none, ids) if i is not None and 0 < i < 2**63]
-    with transaction.atomic():
-        # A write first: on SQLite a transaction that has read cannot wait for the write lock that
-        # the decision's writes need (labeling's services start the same way).
-        Flag.objects.filter(pk__in=int_ids).update(updated_at=timezone.now())
-        rows = {f.pk: f for f in Flag.objects.select_for_update().filter(pk__in=int_ids)}
-        missing = [pk for pk in ids if _int_or_none(pk) not in rows]  # also ids that are no ids
-        if missing:
-            raise ValidationError({"flags": _("No such flag: %(ids)s.") % {"ids": ", ".join(map(str, missing[:10]))}})
-        decisions = []
-        seen = set()
-        for pk in ids:
-            flag = rows[int(pk)]
-            if flag.pk in seen:
-                continue
-            seen.add(flag.pk)
-            flag = Flag.objects.select_related("comment__assignment").get(pk=flag.pk)
-            decisions.append(_decide_one(flag, action, actor, reason, duplicate_of))
+    # A write first: on SQLite a transaction that has read cannot wait for the write lock that
+    # the decision's writes need (labeling's services start the same way).
+    Flag.objects.filter(pk__in=int_ids).update(updated_at=timezone.now())
+    rows = {f.pk: f for f in Flag.objects.select_for_update().filter(pk__in=int_ids)}
+    missing = [pk for pk in ids if _int_or_none(pk) not in rows]  # also ids that are no ids
+    if missing:
+        raise ValidationError({"flags": _("No such flag: %(ids)s.") % {"ids": ", ".join(map(str, missing[:10]))}})
+    # mark_duplicate on a group's keeper together with other members of its group: kept.
+    if grouped is None:
+        grouped = {}
+        for f in rows.values():
+            if f.group_key and f.kind in DUPLICATE_PHOTO_KINDS:
+                grouped[f.group_key] = grouped.get(f.group_key, 0) + 1
+    decisions = []
+    seen = set()
+    for pk in ids:
+        flag = rows[int(pk)]
+        if flag.pk in seen:
+            continue
+        seen.add(flag.pk)
+        flag = Flag.objects.select_related("comment__assignment").get(pk=flag.pk)
+        this, note = action, None
+        if (action == DecisionAction.MARK_DUPLICATE and flag.group_key and grouped.get(flag.group_key, 0) > 1
+                and flag.image_id is not None and str(flag.image_id) == str(_pk(duplicate_of) or flag.keeper_id)):
+            this, note = DecisionAction.KEEP, {"as_keeper": True}
+        decisions.append(_decide_one(flag, this, actor, reason, duplicate_of, batch, note))
+    if action == DecisionAction.MARK_DUPLICATE and keep_keepers:
+        decisions += _keep_lone_keepers({f.group_key for f in rows.values() if f.group_key}, actor, batch)
     return decisions
+
+
+def _keep_lone_keepers(keys, actor, batch=None) -> list[Decision]:
+    """The keeper's open flag of each group (of `keys`) whose other members are all decided: kept."""
+    out = []
+    for key in sorted(keys):
+        members = list(Flag.objects.select_for_update().filter(group_key=key, kind__in=DUPLICATE_PHOTO_KINDS))
+        open_members = [m for m in members if m.status == FlagStatus.OPEN]
+        keepers = [m for m in open_members if m.image_id is not None and m.image_id == m.keeper_id]
+        if keepers and len(keepers) == len(open_members) and len(members) > len(open_members):
+            for m in keepers:
+                out.append(_decide_one(m, DecisionAction.KEEP, actor,
+                                       str(_("The keeper of its group: the others are marked duplicates.")),
+                                       None, batch, {"auto": True, "as_keeper": True}))
+    return out
+
+
+def group_flag_ids(keys) -> list[int]:
+    """The open flags of the duplicate groups `keys` (what the review page's one card per group
+    decides: pass them to decide, and mark_duplicate keeps the keeper)."""
+    keys = [str(k) for k in keys if k]
+    if not keys:
+        return []
+    return list(Flag.objects.filter(group_key__in=keys, kind__in=DUPLICATE_PHOTO_KINDS, status=FlagStatus.OPEN)
+                .order_by("group_key", "pk").values_list("pk", flat=True))
+
+
+# ---------------------------------------------------------------- decisions by filters
+
+
+def bulk_match_max() -> int:
+    from django.conf import settings
+
+    return int(settings.CURATION.get("BULK_MATCH_MAX", 20000))
+
+
+def _matching_filters(filters):
+    """The filters of a decision by filters: the review queue's own (selectors.FlagFilters), a
+    kind required, open flags only (whatever status they name), no group filter."""
+    from dataclasses import replace
+
+    from .selectors import FlagFilters
+
+    if not isinstance(filters, FlagFilters):
+        raise ValidationError({"filters": _("Filters of the review queue, please.")})
+    if filters.kind not in FlagKind.values:
+        raise ValidationError({"kind": _("Choose a flag kind first: a decision by filters is about one kind.")})
+    return replace(filters, status=FlagStatus.OPEN, group="")
+
+
+def count_matching(filters) -> int:
+    """How many open flags the filters match (the preview of decide_matching)."""
+    from . import selectors
+
+    return selectors.flags(_matching_filters(filters)).order_by().count()
+
+
+def preview_matching(filters, examples: int = 5) -> dict:
+    """{"count", "examples" (the first flags, highest score first), "max" (the cap), "too_many"}."""
+    from . import selectors
+
+    f = _matching_filters(filters)
+    qs = selectors.flags(f)
+    count = qs.order_by().count()
+    return {"count": count, "examples": list(qs.order_by("-score", "id")[:examples]), "max": bulk_match_max(),
+            "too_many": count > bulk_match_max()}
+
+
+@dataclass
+class BulkResult:
+    batch: object
+    count: int
+    by_action: dict
+
+
+def decide_matching(filters, action: str, actor=None, reason: str = "", *, expect: int,
+                    duplicate_of=None) -> BulkResult:
+    """One decision on every open flag the review queue's filters match ("reject every comment
+    with toxicity >= 0.95"): selectors.FlagFilters with a kind (status is always open).
+
+    `expect` is the count the planner saw in the preview (count_matching): when the matching set
+    has another size now (a detector ran, another planner decided), nothing is decided and
+    CurationError (409) says so: a planner never decides on more (or fewer) flags than they saw.
+    More than settings.CURATION["BULK_MATCH_MAX"] flags: refused (narrow the filters).
+
+    All or nothing: every flag is decided in ONE transaction (in batches of BULK_MAX flags, each
+    through the same code as decide: a rejected comment reopens its slot, an excluded photo leaves
+    the snapshots); one refused flag refuses the whole set. Every Decision carries the same `batch`
+    id: undo_batch takes the whole bulk back, undo one decision at a time as ever. An empty reason
+    becomes a description of the filters (the audit trail says what was matched)."""
+    import uuid
+
+    from . import selectors
+
+    f = _matching_filters(filters)
+    _checked_ids([0], action)
+    try:
+        expect = int(expect)
+    except (TypeError, ValueError):
+        raise ValidationError({"expect": _("Give the count of the preview.")}) from None
+    cap = bulk_match_max()
+    batch = uuid.uuid4()
+    reason = _clean_reason(reason) or describe_filters(f)
+    with transaction.atomic():
+        rows = list(selectors.flags(f).order_by("group_key", "pk").values_list("pk", "group_key", "kind"))
+        ids = [pk for pk, _key, _kind in rows]
+        grouped: dict[str, int] = {}
+        for _id, key, kind in rows:
+            if key and kind in DUPLICATE_PHOTO_KINDS:
+                grouped[key] = grouped.get(key, 0) + 1
+        if len(ids) != expect:
+            raise CurationError(_("The flags matching these filters changed since the preview: %(then)d then, "
+                                  "%(now)d now. Nothing was decided: look at the preview again.")
+                                % {"then": expect, "now": len(ids)})
+        if not ids:
+            raise ValidationError({"flags": _("No open flag matches these filters.")})
+        if len(ids) > cap:
+            raise ValidationError({"flags": _("%(count)d flags match; at most %(max)d are decided at a time. "
+                                              "Narrow the filters (a score range, a project).")
+                                   % {"count": len(ids), "max": cap}})
+        decisions = []
+        for start in range(0, len(ids), BULK_MAX):
+            decisions += _decide_ids(ids[start:start + BULK_MAX], action, actor, reason, duplicate_of, batch,
+                                     grouped, keep_keepers=False)
+        if action == DecisionAction.MARK_DUPLICATE:
+            decisions += _keep_lone_keepers(set(grouped), actor, batch)
+    by_action: dict[str, int] = {}
+    for d in decisions:
+        by_action[d.action] = by_action.get(d.action, 0) + 1
+    return BulkResult(batch=batch, count=len(decisions), by_action=by_action)
+
+
+def describe_filters(f) -> str:
+    """The filters in words, for the audit trail ("Bulk decision: Toxicity, score >= 0.95")."""
+    parts = [str(FlagKind(f.kind).label)]
+    for name, label in (("project", _("project")), ("category", _("category")), ("detector", _("detector"))):
+        value = getattr(f, name)
+        if value not in (None, ""):
+            parts.append(f"{label} {value}")
+    if f.score_min is not None:
+        parts.append(f"{_('score')} >= {f.score_min:g}")
+    if f.score_max is not None:
+        parts.append(f"{_('score')} <= {f.score_max:g}")
+    return str(_("Bulk decision: %(filters)s")) % {"filters": ", ".join(parts)}
+
+
+def undo_batch(batch, actor=None, reason: str = "") -> list[Decision]:
+    """Take back a whole bulk decision (decide_matching's batch id), all or nothing: each of its
+    decisions not undone already is undone as `undo` does (newest first). One that cannot be
+    (a later decision on its flag, a rejected set's slot taken by another labeler) refuses the
+    whole undo with its reason; undo the others one by one then."""
+    with transaction.atomic():
+        rows = list(Decision.objects.filter(batch=batch, undone_by__isnull=True).exclude(
+            action=DecisionAction.UNDO).order_by("-at", "-id"))
+        if not rows:
+            raise CurationError(_("Nothing of this bulk decision is left to undo."))
+        return [undo(d, actor, reason) for d in rows]
 
 
 def _int_or_none(value):
@@ -310,7 +546,7 @@ def _int_or_none(value):
 
 
 def undo(decision: Decision, actor=None, reason: str = "") -> Decision:
-    """Take back a decision: the latest one on its flag, not undone already. The flag is open
+    """Take back a decision: the latest one still standing on its flag. The flag is open
     again; an excluded photo goes back to the status it had (set_image_status); a rejected set
     counts again (labeling.services.unreject_set; refused when its slot went to another labeler
     meanwhile). Writes a Decision row with action "undo"."""
@@ -318,7 +554,10 @@ def undo(decision: Decision, actor=None, reason: str = "") -> Decision:
         Flag.objects.filter(pk=decision.flag_id).update(updated_at=timezone.now())  # a write first (see decide)
         decision = Decision.objects.select_for_update().get(pk=decision.pk)
         flag = Flag.objects.select_for_update().get(pk=decision.flag_id)
-        latest = flag.decisions.order_by("-at", "-id").first()
+        # The latest decision still standing (not an undo, not undone): one taken back earlier
+        # makes the one before it undoable (an automatic keep of a group's keeper, then its choice).
+        latest = flag.decisions.exclude(action=DecisionAction.UNDO).filter(undone_by__isnull=True).order_by(
+            "-at", "-id").first()
         if decision.action == DecisionAction.UNDO or latest is None or latest.pk != decision.pk:
             raise CurationError(_("Only the latest decision on a flag can be undone."))
         changes = decision.changes or {}

@@ -8,6 +8,17 @@ finish return counts ({"flags": 3, ...}) that the run page adds up per step. Fla
 only through curation.services.record_flags (one flag per detector, kind and subject: running a
 step again over the same data changes nothing).
 
+Stale flags: a step that checks subjects again passes what it checked, so the open flags it no
+longer finds are withdrawn (FlagStatus.WITHDRAWN; decided flags stay; one found again reopens):
+
+    record_flags(DETECTOR, VERSION, flags, checked_comments=ids, kinds=[FlagKind.PII])
+    record_flags(DETECTOR, VERSION, flags, checked_images=ids, kinds=[FlagKind.FACE, ...])
+
+`checked_*`: every subject the chunk looked at (flagged or not, not the unreadable ones);
+`kinds`: every kind the step can raise there. quality, perceptual (a group whose members no
+longer match), text (per project), pii and toxicity do so; a new detector (scores, photo_pii)
+does the same.
+
 The steps here:
 - quality: curation.quality's statistics of each photo's stored thumbnail, flags below the
   thresholds of settings.CURATION["QUALITY_THRESHOLDS"] (evidence: the number and the threshold).
@@ -99,7 +110,10 @@ def _add(counts: dict, other: dict) -> dict:
 
 
 def _flag_counts(recorded: dict) -> dict[str, int]:
-    return {"flags_new": recorded["created"], "flags_updated": recorded["updated"] + recorded["reopened"]}
+    counts = {"flags_new": recorded["created"], "flags_updated": recorded["updated"] + recorded["reopened"]}
+    if recorded.get("withdrawn"):
+        counts["flags_withdrawn"] = recorded["withdrawn"]
+    return counts
 
 
 # ---------------------------------------------------------------------------------------- quality
@@ -126,7 +140,7 @@ class Quality(Step):
 
     def process(self, run, ids: list) -> dict[str, int]:
         thresholds = settings.CURATION["QUALITY_THRESHOLDS"]
-        flags, unreadable = [], 0
+        flags, unreadable, checked = [], 0, []
         for image in Image.objects.filter(pk__in=ids).only("pk", "thumbnail", "original_width", "original_height"):
             try:
                 report = quality.assess(open_thumbnail(image), width=image.original_width,
@@ -135,10 +149,12 @@ class Quality(Step):
                 log.warning("quality: photo %s: thumbnail unreadable", image.pk, exc_info=True)
                 unreadable += 1
                 continue
+            checked.append(image.pk)
             for name, (value, threshold) in report.flags.items():
                 flags.append(FlagData(kind=QUALITY_KINDS[name], image=image.pk, score=value,
                                       evidence={"statistic": name, "value": value, "threshold": threshold}))
-        counts = _flag_counts(record_flags(QUALITY_DETECTOR, QUALITY_VERSION, flags))
+        counts = _flag_counts(record_flags(QUALITY_DETECTOR, QUALITY_VERSION, flags, checked_images=checked,
+                                           kinds=QUALITY_KINDS.values()))
         counts["photos"] = len(ids) - unreadable
         if unreadable:
             counts["unreadable"] = unreadable
@@ -312,7 +328,9 @@ class Perceptual(Step):
                 flags.append(FlagData(kind=FlagKind.NEAR_DUPLICATE_PHOTO, image=member, score=p.similarity,
                                       evidence={**evidence, "distance": p.distance, "confirmation": p.confirmation},
                                       group_key=group_key(group.members), keeper=keeper))
-        counts = _flag_counts(record_flags(PERCEPTUAL_DETECTOR, PERCEPTUAL_VERSION, flags))
+        # A photo queried now that is in no group any more: its open flag is withdrawn.
+        counts = _flag_counts(record_flags(PERCEPTUAL_DETECTOR, PERCEPTUAL_VERSION, flags, checked_images=queried,
+                                           kinds=[FlagKind.NEAR_DUPLICATE_PHOTO]))
         counts["groups"] = len(groups)
         return counts
 
@@ -380,7 +398,9 @@ class TextDuplicates(Step):
                     flags.append(FlagData(kind=FlagKind.SELF_COPY_COMMENT, comment=comment_id, score=entry.share,
                                           evidence={**evidence, "copy_of": source_id, "text": texts[source_id]},
                                           group_key=f"self:{project_id}:{entry.labeler}"))
-            _add(counts, _flag_counts(record_flags(TEXT_DETECTOR, TEXT_VERSION, flags)))
+            _add(counts, _flag_counts(record_flags(
+                TEXT_DETECTOR, TEXT_VERSION, flags, checked_comments=[r.comment_id for r in rows],
+                kinds=[FlagKind.TEMPLATE_COMMENT, FlagKind.DUPLICATE_COMMENT, FlagKind.SELF_COPY_COMMENT])))
             _add(counts, {"comments": report.total, "clusters": len(report.clusters),
                           "templates": len(report.templates), "self_copiers": copiers})
         return counts

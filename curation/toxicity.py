@@ -466,7 +466,10 @@ class ToxicityStep(Step):
                     continue
                 counts["toxic" if f.kind == "toxicity" else "bias"] += 1
                 flags.append(FlagData(kind=kind, comment=pk, score=f.score, evidence=f.evidence))
-        counts.update(flag_counts(record_flags(DETECTOR, detector.version, flags)))
+        # Open flags of comments checked now and no longer found (a new model): withdrawn.
+        recorded = record_flags(DETECTOR, detector.version, flags, checked_comments=[pk for pk, _t in comments],
+                                kinds=[FlagKind.TOXICITY, FlagKind.BIAS])
+        counts.update(flag_counts(recorded))
         if not detector.classifier:
             counts["lexicon_only"] = len(comments)
         return counts

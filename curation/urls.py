@@ -6,6 +6,8 @@ from . import views
 urlpatterns = [
     path("review/", views.review, name="curation-review"),
     path("review/decide/", views.decide, name="curation-review-decide"),
+    path("review/decide-matching/", views.decide_matching, name="curation-review-decide-matching"),
+    path("review/undo-batch/", views.undo_batch, name="curation-review-undo-batch"),
     path("decisions/", views.decisions, name="curation-decisions"),
     path("decisions/<id:pk>/undo/", views.undo, name="curation-undo"),
     path("review/keep-instead/", views.keep_instead, name="curation-keep-instead"),

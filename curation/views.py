@@ -7,6 +7,7 @@ decision is one call of curation.services.decide / undo.
 """
 from __future__ import annotations
 
+import uuid
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -27,7 +28,7 @@ from labeling.services import LabelingError
 
 from . import runs as run_services
 from . import selectors, services
-from .forms import RunForm
+from .forms import MatchingForm, RunForm
 from .models import (
     DECIDE_ACTIONS,
     DUPLICATE_PHOTO_KINDS,
@@ -94,24 +95,73 @@ def _shape(flag, groups) -> dict:
     }
 
 
+def _group_item(flag, group) -> dict:
+    """One card for a whole duplicate-photo group: every member side by side (the keeper first),
+    each with its own flag's status; the group's open flags are what its buttons decide."""
+    members = list(group["members"])
+    keeper = getattr(flag, "keeper", None)
+    if keeper is not None and not any(m["is_keeper"] for m in members):  # a keeper with no flag of its own
+        members.insert(0, {"flag": None, "image": keeper, "is_keeper": True, "labeled": False, "distance": None,
+                           "confirmation": None})
+    return {
+        "flag": flag, "shape": "group", "group": group, "members": members,
+        "open": sum(1 for m in members if m["flag"] is not None and m["flag"].status == FlagStatus.OPEN),
+    }
+
+
+# The actions of a decision by filters, per kind of subject (the panel's select).
+MATCHING_ACTIONS = {
+    "comment": (DecisionAction.KEEP, DecisionAction.REJECT_COMMENT, DecisionAction.EXCLUDE_PHOTO),
+    "photo": (DecisionAction.KEEP, DecisionAction.EXCLUDE_PHOTO),
+    "duplicate": (DecisionAction.MARK_DUPLICATE, DecisionAction.KEEP, DecisionAction.EXCLUDE_PHOTO),
+}
+
+
+def _matching_panel(filters) -> dict | None:
+    """The "Decide all N matching" panel of a kind's queue: the preview (count, a few examples),
+    the actions that fit the kind and the filters to post back."""
+    if not filters.kind:
+        return None
+    preview = services.preview_matching(filters, examples=3)
+    subject = ("duplicate" if filters.kind in DUPLICATE_PHOTO_KINDS else "photo" if filters.kind in PHOTO_KINDS
+               else "comment")
+    labels = dict(DECIDE_ACTIONS)
+    hidden = [(k, v) for k, v in (("kind", filters.kind), ("project", filters.project),
+                                  ("category", filters.category), ("detector", filters.detector),
+                                  ("score_min", filters.score_min), ("score_max", filters.score_max))
+              if v not in (None, "")]
+    return {**preview, "actions": [(a, labels[a]) for a in MATCHING_ACTIONS[subject]], "hidden": hidden,
+            "status_differs": filters.status != FlagStatus.OPEN}
+
+
 @role_required(*READERS)
 def review(request):
     filters = selectors.filters_from(request.GET)
-    page = Paginator(selectors.flags(filters), FLAGS_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.flags(filters, one_per_group=True), FLAGS_PER_PAGE).get_page(request.GET.get("page"))
     flags = list(page.object_list)
     groups = selectors.group_members(flags)
+    duplicate_groups = {g["group_key"]: g for g in selectors.duplicate_groups(
+        {f.group_key for f in flags if f.kind in DUPLICATE_PHOTO_KINDS and f.group_key})}
+    items = [_group_item(f, duplicate_groups[f.group_key]) if f.group_key in duplicate_groups
+             and f.kind in DUPLICATE_PHOTO_KINDS else _shape(f, groups) for f in flags]
     query = {k: request.GET[k] for k in FILTER_FIELDS if request.GET.get(k) not in (None, "") and k != "kind"}
     undo = request.session.pop(UNDO_KEY, None)
     kinds = selectors.kind_counts(filters)
+    can_decide = request.user.has_role(*PLANNERS)
     return render(request, "curation/review.html", {
-        "page": page, "items": [_shape(f, groups) for f in flags], "filters": filters,
+        "page": page, "items": items, "filters": filters,
+        "matching": _matching_panel(filters) if can_decide else None,
         "kinds": kinds, "total": sum(k["count"] for k in kinds),
         "base_query": urlencode(query), "query": urlencode({**query, **({"kind": filters.kind} if filters.kind else {})}),
         "statuses": FlagStatus.choices, "projects": Project.objects.order_by("name").only("pk", "name"),
         "categories": Category.objects.order_by("name").only("pk", "name"), "detectors": selectors.detectors(),
-        "can_decide": request.user.has_role(*PLANNERS), "here": request.get_full_path(),
+        "can_decide": can_decide, "here": request.get_full_path(),
         "actions": DECIDE_ACTIONS, "undo": undo,
     })
+
+
+def _error_text(exc) -> str:
+    return " ".join(getattr(exc, "messages", None) or [str(getattr(exc, "message", None) or exc)])
 
 
 @require_POST
@@ -119,17 +169,21 @@ def review(request):
 def decide(request):
     back = _back(request, reverse("curation-review"))
     single = request.POST.get("single", "")
+    group = request.POST.get("group_action", "")
     if single:
         action, _sep, flag_id = single.partition(":")
         ids = [flag_id]
+    elif group:  # a duplicate group's card: every open flag of the group (the keeper's is kept)
+        action, _sep, key = group.partition(":")
+        ids = services.group_flag_ids([key])
     else:
         action = request.POST.get("action", "")
-        ids = request.POST.getlist("flag")
+        ids = request.POST.getlist("flag") + services.group_flag_ids(request.POST.getlist("group"))
     try:
         decisions = services.decide(ids, action, request.user, request.POST.get("reason", ""),
                                     duplicate_of=request.POST.get("duplicate_of") or None)
     except (ValidationError, services.CurationError, LabelingError) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", None) or [str(getattr(exc, "message", exc))]))
+        messages.error(request, _error_text(exc))
         return redirect(back)
     label = dict(DECIDE_ACTIONS).get(action, action)
     if len(decisions) == 1:  # the next page says so, with Undo
@@ -137,6 +191,48 @@ def decide(request):
     else:
         messages.success(request, ngettext("%(action)s: %(count)d flag decided.", "%(action)s: %(count)d flags decided.",
                                            len(decisions)) % {"action": label, "count": len(decisions)})
+    return redirect(back)
+
+
+@require_POST
+@role_required(*PLANNERS)
+def decide_matching(request):
+    """The review queue's "Decide all N matching": one decision on every open flag the filters
+    match, refused when their number is not the one the planner saw (services.decide_matching)."""
+    back = _back(request, reverse("curation-review"))
+    form = MatchingForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        return redirect(back)
+    action = request.POST.get("action", "")
+    try:
+        result = services.decide_matching(form.filters(), action, request.user, request.POST.get("reason", ""),
+                                          expect=request.POST.get("expect"))
+    except (ValidationError, services.CurationError, LabelingError) as exc:
+        messages.error(request, _error_text(exc))
+        return redirect(back)
+    label = dict(DECIDE_ACTIONS).get(action, action)
+    request.session[UNDO_KEY] = {"batch": str(result.batch), "action": str(label), "count": result.count}
+    return redirect(back)
+
+
+@require_POST
+@role_required(*PLANNERS)
+def undo_batch(request):
+    """Take back a whole decision by filters (its batch id), all or nothing."""
+    back = _back(request, reverse("curation-review"))
+    try:
+        batch = uuid.UUID(str(request.POST.get("batch", "")))
+        undone = services.undo_batch(batch, request.user, request.POST.get("reason", ""))
+    except ValueError:
+        messages.error(request, _("No such bulk decision."))
+        return redirect(back)
+    except (services.CurationError, LabelingError) as exc:
+        messages.error(request, _error_text(exc))
+        return redirect(back)
+    messages.success(request, ngettext("%(count)d decision undone: its flag is open again.",
+                                       "%(count)d decisions undone: their flags are open again.",
+                                       len(undone)) % {"count": len(undone)})
     return redirect(back)
 
 
@@ -159,9 +255,10 @@ def decisions(request):
     qs = selectors.decisions()
     page = Paginator(qs, DECISIONS_PER_PAGE).get_page(request.GET.get("page"))
     rows = list(page.object_list)
-    # The latest decision of each flag on the page, the only one that can be undone.
+    # The latest decision still standing of each flag on the page, the only one that can be undone.
     latest = {}
-    for d in Decision.objects.filter(flag_id__in={r.flag_id for r in rows}).order_by("flag_id", "-at", "-id"):
+    for d in Decision.objects.filter(flag_id__in={r.flag_id for r in rows}, undone_by__isnull=True).exclude(
+            action=DecisionAction.UNDO).order_by("flag_id", "-at", "-id"):
         latest.setdefault(d.flag_id, d.pk)
     for r in rows:
         r.can_undo = r.action != DecisionAction.UNDO and latest.get(r.flag_id) == r.pk

@@ -204,14 +204,15 @@ def test_mark_duplicate_excludes_the_copy_and_keeps_the_keeper(labeled, users):
     copy, keeper = Flag.objects.get(image_id=b), Flag.objects.get(image_id=a)
     with pytest.raises(curation.CurationError):  # the keeper is no duplicate of itself
         curation.decide([keeper], "mark_duplicate", users["planner"])
-    [decision] = curation.decide([copy], "mark_duplicate", users["planner"])
+    decision, auto = curation.decide([copy], "mark_duplicate", users["planner"])  # + the keeper's, kept
+    assert auto.flag_id == keeper.pk and auto.action == "keep"
     assert decision.duplicate_of_id == a and decision.changes["duplicate_of"] == str(a)
     assert Image.objects.get(pk=b).status == ImageStatus.EXCLUDED
     assert Image.objects.get(pk=a).status == ImageStatus.ACTIVE
     assert in_snapshot(labeled)[0] == {a, c}
-    # An explicit other original.
-    curation.decide([keeper], "keep", users["planner"])
+    # The keeper's own flag: kept automatically once the others of its group are duplicates.
     assert Flag.objects.get(pk=keeper.pk).status == FlagStatus.KEPT
+    assert Decision.objects.get(flag=keeper).changes == {"auto": True, "as_keeper": True}
 
 
 def test_bulk_is_all_or_nothing(labeled, users):

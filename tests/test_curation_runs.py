@@ -355,7 +355,11 @@ def test_choosing_another_keeper_is_audited_undoable_and_kept_by_later_runs(cata
     orig_flag = Flag.objects.get(kind=FlagKind.NEAR_DUPLICATE_PHOTO, image=original)
     curation.decide([orig_flag], "mark_duplicate", users["planner"])
     assert Decision.objects.filter(flag=orig_flag).get().duplicate_of_id == catalogue["copy-crop.jpg"].pk
-    # Undo of the keeper choice puts the suggested keeper back.
+    # The crop (the keeper) is the only one open in its group: its flag was kept automatically.
+    auto = Decision.objects.filter(flag=copy).order_by("-pk").first()
+    assert (auto.action, auto.changes) == ("keep", {"auto": True, "as_keeper": True})
+    # Undo of the keeper choice (after that automatic keep) puts the suggested keeper back.
+    curation.undo(auto, users["planner"])
     curation.undo(decision, users["planner"])
     assert {f.keeper_id for f in group.all()} == {original.pk}
 

@@ -131,6 +131,10 @@ EXPECTED = {
     "api:curation-flag-detail": ("flag", ("get", READ), ("patch", WRITE_NOT_ALLOWED)),
     "api:curation-flag-decide": ("flag", ("get", POST_ONLY_READ), ("post", CREATE_EMPTY)),
     "api:curation-decide": ("none", ("get", POST_ONLY_READ), ("post", CREATE_EMPTY)),
+    "api:curation-flag-decide-matching": ("none", ("get", POST_ONLY_READ), ("post", CREATE_EMPTY)),
+    # An unknown batch: nothing to undo (409) past the role check.
+    "api:curation-decision-batch-undo": ("decision_batch", ("get", POST_ONLY_READ),
+                                         ("post", row(401, 403, 409, 403, 409))),
     "api:curation-decision-list": ("none", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
     # POST {} undoes the decision (planner 200); the admin after them finds an undo, which is not undone (409).
     "api:curation-decision-undo": ("decision", ("get", POST_ONLY_READ), ("post", row(401, 403, 200, 403, 409))),
@@ -287,6 +291,8 @@ def url_kwargs(kind: str, world: dict, role: str) -> dict:
         return {"pk": world["flag"].pk}
     if kind == "decision":
         return {"pk": world["decision"].pk}
+    if kind == "decision_batch":
+        return {"batch": uuid.UUID(int=12)}
     if kind == "curation_run":
         return {"pk": world["curation_run"].pk}
     if kind == "own_token":

@@ -293,6 +293,9 @@ def test_axe_finds_no_wcag_aa_violation(new_page, users, world, login):
         ("curation-run", [world["curation_run"].pk]),
     ]:
         _check(axe, page, reverse(name, args=args), found)
+    # The review queue of one kind: the "Decide all N matching" panel; and a duplicate group's card.
+    _check(axe, page, reverse("curation-review") + "?kind=template_comment", found)
+    _check(axe, page, reverse("curation-review") + "?kind=near_duplicate_photo", found)
     # Swagger UI's own widgets are its authors' (nested buttons, grey version chips): our bar only.
     _check(axe, page, reverse("api-docs"), found, context={"exclude": [["#swagger-ui"]]})
 

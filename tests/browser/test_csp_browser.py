@@ -83,7 +83,7 @@ NOT_PAGES = {
     "project-member-active", "project-report-resolve", "project-report-undo", "set_language", "schema",
     "favicon", "project-comments-export", "snapshot-page-archive",
     "export-progress", "export-resume", "export-cancel", "export-file", "run-remove",
-    "curation-review-decide", "curation-undo", "curation-keep-instead", "curation-run-cancel", "curation-run-resume",
+    "curation-review-decide", "curation-review-decide-matching", "curation-review-undo-batch", "curation-undo", "curation-keep-instead", "curation-run-cancel", "curation-run-resume",
 }
 
 VIOLATION_LISTENER = """

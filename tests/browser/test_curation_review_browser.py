@@ -80,12 +80,13 @@ def test_planner_excludes_and_rejects_with_keystrokes(page, login, shot, queue, 
     page.wait_for_url(re.compile(r"/curation/review/$"))
     cards = page.locator(".flag-card")
     assert cards.count() == 3
-    dup = page.locator(".flag-card[data-shape='duplicate']")
-    # Side by side: the copy and the original, the keeper marked, both hashes, the distance.
+    dup = page.locator(".flag-card[data-shape='group']")
+    # One card for the group: the copy and the original side by side, the keeper marked, both
+    # hashes, the distance.
     assert dup.locator(".cmp-photo").count() == 2
     assert dup.locator(".cmp-photo.is-keeper").count() == 1
     assert dup.locator(".mono").count() >= 2
-    assert "2" in dup.locator(".evidence").inner_text()
+    assert dup.locator(".group-member p").last.inner_text().strip().endswith("2")  # the copy's distance
     comment_cards = page.locator(".flag-card[data-shape='comment']")
     assert comment_cards.count() == 2 and SAME in comment_cards.first.inner_text()
     assert "50.0%" in comment_cards.first.inner_text()
@@ -95,9 +96,9 @@ def test_planner_excludes_and_rejects_with_keystrokes(page, login, shot, queue, 
     assert page.evaluate("Array.from(document.querySelectorAll('.flag-card img')).every(i => i.naturalWidth > 0)")
     shot(page, "curation-review-queue")
 
-    # The first card (the duplicate pair) is current: X excludes the copy.
+    # The first card (the duplicate group) is current: D marks the copy a duplicate of the keeper.
     assert "is-current" in (dup.get_attribute("class") or "")
-    page.keyboard.press("x")
+    page.keyboard.press("d")
     page.wait_for_load_state()
     page.locator(".undo-bar").wait_for()
     assert Image.objects.get(pk=queue["copy"].pk).status == ImageStatus.EXCLUDED
@@ -146,3 +147,81 @@ def test_engineer_reads_the_queue_without_buttons(page, login, shot, queue):
     assert page.locator(".flag-actions").count() == 0 and page.locator("#bulk-bar").count() == 0
     page.keyboard.press("x")  # no buttons: nothing happens
     assert page.locator(".flag-card").count() == 3
+
+
+@pytest.fixture
+def bulk_queue(users, source):
+    """A group of three near-duplicate photos (all flagged, the first the keeper) and three
+    toxicity flags on comments of three submitted sets, two of them above 0.9."""
+    from curation import services as curation
+    from datasets import services as datasets
+    from labeling import services
+    from labeling.models import Assignment
+
+    original = make_photo(640, 480, seed=4300)
+    images = [datasets.ingest_one(original, source=source, category="food", original_name="naengmyeon.jpg").image,
+              datasets.ingest_one(_resized(original), source=source, category="food",
+                                  original_name="naengmyeon-small.jpg").image,
+              datasets.ingest_one(_resized(original, 0.7), source=source, category="food",
+                                  original_name="naengmyeon-medium.jpg").image]
+    curation.record_flags("perceptual", "1", [
+        {"kind": "near_duplicate_photo", "image": img, "keeper": images[0], "score": 0.95, "group_key": "near:x",
+         "evidence": {"distance": d}} for img, d in zip(images, (0, 2, 3))])
+    project = services.create_project("일괄 결정", created_by=users["planner"], overlap=1)
+    services.sync_project_images(project)
+    labelers = make_labelers(3, prefix="bulk")
+    sets = []
+    for user in labelers:
+        services.add_member(project, user)
+        a = services.next_assignment(project, user)
+        services.submit(a, user, {"reaction": f"반응 {user.username}", "specific": f"구체적인 설명 {user.username}"})
+        sets.append(a)
+    comments = [Assignment.objects.get(pk=a.pk).comments.first() for a in sets]
+    curation.record_flags("toxicity", "v1", [
+        {"kind": "toxicity", "comment": c, "score": s, "evidence": {"label": "offensive"}}
+        for c, s in zip(comments, (0.98, 0.93, 0.4))])
+    return {"images": images, "sets": sets}
+
+
+def test_one_card_per_group_and_a_decision_by_threshold(page, login, shot, bulk_queue):
+    from curation.models import Flag
+    from datasets.models import Image, ImageStatus
+    from labeling.models import Assignment, AssignmentStatus
+
+    login(page, "planner1")
+    page.goto("/curation/review/?kind=near_duplicate_photo")
+    assert "1" in page.locator("a.chip[data-kind='near_duplicate_photo'] .muted").inner_text()  # one group
+    cards = page.locator(".flag-card")
+    assert cards.count() == 1
+    card = cards.first
+    assert card.locator(".cmp-photo").count() == 3 and card.locator(".cmp-photo.is-keeper").count() == 1
+    assert card.locator(".keep-instead").count() == 2
+    assert page.evaluate("Array.from(document.querySelectorAll('.flag-card img')).every(i => i.naturalWidth > 0)")
+    shot(page, "curation-review-group-card")
+    page.keyboard.press("d")
+    page.wait_for_load_state()
+    page.locator(".empty-state").wait_for()
+    keeper, *copies = bulk_queue["images"]
+    assert Image.objects.get(pk=keeper.pk).status == ImageStatus.ACTIVE
+    assert all(Image.objects.get(pk=c.pk).status == ImageStatus.EXCLUDED for c in copies)
+    assert Flag.objects.get(image=keeper).status == "kept"
+
+    # Reject every comment with toxicity >= 0.9: the preview says 2, the planner confirms.
+    page.goto("/curation/review/?kind=toxicity&score_min=0.9")
+    panel = page.locator("#decide-matching")
+    assert "2" in panel.locator("h2").inner_text()
+    assert panel.locator("input[name=expect]").get_attribute("value") == "2"
+    page.select_option("#matching-action", "reject_comment")
+    panel.locator("input[name=reason]").fill("욕설")
+    shot(page, "curation-review-decide-matching")
+    page.once("dialog", lambda dialog: dialog.accept())
+    panel.locator("[data-decide-matching]").click()
+    page.wait_for_load_state()
+    page.locator("[data-undo-batch]").wait_for()
+    statuses = [Assignment.objects.get(pk=a.pk).status for a in bulk_queue["sets"]]
+    assert statuses == [AssignmentStatus.REJECTED, AssignmentStatus.REJECTED, AssignmentStatus.SUBMITTED]
+    shot(page, "curation-review-decided-matching")
+    page.locator("[data-undo-batch]").click()
+    page.wait_for_load_state()
+    statuses = [Assignment.objects.get(pk=a.pk).status for a in bulk_queue["sets"]]
+    assert statuses == [AssignmentStatus.SUBMITTED] * 3
