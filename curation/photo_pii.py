@@ -38,7 +38,7 @@ from django.utils.translation import gettext_lazy as _
 from PIL import Image as PILImage
 from PIL import ImageOps
 
-from .steps import Step
+from .steps import Step, _flag_counts
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class PhotoPiiStep(Step):
         opts = options()
         people = set(settings.CURATION["PEOPLE_CATEGORIES"])
         name = detector_name()
-        flags, unreadable, faces, plates = [], 0, 0, 0
+        flags, checked, unreadable, faces, plates = [], [], 0, 0, 0
         for image in Image.objects.filter(pk__in=ids).select_related("category").only(
                 "pk", "file", "width", "height", "category__slug").order_by("pk"):
             look_for_faces = image.category is None or image.category.slug not in people
@@ -224,6 +224,7 @@ class PhotoPiiStep(Step):
                 log.warning("photo_pii: photo %s: unreadable", image.pk, exc_info=True)
                 unreadable += 1
                 continue
+            checked.append(image.pk)
             for kind, boxes, min_hits in ((FlagKind.FACE, found.faces, opts["FACE_MIN_NEIGHBOURS"]),
                                           (FlagKind.LICENCE_PLATE, found.plates, opts["PLATE_MIN_NEIGHBOURS"])):
                 if boxes:
@@ -232,9 +233,11 @@ class PhotoPiiStep(Step):
                         "source_size": [image.width, image.height]}))
             faces += len(found.faces)
             plates += len(found.plates)
-        recorded = record_flags(DETECTOR, VERSION, flags)
-        counts = {"photos": len(ids) - unreadable, "faces": faces, "plates": plates,
-                  "flags_new": recorded["created"], "flags_updated": recorded["updated"] + recorded["reopened"]}
+        # Photos looked at again: a face or plate no longer found (or a face in a photo moved into a
+        # people category) withdraws its open flag.
+        recorded = record_flags(DETECTOR, VERSION, flags, checked_images=checked,
+                                kinds=[FlagKind.FACE, FlagKind.LICENCE_PLATE])
+        counts = {"photos": len(ids) - unreadable, "faces": faces, "plates": plates, **_flag_counts(recorded)}
         if unreadable:
             counts["unreadable"] = unreadable
         return counts

@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 
 from curation import photo_pii, runs, steps
 from curation import synthetic as S
-from curation.models import Flag, FlagKind, RunStatus, StepState
+from curation.models import Flag, FlagKind, FlagStatus, RunStatus, StepState
 from curation.templatetags.curation_tags import flag_boxes
 from datasets import services as datasets
 from datasets.models import Image
@@ -156,6 +156,18 @@ def test_people_categories_come_from_settings(photos, settings):
     runs.run_here(runs.start_run(None, ["photo_pii"], enqueue=False))
     assert set(Flag.objects.filter(kind=FlagKind.FACE).values_list("image_id", flat=True)) == {
         photos["face-food.jpg"].pk, photos["face-people.jpg"].pk}
+
+
+def test_a_face_in_a_photo_that_became_a_people_photo_is_withdrawn(photos, settings):
+    settings.CURATION = {**settings.CURATION, "PEOPLE_CATEGORIES": []}
+    runs.run_here(runs.start_run(None, ["photo_pii"], enqueue=False))
+    assert Flag.objects.filter(kind=FlagKind.FACE, status=FlagStatus.OPEN).count() == 2
+    settings.CURATION = {**settings.CURATION, "PEOPLE_CATEGORIES": ["people"]}
+    run = runs.run_here(runs.start_run(None, ["photo_pii"], enqueue=False))
+    assert run.run_steps.get(name="photo_pii").counts["flags_withdrawn"] == 1
+    withdrawn = Flag.objects.get(kind=FlagKind.FACE, status=FlagStatus.WITHDRAWN)
+    assert withdrawn.image_id == photos["face-people.jpg"].pk
+    assert Flag.objects.get(kind=FlagKind.FACE, status=FlagStatus.OPEN).image_id == photos["face-food.jpg"].pk
 
 
 def test_without_opencv_the_step_is_skipped_with_its_reason(photos, monkeypatch):
