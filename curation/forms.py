@@ -24,3 +24,10 @@ class RunForm(forms.Form):
         choices = [(step.name, step.label) for step in registry.STEPS]
         self.fields["steps"].choices = choices
         self.fields["steps"].initial = [name for name, _label in choices if name != "signatures"]
+
+
+class SpecificityForm(forms.Form):
+    specificity_flag_below = forms.FloatField(
+        required=False, min_value=-2.0, max_value=2.0, label=_("Flag comments with a specificity below"),
+        help_text=_("Empty: no low-specificity flags. Specificity is the comment's similarity to its own photo minus "
+                    "its mean similarity to a sample of the project's photos; about 0 for a comment that fits any photo."))

@@ -314,7 +314,7 @@ def specificity_report(project) -> dict:
     model = score_model(project)
     report = {"project": project.pk, "model": model, "scored": 0, "threshold": None, "threshold_source": "quantile",
               "generic": 0, "generic_share": None, "median_specificity": None, "histogram": [], "clusters": [],
-              "labelers": [], "null_quantiles": {}, "flag_below": project.specificity_flag_below}
+              "labelers": [], "null_quantiles": {}, "null_median": None, "flag_below": project.specificity_flag_below}
     if model is None:
         return report
     rows = list(_scores(project, model).values_list("specificity", "comment__text"))
@@ -348,4 +348,5 @@ def specificity_report(project) -> dict:
          for pk, v in per.items()), key=lambda r: (-r["generic_share"], r["username"]))
     calibration = ScoreCalibration.objects.filter(model=model, kind=ScoreKind.SPECIFICITY).first()
     report["null_quantiles"] = calibration.null_quantiles if calibration else {}
+    report["null_median"] = report["null_quantiles"].get("0.5")
     return report

@@ -209,3 +209,55 @@ def test_specificity_by_labeler_counts_generic_comments(scored, labelers):
     for v in out.values():
         assert 0 <= v["generic"] <= v["scored"] and v["generic_share"] == pytest.approx(v["generic"] / v["scored"])
         assert min(values) <= v["median_specificity"] <= max(values)
+
+
+@pytest.mark.django_db
+def test_the_specificity_page_and_api_show_the_same_numbers_and_planners_set_the_threshold(scored, users, api, client,
+                                                                                          english):
+    from django.urls import reverse
+
+    from curation import selectors
+
+    project, truth, _run = scored
+    url = reverse("curation-specificity", args=[project.pk])
+    client.force_login(users["engineer"])
+    page = client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="specificity-histogram"' in html and 'id="least-specific"' in html and "the 0.10 quantile" in html
+    assert 'id="specificity-threshold"' not in html  # engineers read
+    assert client.post(url, {"specificity_flag_below": "0.1"}).status_code == 403
+
+    out = api("engineer").get(f"/api/curation/projects/{project.pk}/specificity/").json()
+    report = selectors.specificity_report(project)
+    assert out["scored"] == report["scored"] == len(truth) and out["threshold_source"] == "quantile"
+    assert out["generic"] == report["generic"] and len(out["histogram"]) == selectors.HISTOGRAM_BINS
+    assert {r["labeler"] for r in out["labelers"]} == set(selectors.specificity_by_labeler(project))
+    assert out["clusters"][0]["mean_specificity"] <= out["clusters"][-1]["mean_specificity"]
+
+    client.force_login(users["planner"])
+    assert 'id="specificity-threshold"' in client.get(url).content.decode()
+    assert client.post(url, {"specificity_flag_below": "abc"}).status_code == 200  # the form says what is wrong
+    response = client.post(url, {"specificity_flag_below": "0.05"})
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert project.specificity_flag_below == 0.05
+    out = api("planner").get(f"/api/curation/projects/{project.pk}/specificity/").json()
+    assert out["threshold"] == 0.05 and out["threshold_source"] == "project" and out["flag_below"] == 0.05
+    assert "the threshold set for this project" in client.get(url).content.decode()
+    client.post(url, {"specificity_flag_below": ""})
+    project.refresh_from_db()
+    assert project.specificity_flag_below is None
+
+
+@pytest.mark.django_db
+def test_the_review_card_of_a_hallucination_shows_score_threshold_and_better_photos(scored, users, client, english):
+    from curation.models import Flag, FlagKind
+
+    flag = Flag.objects.filter(kind=FlagKind.HALLUCINATION).order_by("-score").first()
+    client.force_login(users["planner"])
+    html = client.get("/curation/review/", {"kind": "hallucination"}).content.decode()
+    card = html[html.index(f'data-flag="{flag.pk}"'):]
+    card = card[:card.index("</article>")]
+    assert "Hallucination score" in card and "Threshold" in card and "Specificity" in card
+    assert "data-better-photos" in card and card.count("Better-fitting photo") == len(flag.evidence["better_photos"])
