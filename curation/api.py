@@ -370,7 +370,7 @@ class HistogramBinSerializer(serializers.Serializer):
     low = serializers.FloatField()
     high = serializers.FloatField()
     count = serializers.IntegerField()
-    generic = serializers.BooleanField(help_text="The whole bin lies below the generic threshold.")
+    generic = serializers.BooleanField(help_text="The bin starts below the generic threshold (it holds generic comments).")
 
 
 class ClusterSerializer(serializers.Serializer):

@@ -330,7 +330,7 @@ def specificity_report(project) -> dict:
         top = int(counts.max()) or 1
         report["histogram"] = [{"low": round(float(edges[n]), 4), "high": round(float(edges[n + 1]), 4),
                                 "count": int(c), "percent": round(100 * int(c) / top),
-                                "generic": threshold is not None and float(edges[n + 1]) <= threshold}
+                                "generic": threshold is not None and float(edges[n]) < threshold}
                                for n, c in enumerate(counts)]
     clusters: dict = {}
     for spec, text in rows:
