@@ -111,5 +111,7 @@ urlpatterns = [
     path("curation/runs/<id:pk>/", curation.RunDetail.as_view(), name="curation-run-detail"),
     path("curation/runs/<id:pk>/cancel/", curation.RunCancel.as_view(), name="curation-run-cancel"),
     path("curation/runs/<id:pk>/resume/", curation.RunResume.as_view(), name="curation-run-resume"),
+    path("curation/projects/<id:pk>/specificity/", curation.ProjectSpecificity.as_view(),
+         name="curation-project-specificity"),
     *router.urls,
 ]

@@ -535,6 +535,15 @@ CURATION = {
     # The most flags one decision by filters (the review queue's "Decide all N matching") takes,
     # all in one transaction; more: narrow the filters.
     "BULK_MATCH_MAX": env_int("CURATION_BULK_MATCH_MAX", 20000, minimum=1),
+    # Hallucination and specificity scores (curation/scores.py): photos in each project's fixed
+    # random sample a comment is compared with; shuffled (comment, other photo) pairs the
+    # calibration draws; the share of those wrong-photo pairs the hallucination threshold flags
+    # (its recall on the null); and the quantile of a project's specificity below which a comment
+    # counts as generic on the specificity page when the project sets no threshold.
+    "SCORE_SAMPLE": env_int("CURATION_SCORE_SAMPLE", 256, minimum=2),
+    "CALIBRATION_PAIRS": env_int("CURATION_CALIBRATION_PAIRS", 2000, minimum=10),
+    "HALLUCINATION_TARGET_RATE": env_float("CURATION_HALLUCINATION_TARGET_RATE", 0.5, minimum=0.01, maximum=0.99),
+    "GENERIC_QUANTILE": env_float("CURATION_GENERIC_QUANTILE", 0.1, minimum=0.01, maximum=0.99),
 }
 # Celery queues: "celery" (imports, exports, labeling), "curation" (photo and text steps) and
 # "embeddings" (the embedding steps, for GPU workers: `celery -A config worker -Q embeddings`). A

@@ -441,3 +441,54 @@ class RunResume(CurationAccess, APIView):
     def post(self, request, pk: int):
         run = runs.resume_run(get_object_or_404(CurationRun, pk=pk))
         return Response(RunSerializer(run).data)
+
+
+# ---------------------------------------------------------------- specificity (issue 12, item 2)
+
+class HistogramBinSerializer(serializers.Serializer):
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+    count = serializers.IntegerField()
+    generic = serializers.BooleanField(help_text="The bin starts below the generic threshold (it holds generic comments).")
+
+
+class ClusterSerializer(serializers.Serializer):
+    text = serializers.CharField(help_text="One of the cluster's texts (the same after curation.textdup's normalisation).")
+    count = serializers.IntegerField()
+    mean_specificity = serializers.FloatField()
+
+
+class LabelerSpecificitySerializer(serializers.Serializer):
+    labeler = serializers.IntegerField()
+    username = serializers.CharField()
+    scored = serializers.IntegerField()
+    generic = serializers.IntegerField()
+    generic_share = serializers.FloatField()
+    median_specificity = serializers.FloatField(allow_null=True)
+
+
+class SpecificitySerializer(serializers.Serializer):
+    project = serializers.IntegerField()
+    model = serializers.CharField(allow_null=True, help_text="The embedding model whose scores these are (none yet: null).")
+    scored = serializers.IntegerField()
+    threshold = serializers.FloatField(allow_null=True, help_text="Specificity below which a comment counts as generic.")
+    threshold_source = serializers.ChoiceField(choices=["project", "quantile"], help_text=(
+        "project: the project's specificity_flag_below; quantile: CURATION_GENERIC_QUANTILE of the project's scores."))
+    flag_below = serializers.FloatField(allow_null=True, help_text="The project's specificity_flag_below.")
+    generic = serializers.IntegerField()
+    generic_share = serializers.FloatField(allow_null=True)
+    median_specificity = serializers.FloatField(allow_null=True)
+    histogram = HistogramBinSerializer(many=True)
+    clusters = ClusterSerializer(many=True, help_text="The least specific comment texts, by mean specificity.")
+    labelers = LabelerSpecificitySerializer(many=True)
+    null_quantiles = serializers.DictField(child=serializers.FloatField(), help_text=(
+        "Quantiles of the specificity of shuffled (comment, wrong photo) pairs, by quantile."))
+
+
+class ProjectSpecificity(CurationAccess, APIView):
+    """A project's specificity scores: the numbers of the specificity page."""
+
+    @extend_schema(responses=SpecificitySerializer)
+    def get(self, request, pk: int):
+        project = get_object_or_404(Project, pk=pk)
+        return Response(SpecificitySerializer(selectors.specificity_report(project)).data)

@@ -68,3 +68,8 @@ class MatchingForm(forms.Form):
                                     ("detector", f.detector), ("score_min", f.score_min),
                                     ("score_max", f.score_max)) if v not in (None, "")}
         return cls({**values, **(data or {})})
+class SpecificityForm(forms.Form):
+    specificity_flag_below = forms.FloatField(
+        required=False, min_value=-2.0, max_value=2.0, label=_("Flag comments with a specificity below"),
+        help_text=_("Empty: no low-specificity flags. Specificity is the comment's similarity to its own photo minus "
+                    "its mean similarity to a sample of the project's photos; about 0 for a comment that fits any photo."))

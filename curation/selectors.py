@@ -248,3 +248,118 @@ def toxicity_decision_rows() -> list:
         else:
             rows.append(toxicity.Row(text=text, label=None, bias=label, source="decision"))
     return rows
+
+
+# ---------------------------------------------------------------- specificity (issue 12, item 2)
+
+HISTOGRAM_BINS = 20
+LEAST_SPECIFIC_CLUSTERS = 15
+
+
+def score_model(project) -> str | None:
+    """The model whose scores the project's pages show: the configured one where it scored any
+    of the project's comments, else the one that scored most recently."""
+    from .embedding import current_identity
+    from .models import CommentScore
+
+    identity = current_identity("comment")
+    scores = CommentScore.objects.filter(project=project)
+    if identity and scores.filter(model=identity).exists():
+        return identity
+    return scores.order_by("-created_at", "-id").values_list("model", flat=True).first()
+
+
+def _scores(project, model):
+    from .models import CommentScore
+
+    return CommentScore.objects.filter(project=project, model=model)
+
+
+def generic_threshold(project, model=None) -> tuple[float | None, str]:
+    """The specificity below which a comment of the project counts as generic, and where it
+    comes from: "project" (its specificity_flag_below) or "quantile" (the
+    CURATION["GENERIC_QUANTILE"] quantile of the project's own scores)."""
+    import numpy as np
+    from django.conf import settings
+
+    if project.specificity_flag_below is not None:
+        return float(project.specificity_flag_below), "project"
+    model = model or score_model(project)
+    values = list(_scores(project, model).values_list("specificity", flat=True)) if model else []
+    if not values:
+        return None, "quantile"
+    return float(np.quantile(values, settings.CURATION["GENERIC_QUANTILE"])), "quantile"
+
+
+def specificity_by_labeler(project) -> dict:
+    """{labeler user id: {"scored", "generic", "generic_share", "median_specificity"}} of the
+    project's scored comments (by the model its pages show; generic: below generic_threshold).
+    Imported comment sets (no labeler) are left out."""
+    import numpy as np
+
+    model = score_model(project)
+    if model is None:
+        return {}
+    threshold, _source = generic_threshold(project, model)
+    values: dict = {}
+    for labeler, spec in _scores(project, model).filter(comment__assignment__labeler__isnull=False).values_list(
+            "comment__assignment__labeler_id", "specificity"):
+        values.setdefault(labeler, []).append(spec)
+    out = {}
+    for labeler, specs in values.items():
+        generic = sum(1 for s in specs if threshold is not None and s < threshold)
+        out[labeler] = {"scored": len(specs), "generic": generic, "generic_share": generic / len(specs),
+                        "median_specificity": float(np.median(specs)) if specs else None}
+    return out
+
+
+def specificity_report(project) -> dict:
+    """What the specificity page and its API show: the model, counts, the generic threshold and
+    its source, a histogram, the least specific comment clusters (curation.textdup's exact key:
+    text, count, mean specificity) and the generic share per labeler."""
+    import numpy as np
+
+    from accounts.models import User
+
+    from . import textdup
+    from .models import ScoreCalibration, ScoreKind
+
+    model = score_model(project)
+    report = {"project": project.pk, "model": model, "scored": 0, "threshold": None, "threshold_source": "quantile",
+              "generic": 0, "generic_share": None, "median_specificity": None, "histogram": [], "clusters": [],
+              "labelers": [], "null_quantiles": {}, "null_median": None, "flag_below": project.specificity_flag_below}
+    if model is None:
+        return report
+    rows = list(_scores(project, model).values_list("specificity", "comment__text"))
+    specs = np.asarray([r[0] for r in rows], dtype=float)
+    threshold, source = generic_threshold(project, model)
+    generic = int((specs < threshold).sum()) if threshold is not None else 0
+    report.update(scored=len(rows), threshold=threshold, threshold_source=source, generic=generic,
+                  generic_share=generic / len(rows) if rows else None,
+                  median_specificity=float(np.median(specs)) if len(specs) else None)
+    if len(specs):
+        lo, hi = float(specs.min()), float(specs.max())
+        counts, edges = np.histogram(specs, bins=HISTOGRAM_BINS, range=(lo, hi if hi > lo else lo + 1e-6))
+        top = int(counts.max()) or 1
+        report["histogram"] = [{"low": round(float(edges[n]), 4), "high": round(float(edges[n + 1]), 4),
+                                "count": int(c), "percent": round(100 * int(c) / top),
+                                "generic": threshold is not None and float(edges[n]) < threshold}
+                               for n, c in enumerate(counts)]
+    clusters: dict = {}
+    for spec, text in rows:
+        c = clusters.setdefault(textdup.exact_key(text), {"text": text, "count": 0, "total": 0.0})
+        c["count"] += 1
+        c["total"] += spec
+    ranked = sorted(({"text": c["text"], "count": c["count"], "mean_specificity": round(c["total"] / c["count"], 4)}
+                     for c in clusters.values()), key=lambda c: (c["mean_specificity"], -c["count"], c["text"]))
+    report["clusters"] = ranked[:LEAST_SPECIFIC_CLUSTERS]
+    per = specificity_by_labeler(project)
+    names = {u.pk: u for u in User.objects.filter(pk__in=per)}
+    report["labelers"] = sorted(
+        ({"labeler": pk, "username": names[pk].username if pk in names else str(pk),
+          "name": (names[pk].get_full_name() or names[pk].username) if pk in names else str(pk), **v}
+         for pk, v in per.items()), key=lambda r: (-r["generic_share"], r["username"]))
+    calibration = ScoreCalibration.objects.filter(model=model, kind=ScoreKind.SPECIFICITY).first()
+    report["null_quantiles"] = calibration.null_quantiles if calibration else {}
+    report["null_median"] = report["null_quantiles"].get("0.5")
+    return report

@@ -728,3 +728,38 @@ def store_embeddings(kind: str, model: str, ids, vectors) -> int:
         default_storage.delete(name)
     return made
 
+
+
+# ---------------------------------------------------------------- comment scores (issue 12, items 1-2)
+
+def store_comment_scores(model: str, rows) -> int:
+    """Store one chunk's comment scores by `model` (curation.scores.score_comments' rows: comment,
+    project, hallucination, specificity, similarity, sample_size). One score per model and
+    comment: a comment scored already keeps its first score (a redelivered chunk changes
+    nothing). Returns the number of new rows."""
+    from .models import CommentScore
+
+    model = str(model or "").strip()
+    if not model or len(model) > 200:
+        raise ValidationError({"model": _("Give the model's identity (at most 200 characters).")})
+    objs = [CommentScore(model=model, comment_id=r["comment"], project_id=r["project"],
+                         hallucination=float(r["hallucination"]), specificity=float(r["specificity"]),
+                         similarity=float(r["similarity"]), sample_size=int(r["sample_size"])) for r in rows]
+    if not objs:
+        return 0
+    with transaction.atomic():
+        before = CommentScore.objects.filter(model=model, comment_id__in=[o.comment_id for o in objs]).count()
+        CommentScore.objects.bulk_create(objs, ignore_conflicts=True, batch_size=1000)
+        after = CommentScore.objects.filter(model=model, comment_id__in=[o.comment_id for o in objs]).count()
+    return after - before
+
+
+def store_calibration(model: str, kind: str, *, threshold: float, target_rate: float, null_pairs: int,
+                      null_quantiles: dict):
+    """Store (or replace) the calibration of one score for one model."""
+    from .models import ScoreCalibration
+
+    row, _created = ScoreCalibration.objects.update_or_create(
+        model=model, kind=kind, defaults={"threshold": threshold, "target_rate": target_rate,
+                                          "null_pairs": null_pairs, "null_quantiles": null_quantiles})
+    return row

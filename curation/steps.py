@@ -413,22 +413,24 @@ STEPS: list[Step] = [
     Signatures(),
     Perceptual(),
     TextDuplicates(),
-    # + curation.photo_pii.STEPS, curation.pii.STEPS, curation.toxicity.STEPS and
-    # curation.embedding.STEPS: added by
-    # register_detectors() at app load.
+    # + curation.photo_pii.STEPS, curation.pii.STEPS, curation.toxicity.STEPS,
+    # curation.embedding.STEPS and curation.scores.STEPS (after embed_comments and semantic):
+    # added by register_detectors() at app load.
 ]
 
 PHOTO_STEPS = ("quality", "signatures", "perceptual", "photo_pii")
-TEXT_STEPS = ("text", "pii", "toxicity")
+# The automatic text run after new comment sets (runs.maybe_run_text). "scores" brings the
+# embedding steps it requires; without weights all three are skipped at once with the reason.
+TEXT_STEPS = ("text", "pii", "toxicity", "scores")
 
 
 def register_detectors() -> None:
     """Add the steps other modules define (they import Step from here, so they cannot be listed
     above): once, when the app loads."""
-    from . import embedding, photo_pii, pii, toxicity
+    from . import embedding, photo_pii, pii, scores, toxicity
 
     known = {step.name for step in STEPS}
-    STEPS.extend(step for step in [*photo_pii.STEPS, *pii.STEPS, *toxicity.STEPS, *embedding.STEPS]
+    STEPS.extend(step for step in [*photo_pii.STEPS, *pii.STEPS, *toxicity.STEPS, *embedding.STEPS, *scores.STEPS]
                  if step.name not in known)
 
 

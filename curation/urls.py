@@ -15,4 +15,5 @@ urlpatterns = [
     path("runs/<id:pk>/", views.run_detail, name="curation-run"),
     path("runs/<id:pk>/cancel/", views.run_cancel, name="curation-run-cancel"),
     path("runs/<id:pk>/resume/", views.run_resume, name="curation-run-resume"),
+    path("projects/<id:pk>/specificity/", views.specificity, name="curation-specificity"),
 ]

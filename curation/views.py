@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -23,6 +24,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Role
 from accounts.permissions import role_required
 from datasets.models import Category
+from labeling import services as labeling_services
 from labeling.models import Project
 from labeling.services import LabelingError
 
@@ -80,10 +82,12 @@ def _shape(flag, groups) -> dict:
         ("distance", _("Hamming distance"), "{:g}"), ("similarity", _("Similarity"), "{:.3f}"),
         ("value", _("Measured"), "{:g}"), ("threshold", _("Threshold"), "{:g}"),
         ("count", _("Photos with this text"), "{:,}"), ("share", _("Share"), "{:.1%}"),
+        ("hallucination", _("Hallucination score"), "{:.3f}"), ("specificity", _("Specificity"), "{:.3f}"),
     ):
         if _num(ev.get(key)) is not None:
             facts.append((label, fmt.format(ev[key])))
-    shown = {"distance", "similarity", "value", "threshold", "count", "share", "text", "examples"}
+    shown = {"distance", "similarity", "value", "threshold", "count", "share", "text", "examples", "hallucination",
+             "specificity"}
     return {
         "flag": flag, "shape": shape, "others": others, "facts": facts,
         "subject_is_keeper": shape == "duplicate" and flag.keeper_id == flag.image_id,
@@ -92,6 +96,7 @@ def _shape(flag, groups) -> dict:
         "cluster_text": str(ev.get("text") or ""),
         "examples": [str(e) for e in ev["examples"]][:5] if isinstance(ev.get("examples"), list) else [],
         "extra": sorted((k, v) for k, v in ev.items() if k not in shown and isinstance(v, (str, int, float, bool))),
+        "better": _better_photos(ev),
     }
 
 
@@ -132,6 +137,19 @@ def _matching_panel(filters) -> dict | None:
               if v not in (None, "")]
     return {**preview, "actions": [(a, labels[a]) for a in MATCHING_ACTIONS[subject]], "hidden": hidden,
             "status_differs": filters.status != FlagStatus.OPEN}
+def _better_photos(evidence: dict) -> list:
+    """A hallucination flag's sample photos that fit the comment better (curation.scores), best first."""
+    from datasets.models import Image
+
+    ids = evidence.get("better_photos")
+    if not isinstance(ids, list) or not ids:
+        return []
+    ids = [str(i) for i in ids[:5]]
+    try:
+        found = {str(img.pk): img for img in Image.objects.filter(pk__in=ids).only("pk", "thumbnail", "original_name")}
+    except ValidationError:
+        return []
+    return [found[i] for i in ids if i in found]
 
 
 @role_required(*READERS)
@@ -344,3 +362,33 @@ def run_resume(request, pk: int):
     except services.CurationError as exc:
         messages.error(request, str(getattr(exc, "message", None) or exc))
     return redirect("curation-run", pk=run.pk)
+
+
+# ---------------------------------------------------------------- specificity (issue 12, item 2)
+
+@role_required(*READERS)
+def specificity(request, pk: int):
+    """A project's specificity scores: the distribution, the least specific comment clusters, the
+    generic share per labeler, and (planners) the threshold that turns low specificity into flags."""
+    from .forms import SpecificityForm
+
+    project = get_object_or_404(Project, pk=pk)
+    can_edit = request.user.has_role(*PLANNERS)
+    form = SpecificityForm(initial={"specificity_flag_below": project.specificity_flag_below})
+    if request.method == "POST":
+        if not can_edit:
+            raise PermissionDenied
+        form = SpecificityForm(request.POST)
+        if form.is_valid():
+            try:
+                labeling_services.update_project(project, specificity_flag_below=form.cleaned_data["specificity_flag_below"])
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, _("Saved. The next scores run flags the comments below the threshold."))
+                return redirect("curation-specificity", project.pk)
+    return render(request, "curation/specificity.html", {
+        "project": project, "tab": "specificity", "can_edit": can_edit, "form": form,
+        "report": selectors.specificity_report(project),
+        "generic_quantile": settings.CURATION["GENERIC_QUANTILE"],
+    })

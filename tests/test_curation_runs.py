@@ -328,7 +328,7 @@ def test_a_text_run_starts_after_every_n_submitted_sets(make_project, labelers, 
         a = labeling.next_assignment(project, labelers[2])
         labeling.submit(a, labelers[2], texts(next(numbers)))
     run = CurationRun.objects.get()
-    assert (run.trigger, run.project_id, run.steps, run.new_only) == (RunTrigger.COMMENTS, project.pk, ["text", "pii", "toxicity"], True)
+    assert (run.trigger, run.project_id, run.steps, run.new_only) == (RunTrigger.COMMENTS, project.pk, ["text", "pii", "toxicity", "embed_images", "embed_comments", "scores"], True)
     assert run.status == RunStatus.DONE
     assert Assignment.objects.filter(project=project, status=AssignmentStatus.SUBMITTED).count() == 3
 

@@ -147,6 +147,7 @@ EXPECTED = {
     "api:curation-run-detail": ("curation_run", ("get", READ), ("patch", WRITE_NOT_ALLOWED)),
     "api:curation-run-cancel": ("curation_run", ("get", POST_ONLY_READ), ("post", row(401, 403, 200, 403, 409))),
     "api:curation-run-resume": ("curation_run", ("get", POST_ONLY_READ), ("post", row(401, 403, 409, 403, 409))),
+    "api:curation-project-specificity": ("project", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
     # An assignment is its labeler's: everyone else 404 (planners, engineers, admins may read it).
     "api:assignment-detail": ("assignment", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
     "api:assignment-submit": ("assignment", ("get", ANY_USER_WRITE), ("post", row(401, 400, 404, 404, 404))),

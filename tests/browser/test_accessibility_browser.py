@@ -290,7 +290,7 @@ def test_axe_finds_no_wcag_aa_violation(new_page, users, world, login):
         ("categories", []), ("api-redoc", []), ("snapshots", []), ("snapshot-new", []),
         ("snapshot-page", [world["snapshot"].pk]), ("snapshot-page-diff", [world["snapshot"].pk]),
         ("curation-review", []), ("curation-decisions", []), ("curation-runs", []),
-        ("curation-run", [world["curation_run"].pk]),
+        ("curation-run", [world["curation_run"].pk]), ("curation-specificity", [project.pk]),
     ]:
         _check(axe, page, reverse(name, args=args), found)
     # The review queue of one kind: the "Decide all N matching" panel; and a duplicate group's card.

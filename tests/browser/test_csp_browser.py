@@ -68,6 +68,7 @@ PAGES = [
     ("curation-decisions", None, READERS),
     ("curation-runs", None, READERS),
     ("curation-run", "curation_run", READERS),
+    ("curation-specificity", "project", READERS),
     ("admin:index", None, (ADMIN,)),
     ("admin:accounts_user_changelist", None, (ADMIN,)),
     ("admin:accounts_user_change", "admin_user", (ADMIN,)),

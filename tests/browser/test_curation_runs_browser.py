@@ -43,9 +43,9 @@ def test_planner_starts_a_run_and_follows_it(page, login, shot, photos, users):
     # Every step offered, the window hashes left to the step that needs them.
     from curation import steps as registry
 
-    assert page.locator("input[name=steps]").count() == len(registry.STEPS) == 10
+    assert page.locator("input[name=steps]").count() == len(registry.STEPS) == 11
     assert not page.locator("input[name=steps][value=signatures]").is_checked()
-    for name in ("text", "pii", "toxicity", "embed_images", "embed_comments", "semantic"):
+    for name in ("text", "pii", "toxicity", "embed_images", "embed_comments", "semantic", "scores"):
         page.uncheck(f"input[name=steps][value={name}]")  # the photo steps only
     shot(page, "curation-runs-start")
     page.click("form.run-form button[type=submit]")
