@@ -512,6 +512,10 @@ CURATION = {
     "BIAS_THRESHOLD": env_float("CURATION_BIAS_THRESHOLD", 0.5),
     "TOXICITY_LEXICON_SCORE": env_float("CURATION_TOXICITY_LEXICON_SCORE", 0.95),
     "TOXICITY_MODEL_DIR": env("CURATION_TOXICITY_MODEL_DIR", "curation/toxicity"),
+    # The korcen lexicon inline at submit (labeling.services.submit): a comment it matches gets an
+    # open TOXICITY flag in the same transaction (nothing is refused; the next text run's toxicity
+    # step updates that same flag). Off: only the text runs flag toxicity.
+    "INLINE_LEXICON": env_bool("CURATION_INLINE_LEXICON", True),
 }
 # Celery queues: "celery" (imports, exports, labeling), "curation" (photo and text steps) and
 # "embeddings" (the embedding steps, for GPU workers: `celery -A config worker -Q embeddings`). A

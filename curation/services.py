@@ -2,6 +2,7 @@
 
 - `record_flags(detector, version, flags)`: what detectors call (idempotent per detector, kind
   and subject).
+- `flag_lexicon_inline(comments)`: the korcen lexicon at submit (labeling.services.submit).
 - `decide(flags, action, actor, reason, duplicate_of=None)`: a planner's decision on one or many
   flags, in one transaction, each with its Decision row (the audit trail). The decisions act
   through the services that own the state: a photo is excluded by datasets.services.set_image_status
@@ -200,6 +201,33 @@ def _record_batch(detector: str, version: str, batch: list, comments: dict, coun
             counts["unchanged"] += 1
     Flag.objects.bulk_create(new)
     counts["created"] += len(new)
+
+
+def flag_lexicon_inline(comments) -> dict:
+    """The korcen lexicon over just-submitted comments (labeling.services.submit calls this inside
+    its transaction; issue 12, item 7): an open TOXICITY flag for each comment it matches.
+
+    Recorded under the toxicity step's own detector name ("toxicity", version korcen-x.y.z) with
+    the evidence the step writes in lexicon-only mode plus "source": "inline at submit". So there
+    is one flag (one review card) per comment and kind: the step's later run updates that flag
+    (its classifier score and evidence replace these while it is open), and a flag a planner has
+    decided meanwhile stays decided (the step skips decided flags). Returns record_flags' counts
+    ({} when nothing matched)."""
+    from django.conf import settings
+
+    from . import toxicity
+
+    conf = settings.CURATION
+    comments = [c for c in comments if c.pk is not None]
+    detector = toxicity.Detector(threshold=conf["TOXICITY_THRESHOLD"], lexicon_score=conf["TOXICITY_LEXICON_SCORE"])
+    flags = []
+    for comment, found in zip(comments, detector.check([c.text for c in comments])):
+        flags += [FlagData(kind=FlagKind.TOXICITY, comment=comment.pk, score=f.score,
+                           evidence={**f.evidence, "source": "inline at submit"})
+                  for f in found if f.kind == "toxicity"]
+    if not flags:
+        return {}
+    return record_flags(toxicity.DETECTOR, toxicity.LEXICON_VERSION, flags)
 
 
 # ---------------------------------------------------------------- decisions

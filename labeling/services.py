@@ -876,6 +876,8 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
                     for ct, value, n in accepted
                 ]
             )
+            if settings.CURATION["INLINE_LEXICON"]:
+                _flag_lexicon_inline(comments)
             project_id = project.pk
             transaction.on_commit(lambda: _send_sets_submitted(project_id))
     except SubmissionRejected as exc:
@@ -883,6 +885,25 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
         raise
     _copy_state(current, assignment)
     return comments
+
+
+def _flag_lexicon_inline(comments: list[Comment]) -> None:
+    """The cheap toxicity check inline at submit (issue 12, item 7): the korcen lexicon over the
+    new comments, an open TOXICITY flag for each it matches, in the submit's transaction (so the
+    flag is in the review queue at once, and a submit that fails leaves none). It refuses nothing:
+    a profanity list has false positives, a planner judges. Called here rather than from the
+    sets_submitted signal, which is sent after the commit. labeling calls into curation here as
+    labeling.text does (curation.pii); imported in the function because curation.services imports
+    this module. A lexicon or database failure is logged and the submit stands (its own savepoint):
+    the next text run flags the comment instead."""
+    from curation import services as curation_services
+
+    try:
+        with transaction.atomic():
+            curation_services.flag_lexicon_inline(comments)
+    except Exception:
+        log.exception("inline lexicon check failed for comments %s; the text run will check them",
+                      [c.pk for c in comments])
 
 
 def _send_sets_submitted(project_id: int) -> None:
