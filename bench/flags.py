@@ -139,13 +139,28 @@ def submit_part(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         connection, old_name = setup_django(Path(tmp), f"bench_flags_{os.getpid()}")
         try:
-            from flags_pii import submit_latency
+            from flags_pii import pct, submit_latency
 
             from curation.models import Flag
+            from labeling import services
 
+            # The lexicon's own share of each "on" submit, timed inside it (the end-to-end p95s are
+            # noisy on a shared machine): the check plus, where it matches, the flag's write.
+            inline, real = [], services._flag_lexicon_inline
+
+            def timed(comments):
+                start = time.perf_counter()
+                real(comments)
+                inline.append(time.perf_counter() - start)
+
+            services._flag_lexicon_inline = timed
             print(f"(b) on {connection.vendor}: inline checks on = PII rules + inline lexicon; off = neither")
             submit_latency(args, lexicon=True, comments=SUBMIT_COMMENTS)
             print(f"    toxicity flags written inline by the 'on' side: {Flag.objects.filter(kind='toxicity').count()}")
+            ms = [t * 1e3 for t in inline[1:]]  # the first one imports korcen and compiles its patterns
+            print(f"    inside submit, the inline lexicon step (check + flag write): p50 {statistics.median(ms):.2f} ms, "
+                  f"p95 {pct(ms, 0.95):.2f} ms, max {max(ms):.2f} ms over {len(ms)} submits; "
+                  f"first call {inline[0] * 1e3:.0f} ms")
         finally:
             connection.creation.destroy_test_db(old_name, verbosity=0)
 

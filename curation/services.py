@@ -226,8 +226,9 @@ def flag_lexicon_inline(comments) -> dict:
                            evidence={**f.evidence, "source": "inline at submit"})
                   for f in found if f.kind == "toxicity"]
     if not flags:
-        return {}
-    return record_flags(toxicity.DETECTOR, toxicity.LEXICON_VERSION, flags)
+        return {}  # no query at all: the common case costs the lexicon only
+    with transaction.atomic():  # a savepoint: a failure leaves the caller's transaction usable
+        return record_flags(toxicity.DETECTOR, toxicity.LEXICON_VERSION, flags)
 
 
 # ---------------------------------------------------------------- decisions

@@ -894,13 +894,13 @@ def _flag_lexicon_inline(comments: list[Comment]) -> None:
     a profanity list has false positives, a planner judges. Called here rather than from the
     sets_submitted signal, which is sent after the commit. labeling calls into curation here as
     labeling.text does (curation.pii); imported in the function because curation.services imports
-    this module. A lexicon or database failure is logged and the submit stands (its own savepoint):
-    the next text run flags the comment instead."""
+    this module. A lexicon or database failure is logged and the submit stands (the flag's write
+    has its own savepoint, opened only when there is a flag to write): the next text run flags the
+    comment instead."""
     from curation import services as curation_services
 
     try:
-        with transaction.atomic():
-            curation_services.flag_lexicon_inline(comments)
+        curation_services.flag_lexicon_inline(comments)
     except Exception:
         log.exception("inline lexicon check failed for comments %s; the text run will check them",
                       [c.pk for c in comments])

@@ -56,10 +56,10 @@ def _redis(settings, redis_url):
     redis.Redis.from_url(redis_url).flushdb()
 
 
-def wait_for(check, what: str, poll: float = 0.1):
+def wait_for(check, what: str, poll: float = 0.1, seconds: float = WAIT_SECONDS):
     """`check()` until it is true. On SQLite (one shared in-memory database) a read here can make
     the worker's write fail ("table is locked"): a slower `poll` makes that rarer."""
-    deadline = time.monotonic() + WAIT_SECONDS
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             value = check()
@@ -68,14 +68,14 @@ def wait_for(check, what: str, poll: float = 0.1):
         if value:
             return value
         time.sleep(poll)
-    pytest.fail(f"{what} did not happen within {WAIT_SECONDS} s")
+    pytest.fail(f"{what} did not happen within {seconds} s")
 
 
-def finished_run(trigger: str, poll: float = 0.1) -> CurationRun:
+def finished_run(trigger: str, poll: float = 0.1, seconds: float = WAIT_SECONDS) -> CurationRun:
     def check():
         run = CurationRun.objects.filter(trigger=trigger).first()
         return run if run is not None and run.status not in ACTIVE_RUN_STATUSES else None
-    return wait_for(check, f"a {trigger} run", poll)
+    return wait_for(check, f"a {trigger} run", poll, seconds)
 
 
 def test_an_import_and_labeled_sets_end_in_the_review_queue_through_a_real_worker(client):
@@ -232,6 +232,7 @@ class TestTextDetectorsOnTheWorker:
         import json
 
         from accounts import services as accounts
+        from curation import pii
         from labeling import external
         from labeling.models import CommentImport, CommentImportStatus
         from tests.conftest import make_photo
@@ -254,9 +255,12 @@ class TestTextDetectorsOnTheWorker:
                 {"path": "t1.jpg", "text:reaction": "별로네요", "text:specific": insult},
                 {"path": "t2.jpg", "text:reaction": "좋아요", "text:specific": "국물이 진하고 면발이 쫄깃해 보여요"}]
         data = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows)
+        # The worker is a thread of this process: build presidio's engine (spaCy's import, a minute
+        # on a busy machine) before it starts, so the PII step does not spend the wait on it.
+        pii.analyzer()
         with broker(redis_url):
             celery_app.control.purge()
-            with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=120):
                 ci = external.start_comment_import(project, data=data, fmt="jsonl", source_name="Vendor T",
                                                    photo_source=source, images_dir=str(folder), category=food,
                                                    trusted=True)
@@ -269,7 +273,7 @@ class TestTextDetectorsOnTheWorker:
                 labeling.submit(a, user, {"reaction": "음 이게 뭐지", "specific": "ㅅㅂ 사진 개못찍었네 진짜"})
                 inline = Flag.objects.get(kind=FlagKind.TOXICITY)
                 assert inline.evidence["source"] == "inline at submit"
-                text_run = finished_run(RunTrigger.COMMENTS, poll=1.0)
+                text_run = finished_run(RunTrigger.COMMENTS, poll=1.0, seconds=300)
         assert text_run.status == RunStatus.DONE, text_run.error
         steps = {s.name: s for s in text_run.run_steps.all()}
         assert {n: s.state for n, s in steps.items()} == {"text": "done", "pii": "done", "toxicity": "done"}
