@@ -269,8 +269,13 @@ class TestTextDetectorsOnTheWorker:
                 assert ci.imported == 3 and "phone" in ci.rows.get(position=0).warnings
                 assert not CurationRun.objects.exists()  # 3 sets: under TEXT_RUN_EVERY_SETS
                 # A labeler's insulting set: flagged at submit (inline lexicon), and the 4th set.
-                a = labeling.next_assignment(project, user)
-                labeling.submit(a, user, {"reaction": "음 이게 뭐지", "specific": "ㅅㅂ 사진 개못찍었네 진짜"})
+                def lease_and_submit():
+                    try:
+                        a = labeling.next_assignment(project, user)
+                        return labeling.submit(a, user, {"reaction": "음 이게 뭐지", "specific": "ㅅㅂ 사진 개못찍었네 진짜"})
+                    except OperationalError:  # SQLite: a table the worker is writing (nothing was stored)
+                        return None
+                wait_for(lease_and_submit, "the labeler's submit", poll=1.0)
                 inline = Flag.objects.get(kind=FlagKind.TOXICITY)
                 assert inline.evidence["source"] == "inline at submit"
                 text_run = finished_run(RunTrigger.COMMENTS, poll=1.0, seconds=300)
