@@ -103,3 +103,16 @@ def test_a_failing_lexicon_does_not_fail_the_submit(make_project, labelers, monk
     submit(project, labelers[0], INSULT)
     assert Comment.objects.count() == 2 and not Flag.objects.exists()
     assert "inline lexicon check failed" in caplog.text
+
+
+def test_a_failing_flag_write_does_not_fail_the_submit(make_project, labelers, monkeypatch, caplog):
+    from curation import services as curation
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database trouble")
+
+    monkeypatch.setattr(curation, "record_flags", broken)
+    project = make_project(2, overlap=1, members=labelers[:1])
+    submit(project, labelers[0], INSULT)
+    assert Comment.objects.count() == 2 and not Flag.objects.exists()
+    assert "inline lexicon flags failed" in caplog.text
