@@ -74,7 +74,7 @@ def throughput(args, texts):
           f"({base / presidio:.0f}x slower; {scan / presidio:.1f}x slower than scan)")
 
 
-def check_cost(texts):
+def check_cost(texts, label="(b)"):
     from labeling.text import Rules, check
 
     on = Rules(min_length=3)
@@ -88,11 +88,22 @@ def check_cost(texts):
             check(t, rules)
             times[name] = time.perf_counter() - start
         added.append(min(times["on"], times["on2"]) - min(times["off"], times["off2"]))
-    print(f"(b) labeling.text.check, PII rules on - off, per comment: median {statistics.median(added) * 1e6:.0f} us, "
+    print(f"{label} labeling.text.check, PII rules on - off, per comment: median {statistics.median(added) * 1e6:.0f} us, "
           f"p95 {pct(added, 0.95) * 1e6:.0f} us")
 
 
-def submit_latency(args):
+COMMENTS = [
+    ("와 진짜 맛있겠다 {n}", "2024년 5월에 12,000원 주고 먹은 떡볶이 국물이 진하고 맛있어요 {n}번째"),
+    ("색감 미쳤다 {n}", "3시 30분쯤 찍었는데 햇살이 예쁘게 들어와서 분위기가 좋네요 {n}"),
+    ("귀엽다 {n}!!", "길고양이가 벤치 위에서 자고 있어요 털이 보송보송해 보여요 {n}"),
+]
+
+
+def submit_latency(args, *, lexicon: bool = False, comments=COMMENTS) -> dict:
+    """Part (c). `lexicon`: the "on" side also runs the inline korcen lexicon at submit
+    (CURATION["INLINE_LEXICON"], switched per submit; the "off" side runs neither); without it the
+    lexicon is off on both sides (the PII rules alone). Returns {"on"/"off": (p50 ms, p95 ms)}."""
+    from django.conf import settings
     from rest_framework.test import APIClient
 
     from datasets.models import Licence, Source
@@ -111,14 +122,10 @@ def submit_latency(args):
         c = APIClient()
         c.force_authenticate(user)
         clients[name] = c
-    comments = [
-        ("와 진짜 맛있겠다 {n}", "2024년 5월에 12,000원 주고 먹은 떡볶이 국물이 진하고 맛있어요 {n}번째"),
-        ("색감 미쳤다 {n}", "3시 30분쯤 찍었는데 햇살이 예쁘게 들어와서 분위기가 좋네요 {n}"),
-        ("귀엽다 {n}!!", "길고양이가 벤치 위에서 자고 있어요 털이 보송보송해 보여요 {n}"),
-    ]
     lat = {"on": [], "off": []}
     for i in range(args.submits):
         for name in (("on", "off") if i % 2 == 0 else ("off", "on")):
+            settings.CURATION["INLINE_LEXICON"] = lexicon and name == "on"
             client = clients[name]
             r = client.post(f"/api/projects/{projects[name].pk}/next/", {"count": 1}, format="json")
             assert r.status_code == 200, r.content
@@ -135,6 +142,7 @@ def submit_latency(args):
     print(f"    checks off  p50 {p['off'][0]:.2f} ms  p95 {p['off'][1]:.2f} ms")
     print(f"    checks on   p50 {p['on'][0]:.2f} ms  p95 {p['on'][1]:.2f} ms")
     print(f"    added p95 {p['on'][1] - p['off'][1]:+.2f} ms; p95 on / off = {p['on'][1] / p['off'][1]:.3f}")
+    return p
 
 
 def main():

@@ -544,6 +544,10 @@ CURATION = {
     "CALIBRATION_PAIRS": env_int("CURATION_CALIBRATION_PAIRS", 2000, minimum=10),
     "HALLUCINATION_TARGET_RATE": env_float("CURATION_HALLUCINATION_TARGET_RATE", 0.5, minimum=0.01, maximum=0.99),
     "GENERIC_QUANTILE": env_float("CURATION_GENERIC_QUANTILE", 0.1, minimum=0.01, maximum=0.99),
+    # The korcen lexicon inline at submit (labeling.services.submit): a comment it matches gets an
+    # open TOXICITY flag in the same transaction (nothing is refused; the next text run's toxicity
+    # step updates that same flag). Off: only the text runs flag toxicity.
+    "INLINE_LEXICON": env_bool("CURATION_INLINE_LEXICON", True),
 }
 # Celery queues: "celery" (imports, exports, labeling), "curation" (photo and text steps) and
 # "embeddings" (the embedding steps, for GPU workers: `celery -A config worker -Q embeddings`). A

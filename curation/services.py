@@ -2,6 +2,8 @@
 
 - `record_flags(detector, version, flags)`: what detectors call (idempotent per detector, kind
   and subject).
+- `lexicon_findings(texts)` / `flag_lexicon_inline(comments, found)`: the korcen lexicon at submit
+  (labeling.services.submit: the check before its transaction, the flags inside).
 - `decide(flags, action, actor, reason, duplicate_of=None)`: a planner's decision on one or many
   flags, in one transaction, each with its Decision row (the audit trail). The decisions act
   through the services that own the state: a photo is excluded by datasets.services.set_image_status
@@ -246,6 +248,44 @@ def _record_batch(detector: str, version: str, batch: list, comments: dict, coun
             counts["unchanged"] += 1
     Flag.objects.bulk_create(new)
     counts["created"] += len(new)
+
+
+def lexicon_findings(texts) -> dict[str, tuple[float, dict]]:
+    """The korcen lexicon over texts (no database): {text: (score, evidence)} for those it matches,
+    the evidence the toxicity step writes in lexicon-only mode plus "source": "inline at submit".
+    labeling.services.submit calls this before its transaction (issue 12, item 7)."""
+    from django.conf import settings
+
+    from . import toxicity
+
+    conf = settings.CURATION
+    texts = list(dict.fromkeys(texts))
+    detector = toxicity.Detector(threshold=conf["TOXICITY_THRESHOLD"], lexicon_score=conf["TOXICITY_LEXICON_SCORE"])
+    return {text: (f.score, {**f.evidence, "source": "inline at submit"})
+            for text, found in zip(texts, detector.check(texts)) for f in found if f.kind == "toxicity"}
+
+
+def flag_lexicon_inline(comments, found: dict | None = None) -> dict:
+    """An open TOXICITY flag for each just-submitted comment the lexicon matched (`found`:
+    lexicon_findings of their texts, computed here when not given); labeling.services.submit calls
+    this inside its transaction.
+
+    Recorded under the toxicity step's own detector name ("toxicity", version korcen-x.y.z), so
+    there is one flag (one review card) per comment and kind: the step's later run updates that
+    flag (its classifier score and evidence replace these while it is open), and a flag a planner
+    has decided meanwhile stays decided (the step skips decided flags). No query when nothing
+    matched. Returns record_flags' counts ({} when nothing matched)."""
+    from . import toxicity
+
+    comments = [c for c in comments if c.pk is not None]
+    if found is None:
+        found = lexicon_findings([c.text for c in comments])
+    flags = [FlagData(kind=FlagKind.TOXICITY, comment=c.pk, score=found[c.text][0], evidence=found[c.text][1])
+             for c in comments if c.text in found]
+    if not flags:
+        return {}
+    with transaction.atomic():  # a savepoint: a failure leaves the caller's transaction usable
+        return record_flags(toxicity.DETECTOR, toxicity.LEXICON_VERSION, flags)
 
 
 # ---------------------------------------------------------------- decisions

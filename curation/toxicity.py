@@ -104,6 +104,11 @@ def lexicon_hits(text: str) -> list[dict]:
     return hits
 
 
+def lexicon_summary(hits: list[dict]) -> str:
+    """lexicon_hits' matches as one line: "병신 (general), 꺼져 (belittle)"."""
+    return ", ".join(f"{h['match']} ({h['level']})" for h in hits)
+
+
 # ---------------------------------------------------------------- training data
 
 
@@ -381,12 +386,15 @@ class Detector:
                 label = pred.label if pred and pred.label in TOXIC else (
                     max(("hate", "offensive"), key=lambda x: pred.probabilities.get(x, 0.0)) if pred else "offensive")
                 score = max(toxic, self.lexicon_score if hits else 0.0)
-                found.append(Finding("toxicity", label, round(score, 4), {
+                evidence = {
                     "label": label, "probability": round(toxic, 4) if pred else None,
                     "probabilities": {k: round(v, 4) for k, v in pred.probabilities.items()} if pred else {},
                     "threshold": self.threshold, "lexicon": hits, "lexicon_version": LEXICON_VERSION,
                     "model_version": model, "mode": self.mode,
-                }))
+                }
+                if hits:  # the matched words as one line (the review card shows text evidence)
+                    evidence["matched"] = lexicon_summary(hits)
+                found.append(Finding("toxicity", label, round(score, 4), evidence))
             if pred and pred.bias is not None and pred.bias_score >= self.bias_threshold:
                 label = pred.bias if pred.bias != "none" else max(
                     ("gender", "other"), key=lambda x: pred.bias_probabilities.get(x, 0.0))

@@ -840,6 +840,9 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
     raises PhotoWithdrawn.
     Each comment records the guideline version current at submission.
     """
+    # The lexicon runs before the transaction (no database; korcen's first use in a process takes
+    # a second or more: not while the submit holds its locks); its flags are written inside.
+    lexicon = _lexicon_before_submit(texts) if settings.CURATION["INLINE_LEXICON"] else None
     try:
         with transaction.atomic():
             member = _lock_member(assignment.project_id, labeler)
@@ -876,6 +879,8 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
                     for ct, value, n in accepted
                 ]
             )
+            if lexicon:
+                _flag_lexicon_inline(comments, lexicon)
             project_id = project.pk
             transaction.on_commit(lambda: _send_sets_submitted(project_id))
     except SubmissionRejected as exc:
@@ -883,6 +888,40 @@ def submit(assignment: Assignment, labeler, texts: dict[str, str], idempotency_k
         raise
     _copy_state(current, assignment)
     return comments
+
+
+def _lexicon_before_submit(texts: dict) -> dict | None:
+    """The cheap toxicity check inline at submit (issue 12, item 7), its first half: the korcen
+    lexicon over the texts as they will be stored (curation.services.lexicon_findings, no
+    database), before the submit's transaction. None where nothing matches or it failed (logged:
+    the submit stands, and the next text run checks the comments).
+
+    The second half, _flag_lexicon_inline, writes an open TOXICITY flag for each matched comment in
+    the submit's transaction (so it is in the review queue at once, and a submit that fails leaves
+    none). Nothing is refused: a profanity list has false positives, a planner judges. Done here
+    rather than from the sets_submitted signal, which is sent after the commit. labeling calls into
+    curation as labeling.text does (curation.pii); imported in the functions because
+    curation.services imports this module."""
+    from curation import services as curation_services
+
+    try:
+        return curation_services.lexicon_findings(
+            [text_rules.normalise(v) for v in texts.values() if isinstance(v, str)]) or None
+    except Exception:
+        log.exception("inline lexicon check failed; the text run will check these comments")
+        return None
+
+
+def _flag_lexicon_inline(comments: list[Comment], found: dict) -> None:
+    """See _lexicon_before_submit. A database failure is logged and the submit stands (the flag's
+    write has its own savepoint, opened only when there is a flag to write)."""
+    from curation import services as curation_services
+
+    try:
+        curation_services.flag_lexicon_inline(comments, found)
+    except Exception:
+        log.exception("inline lexicon flags failed for comments %s; the text run will flag them",
+                      [c.pk for c in comments])
 
 
 def _send_sets_submitted(project_id: int) -> None:

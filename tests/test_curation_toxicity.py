@@ -224,10 +224,13 @@ def run_toxicity(project, **kw):
 
 
 @pytest.fixture
-def commented(make_project, labelers):
-    """3 photos, one labeler: a clean, an insulting and a hateful comment set."""
+def commented(make_project, labelers, settings):
+    """3 photos, one labeler: a clean, an insulting and a hateful comment set (the inline lexicon
+    at submit off: these tests are about the step; tests/test_inline_lexicon.py has both)."""
     from labeling import services
     from labeling.models import Comment
+
+    settings.CURATION = {**settings.CURATION, "INLINE_LEXICON": False}
 
     project = make_project(3, overlap=1, members=labelers[:1])
     sets = [

@@ -1,7 +1,9 @@
 """Curation end to end on a real Celery worker over Redis (database 13): an import of photos with
 planted copies starts a photo run by itself (its chunks on the "curation" queue), a few labeled
 sets with a repeated comment start a text run, and the planner's review queue then shows each
-copy grouped with its original and the template comment's cluster."""
+copy grouped with its original and the template comment's cluster. Issue 12's text detectors
+(Redis database 12): imported sets with a phone number and an insult, and a labeler's insulting
+set, end as PII and TOXICITY flags with their evidence after the automatic text run."""
 from __future__ import annotations
 
 import time
@@ -38,19 +40,26 @@ def english(settings):
         yield
 
 
+@pytest.fixture
+def redis_url():
+    return REDIS_URL
+
+
 @pytest.fixture(autouse=True)
-def _redis_13(settings):
+def _redis(settings, redis_url):
     require_service("127.0.0.1", 6379, "Redis")
     import redis
 
-    redis.Redis.from_url(REDIS_URL).flushdb()  # database 13 is these tests' own
+    redis.Redis.from_url(redis_url).flushdb()  # the test's database (13, or 12 below) is its own
     settings.CURATION = {**settings.CURATION, "CHUNK_SIZE": 3, "TEXT_RUN_EVERY_SETS": 6, "RUN_AFTER_IMPORT": True}
     yield
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    redis.Redis.from_url(redis_url).flushdb()
 
 
-def wait_for(check, what: str):
-    deadline = time.monotonic() + WAIT_SECONDS
+def wait_for(check, what: str, poll: float = 0.1, seconds: float = WAIT_SECONDS):
+    """`check()` until it is true. On SQLite (one shared in-memory database) a read here can make
+    the worker's write fail ("table is locked"): a slower `poll` makes that rarer."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             value = check()
@@ -58,15 +67,15 @@ def wait_for(check, what: str):
             value = None
         if value:
             return value
-        time.sleep(0.1)
-    pytest.fail(f"{what} did not happen within {WAIT_SECONDS} s")
+        time.sleep(poll)
+    pytest.fail(f"{what} did not happen within {seconds} s")
 
 
-def finished_run(trigger: str) -> CurationRun:
+def finished_run(trigger: str, poll: float = 0.1, seconds: float = WAIT_SECONDS) -> CurationRun:
     def check():
         run = CurationRun.objects.filter(trigger=trigger).first()
         return run if run is not None and run.status not in ACTIVE_RUN_STATUSES else None
-    return wait_for(check, f"a {trigger} run")
+    return wait_for(check, f"a {trigger} run", poll, seconds)
 
 
 def test_an_import_and_labeled_sets_end_in_the_review_queue_through_a_real_worker(client):
@@ -212,3 +221,82 @@ def test_a_worker_killed_mid_run_loses_no_work_and_the_resumed_run_finishes_once
     for f in Flag.objects.filter(kind=FlagKind.NEAR_DUPLICATE_PHOTO):
         groups.setdefault(f.group_key, set()).add(names[str(f.image_id)])
     assert sorted(sorted(g) for g in groups.values()) == sorted(sorted([n, f"copy-of-{n}"]) for n in copies)
+
+
+class TestTextDetectorsOnTheWorker:
+    """Issue 12, item 8: the part-2 text detectors (PII, toxicity) in the automatic text run."""
+
+    @pytest.fixture
+    def redis_url(self):
+        return "redis://127.0.0.1:6379/12"
+
+    def test_imported_and_submitted_comments_end_as_pii_and_toxicity_flags(self, redis_url, settings, tmp_path, client):
+        import json
+
+        from accounts import services as accounts
+        from curation import pii
+        from labeling import external
+        from labeling.models import CommentImport, CommentImportStatus
+        from tests.conftest import make_photo
+
+        # An import does not refuse what breaks the text rules (labeling/external.py: warnings
+        # only), so a phone number reaches the database that way; the text run must find it.
+        settings.CURATION = {**settings.CURATION, "TEXT_RUN_EVERY_SETS": 4, "RUN_AFTER_IMPORT": False}
+        folder = tmp_path / "photos"
+        folder.mkdir()
+        for n in range(4):
+            (folder / f"t{n}.jpg").write_bytes(make_photo(seed=700 + n))
+        source = Source.objects.create(kind="upload", name="Text photos", default_licence=Licence.objects.get(code="cc0-1.0"))
+        food = Category.objects.get(slug="food")
+        project = labeling.create_project("text worker project", categories=[food], overlap=1)
+        [user] = make_labelers(1, prefix="tlab")
+        labeling.add_member(project, user)
+        phone = "사장님 번호 공일공-일이삼사-오육칠팔 로 예약했어요"
+        insult = "이거 찍은 놈 진짜 병신 같네"
+        rows = [{"path": "t0.jpg", "text:reaction": "와 맛있겠다", "text:specific": phone},
+                {"path": "t1.jpg", "text:reaction": "별로네요", "text:specific": insult},
+                {"path": "t2.jpg", "text:reaction": "좋아요", "text:specific": "국물이 진하고 면발이 쫄깃해 보여요"}]
+        data = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows)
+        # The worker is a thread of this process: build presidio's engine (spaCy's import, a minute
+        # on a busy machine) before it starts, so the PII step does not spend the wait on it.
+        pii.analyzer()
+        with broker(redis_url):
+            celery_app.control.purge()
+            with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=120):
+                ci = external.start_comment_import(project, data=data, fmt="jsonl", source_name="Vendor T",
+                                                   photo_source=source, images_dir=str(folder), category=food,
+                                                   trusted=True)
+                ci = wait_for(lambda: (c := CommentImport.objects.get(pk=ci.pk)).status == CommentImportStatus.DONE and c,
+                              "the comment import", poll=1.0)
+                assert ci.imported == 3 and "phone" in ci.rows.get(position=0).warnings
+                assert not CurationRun.objects.exists()  # 3 sets: under TEXT_RUN_EVERY_SETS
+                # A labeler's insulting set: flagged at submit (inline lexicon), and the 4th set.
+                def lease_and_submit():
+                    try:
+                        a = labeling.next_assignment(project, user)
+                        return labeling.submit(a, user, {"reaction": "음 이게 뭐지", "specific": "ㅅㅂ 사진 개못찍었네 진짜"})
+                    except OperationalError:  # SQLite: a table the worker is writing (nothing was stored)
+                        return None
+                wait_for(lease_and_submit, "the labeler's submit", poll=1.0)
+                inline = Flag.objects.get(kind=FlagKind.TOXICITY)
+                assert inline.evidence["source"] == "inline at submit"
+                text_run = finished_run(RunTrigger.COMMENTS, poll=1.0, seconds=300)
+        assert text_run.status == RunStatus.DONE, text_run.error
+        steps = {s.name: s for s in text_run.run_steps.all()}
+        assert {n: s.state for n, s in steps.items()} == {"text": "done", "pii": "done", "toxicity": "done"}
+        assert steps["toxicity"].counts["flags_new"] == 1 and steps["toxicity"].counts["flags_updated"] == 1
+
+        pii_flag = Flag.objects.get(kind=FlagKind.PII)
+        assert pii_flag.comment.text == phone and pii_flag.project_id == project.pk
+        assert pii_flag.evidence["kinds"] == ["phone"] and "오육칠팔" not in json.dumps(pii_flag.evidence, ensure_ascii=False)
+        toxic = {f.comment.text: f for f in Flag.objects.filter(kind=FlagKind.TOXICITY).select_related("comment")}
+        assert set(toxic) == {insult, "ㅅㅂ 사진 개못찍었네 진짜"}  # one flag each: the step updated the inline one
+        assert toxic[insult].evidence["matched"] == "병신 (general)"
+        assert toxic["ㅅㅂ 사진 개못찍었네 진짜"].pk == inline.pk and "source" not in toxic["ㅅㅂ 사진 개못찍었네 진짜"].evidence
+
+        planner = accounts.create_user("tplanner", "pw-long-enough-1", "planner")
+        client.force_login(planner)
+        page = client.get("/curation/review/?kind=toxicity", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+        assert insult in page and "병신 (general)" in page
+        page = client.get("/curation/review/?kind=pii", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+        assert pii_flag.evidence["masked_text"] in page  # the evidence masked (the card quotes the comment)

@@ -56,6 +56,11 @@ DEMO_GUIDELINE = """# 사진 코멘트 가이드라인
 *English:* answer as you would answer a friend who sent the photo. A short reaction (3+
 characters) and a specific comment about what is really in the photo (10+ characters).
 """
+# Issue 12's demo ("Done means"): one of labeler2's sets carries an insulting comment, which the
+# inline lexicon at submit (curation.services.flag_lexicon_inline) turns into an open toxicity
+# flag: the planner's review queue shows its card with the matched word. (A phone number is not
+# seeded: the submit refuses it, with the Korean message "코멘트에는 전화번호를 쓸 수 없어요.".)
+DEMO_INSULT = {"reaction": "음 이게 뭐지", "specific": "이 사진 찍은 놈 진짜 병신 같네"}
 DEMO_REACTIONS = ["와 멋지다!", "분위기 좋네요", "오 신기해요", "너무 좋다", "색감 예뻐요", "완전 내 취향", "여기 가보고 싶다", "정말 잘 찍었네요"]
 DEMO_EXAMPLES = [  # (category slug, note, [(type, text, verdict, why)])
     ("food", "음식 사진: 보이는 음식과 그 느낌을 짚어요.", [
@@ -173,8 +178,24 @@ class Command(BaseCommand):
             "reaction": DEMO_REACTIONS[n], "specific": f"사진 속 색감이 정말 따뜻하고 편안해 보여요 ({n + 1}번째 사진)"})
         completed = self.write_sets(project, DEMO_HELPER3, "데모 라벨러 3", min(6, written), lambda n: {
             "reaction": DEMO_REACTIONS3[n], "specific": f"빛이 부드럽게 들어와서 장면이 또렷하게 보여요 ({n + 1}번째)"})
+        review = self.seed_review_queue(project)
         return (f"Demo project: '{DEMO_PROJECT}' with {added} photos, a published guideline with examples, "
-                f"{written} comment sets by '{DEMO_HELPER[0]}' and {completed} by '{DEMO_HELPER3[0]}'.")
+                f"{written} comment sets by '{DEMO_HELPER[0]}' and {completed} by '{DEMO_HELPER3[0]}'.\n{review}")
+
+    def seed_review_queue(self, project) -> str:
+        """Cards for the planner's review queue (curation): labeler2's set with an insulting
+        comment, on a photo nobody has started (flagged at submit when CURATION["INLINE_LEXICON"]
+        is on, as by default; otherwise the project's next text run flags it), then the other
+        detectors' examples (seed_detector_examples)."""
+        from curation.models import Flag, FlagKind
+
+        if not self.write_sets(project, DEMO_HELPER, "데모 라벨러 2", 1, lambda n: DEMO_INSULT):
+            return "Review queue: no photo left for the insulting comment; skipped."
+        flagged = Flag.objects.filter(project=project, kind=FlagKind.TOXICITY, comment__text=DEMO_INSULT["specific"])
+        lines = [f"Review queue: an insulting comment by '{DEMO_HELPER[0]}' "
+                 + ("flagged for toxicity at submit." if flagged.exists()
+                    else "(the inline lexicon is off: a text run of the project flags it).")]
+        return "\n".join(lines + seed_detector_examples(project))
 
     def write_sets(self, project, account, first_name: str, count: int, texts) -> int:
         """A demo labeler (made if missing) joins the project and submits up to `count` comment
@@ -198,6 +219,19 @@ class Command(BaseCommand):
         for username, password, role in DEMO_USERS:
             note = "" if username in created else "  (existing account, left as it was)"
             self.stdout.write(f"  {role:<9} username: {username:<9} password: {password}{note}")
+
+
+# ------------------------------------------------------------------------- other detectors' cards
+
+def seed_detector_examples(project) -> list[str]:
+    """ISSUE 12 DEMO HOOK: the review cards of the other detectors of issue 12's "Done means",
+    left to the helpers that build those detectors (not made here):
+    - photo_pii: a face in a food photo (a FACE flag on one of the demo's food photos, with its box);
+    - scores: a comment about the wrong photo (a HALLUCINATION flag, where a model that can judge
+      it is configured).
+    Each adds its lines here (through its own services) and returns a line for the command's
+    report. Returns [] until then."""
+    return []
 
 
 # ------------------------------------------------------------------------- scene drawing
