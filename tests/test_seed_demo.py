@@ -3,6 +3,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import User
+from curation.models import Flag, FlagKind
 from datasets.models import Category, Image, ImportJob, Source, Subcategory
 from labeling.management.commands.seed_demo import DEMO_SOURCE, DEMO_USERS
 
@@ -21,7 +22,9 @@ def test_seed_demo_twice_creates_everything_once():
     jobs = ImportJob.objects.count()
     second = run(images=12)
 
-    assert Image.objects.count() == 12
+    assert Image.objects.count() == 12 + 1  # and the face-in-food example, once
+    assert Flag.objects.filter(kind=FlagKind.FACE, image__original_name="demo-food-face.jpg").count() == 1
+    assert "a face in a food photo flagged with its box" in first
     assert ImportJob.objects.count() == jobs  # nothing re-imported
     assert Source.objects.filter(name=DEMO_SOURCE).count() == 1
     for username, password, role in DEMO_USERS:

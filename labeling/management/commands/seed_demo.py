@@ -224,14 +224,39 @@ class Command(BaseCommand):
 # ------------------------------------------------------------------------- other detectors' cards
 
 def seed_detector_examples(project) -> list[str]:
-    """ISSUE 12 DEMO HOOK: the review cards of the other detectors of issue 12's "Done means",
-    left to the helpers that build those detectors (not made here):
-    - photo_pii: a face in a food photo (a FACE flag on one of the demo's food photos, with its box);
-    - scores: a comment about the wrong photo (a HALLUCINATION flag, where a model that can judge
-      it is configured).
-    Each adds its lines here (through its own services) and returns a line for the command's
-    report. Returns [] until then."""
-    return []
+    """The review cards of issue 12's other detectors:
+    - photo_pii: a face in a food photo (a generated photo with a drawn face, imported into the
+      food category, then the photo_pii step over that import: a FACE flag with its box);
+    - scores: a comment about the wrong photo needs an embedding model that can judge it; the demo
+      has no weights, so it says how to get that card instead of faking one.
+    Returns the command's report lines."""
+    from curation import runs
+    from curation.models import Flag, FlagKind, RunStatus
+    from curation.synthetic import face_photo
+
+    lines = []
+    sub = Subcategory.objects.filter(category__slug="food", is_active=True).select_related("category").first()
+    if sub is None:
+        lines.append("Review queue: no food category; the face example was skipped.")
+    else:
+        img = face_photo(0)[0]  # the drawn face the cascades find (tests/test_photo_pii.py)
+        out = io.BytesIO()
+        img.save(out, "JPEG", quality=90)
+        source = Source.objects.get(name=DEMO_SOURCE)
+        with transaction.atomic():
+            job = services.create_import(source=source, files=[ContentFile(out.getvalue(), name="demo-food-face.jpg")],
+                                         category=sub.category, subcategory=sub, enqueue=False)
+        job = services.run_import(job.pk)
+        run = runs.run_here(runs.start_run(None, ["photo_pii"], options={"import_job": job.pk}, enqueue=False,
+                                           trigger="command"))
+        found = Flag.objects.filter(kind=FlagKind.FACE, image__import_job=job).exists()
+        lines.append("Review queue: a face in a food photo " + (
+            "flagged with its box." if found else
+            f"not flagged ({'OpenCV missing' if run.status == RunStatus.DONE else run.error or run.status})."))
+    lines.append("Review queue: comments about the wrong photo are scored once an embedding model is configured "
+                 "(CURATION_EMBED_CHECKPOINT or cached open_clip weights; see the README, 'Hallucination and "
+                 "specificity scores').")
+    return lines
 
 
 # ------------------------------------------------------------------------- scene drawing
