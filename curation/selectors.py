@@ -23,6 +23,7 @@ class FlagFilters:
     score_min: float | None = None
     score_max: float | None = None
     group: str = ""  # one duplicate group or comment cluster (Flag.group_key)
+    labeler: int | None = None  # comment flags of one labeler's comments (user id)
 
 
 def _number(value, cast):
@@ -55,6 +56,7 @@ def filters_from(params) -> FlagFilters:
         score_min=_number(params.get("score_min"), float),
         score_max=_number(params.get("score_max"), float),
         group=str(params.get("group", ""))[:200],
+        labeler=_number(params.get("labeler"), int),
     )
 
 
@@ -77,6 +79,8 @@ def flags(filters: FlagFilters | None = None, *, with_kind: bool = True):
         qs = qs.filter(detector=f.detector)
     if f.group:
         qs = qs.filter(group_key=f.group)
+    if f.labeler is not None:
+        qs = qs.filter(comment__assignment__labeler_id=f.labeler)
     if f.score_min is not None:
         qs = qs.filter(score__gte=f.score_min)
     if f.score_max is not None:
@@ -235,3 +239,49 @@ def toxicity_decision_rows() -> list:
         else:
             rows.append(toxicity.Row(text=text, label=None, bias=label, source="decision"))
     return rows
+
+
+# ---------------------------------------------------------------- specificity per labeler (issue 12, item 2)
+
+
+# scorecard's minimal version; the scores branch's replaces it at merge
+def specificity_by_labeler(project) -> dict:
+    """{labeler user id: {"scored", "generic", "generic_share", "median_specificity"}} over the
+    project's CommentScore rows of one model: the configured comment model
+    (curation.embedding.current_identity("comment")) when the project has scores of it, else the
+    model with the most scores in the project. A comment is generic when its specificity is
+    below the project's `specificity_flag_below`, or (no threshold set) below the project's own
+    10th percentile. Imported sets (no labeler) count nowhere. {} when the project has no
+    scores (the embedding model has not run)."""
+    import statistics
+
+    from .embedding import current_identity
+    from .models import CommentScore
+
+    scores = CommentScore.objects.filter(project=project).order_by()
+    try:
+        model = current_identity("comment")
+    except Exception:  # noqa: BLE001 - a broken model setting must not break a planner's page
+        model = None
+    if not model or not scores.filter(model=model).exists():
+        model = (scores.values_list("model").annotate(n=Count("pk")).order_by("-n", "model")
+                 .values_list("model", flat=True).first())
+    if model is None:
+        return {}
+    rows = list(scores.filter(model=model, comment__assignment__labeler__isnull=False)
+                .values_list("comment__assignment__labeler_id", "specificity"))
+    if not rows:
+        return {}
+    threshold = project.specificity_flag_below
+    if threshold is None:
+        values = sorted(s for _u, s in scores.filter(model=model).values_list("pk", "specificity"))
+        threshold = statistics.quantiles(values, n=10, method="inclusive")[0] if len(values) > 1 else values[0]
+    by_user: dict[int, list[float]] = {}
+    for user_id, s in rows:
+        by_user.setdefault(user_id, []).append(s)
+    out = {}
+    for user_id, values in by_user.items():
+        generic = sum(1 for s in values if s < threshold)
+        out[user_id] = {"scored": len(values), "generic": generic, "generic_share": generic / len(values),
+                        "median_specificity": float(statistics.median(values))}
+    return out
