@@ -22,15 +22,19 @@ Definitions (the page and docs/README say the same):
 - agreement: on the photos where two labelers or more submitted a set (rejected sets left out),
   each of the labeler's comments is compared with the other labelers' comments of the same
   comment type on that photo: cosine similarity of TF-IDF character n-gram profiles
-  (scikit-learn, `char_wb`, 2-3 grams, sublinear tf, fitted on those comments), averaged over the
+  (scikit-learn, `char_wb`, 2-3 grams, sublinear tf, fitted on those comments' distinct texts), averaged over the
   other labelers, then over the comment types of the photo, then over the photos. 0 is nothing
   in common, 1 the same text. None ("—") when fewer than AGREEMENT_MIN_PHOTOS photos are shared.
+  It is the costly part (about 1-2 s at 20,000 comments: bench/scorecard.py), so it is cached
+  until the project's submitted sets change.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 
-from django.db.models import Count, Max, Q
+from django.core.cache import cache
+from django.db.models import CharField, Count, Max, Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from labeling.models import Assignment, AssignmentStatus, Comment, LabelerMessage, Project, ProjectMember
@@ -145,20 +149,40 @@ def sort_rows(rows: list[dict], sort: str) -> list[dict]:
     return present + empty
 
 
+AGREEMENT_CACHE_SECONDS = 3600
+
+
 def comment_agreement(project: Project) -> dict[int, tuple[float, int]]:
     """{labeler id: (mean agreement, photos shared with other labelers)} (see the module's
-    docstring). Vectorised: one sparse product for all the photos, not a loop over them."""
+    docstring), cached (Django's cache) until the project's submitted sets change: their count,
+    newest id and newest submit time are in the key, so a new, rejected or returned set
+    recomputes it."""
+    sets = Assignment.objects.filter(project=project, status=AssignmentStatus.SUBMITTED, labeler__isnull=False)
+    stamp = sets.order_by().aggregate(n=Count("pk"), last=Max("pk"), at=Max("submitted_at"))
+    at = stamp["at"].timestamp() if stamp["at"] else 0
+    key = f"scorecard:agreement:{project.pk}:{stamp['n']}:{stamp['last']}:{at}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = _agreement(project, sets)
+        cache.set(key, cached, AGREEMENT_CACHE_SECONDS)
+    return cached
+
+
+def _agreement(project: Project, sets) -> dict[int, tuple[float, int]]:
+    """Vectorised: one sparse product for all the photos, not a loop over them; each distinct
+    text is analysed once."""
     import numpy as np
     from scipy import sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    sets = Assignment.objects.filter(project=project, status=AssignmentStatus.SUBMITTED, labeler__isnull=False)
     shared = (sets.order_by().values("image_id").annotate(n=Count("labeler_id", distinct=True)).filter(n__gte=2)
               .values("image_id"))
     rows = list(
         Comment.objects.filter(assignment__project=project, assignment__status=AssignmentStatus.SUBMITTED,
                                assignment__labeler__isnull=False, assignment__image_id__in=shared)
-        .order_by().values_list("assignment__image_id", "comment_type_id", "assignment__labeler_id", "text")
+        # The photo's id as text: the same groups without making 20,000 UUID objects.
+        .order_by().values_list(Cast("assignment__image_id", CharField()), "comment_type_id",
+                                "assignment__labeler_id", "text")
     )
     # Groups: one (photo, comment type) with comments by two labelers or more.
     group_of: dict[tuple, int] = {}
@@ -169,9 +193,12 @@ def comment_agreement(project: Project) -> dict[int, tuple[float, int]]:
     rows = [r for r in rows if sizes[group_of[(r[0], r[1])]] >= 2]
     if not rows:
         return {}
+    distinct: dict[str, int] = {}
+    text_index = np.array([distinct.setdefault(r[3], len(distinct)) for r in rows])
     try:
+        # Fitted on the distinct texts (a generic text written 500 times is one document).
         X = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), sublinear_tf=True).fit_transform(
-            [r[3] for r in rows])
+            list(distinct))[text_index]
     except ValueError:  # no n-gram at all (every text a single character)
         return {}
     groups = np.array([group_of[(r[0], r[1])] for r in rows])
