@@ -171,10 +171,6 @@ def comment_agreement(project: Project) -> dict[int, tuple[float, int]]:
 def _agreement(project: Project, sets) -> dict[int, tuple[float, int]]:
     """Vectorised: one sparse product for all the photos, not a loop over them; each distinct
     text is analysed once."""
-    import numpy as np
-    from scipy import sparse
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     shared = (sets.order_by().values("image_id").annotate(n=Count("labeler_id", distinct=True)).filter(n__gte=2)
               .values("image_id"))
     rows = list(
@@ -193,6 +189,11 @@ def _agreement(project: Project, sets) -> dict[int, tuple[float, int]]:
     rows = [r for r in rows if sizes[group_of[(r[0], r[1])]] >= 2]
     if not rows:
         return {}
+    # Imported here, once there is something to compare: scikit-learn takes seconds to import.
+    import numpy as np
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     distinct: dict[str, int] = {}
     text_index = np.array([distinct.setdefault(r[3], len(distinct)) for r in rows])
     try:
