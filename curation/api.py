@@ -377,7 +377,7 @@ class KindShareSerializer(serializers.Serializer):
 class ScorecardMessageSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     body = serializers.CharField()
-    sent_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    sent_by = serializers.CharField(source="sent_by.username", read_only=True, allow_null=True)
     created_at = serializers.DateTimeField()
     read_at = serializers.DateTimeField(allow_null=True)
 

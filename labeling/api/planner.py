@@ -698,7 +698,7 @@ class MessageOutSerializer(serializers.Serializer):
     project = serializers.IntegerField(source="project_id")
     labeler = serializers.IntegerField(source="labeler_id")
     body = serializers.CharField()
-    sent_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    sent_by = serializers.CharField(source="sent_by.username", read_only=True, allow_null=True)
     created_at = serializers.DateTimeField()
     read_at = serializers.DateTimeField(allow_null=True, help_text="When the labeler dismissed it; null: unread.")
 
