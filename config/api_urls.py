@@ -47,6 +47,8 @@ project_urls = [
     path("members/", labeling.MemberList.as_view(), name="project-member-list"),
     path("members/import/", labeling.MemberImport.as_view(), name="project-member-import"),
     path("members/<id:user_id>/", labeling.MemberDetail.as_view(), name="project-member-detail"),
+    path("labelers/quality/", curation.LabelerQuality.as_view(), name="project-labeler-quality"),
+    path("labelers/<id:user_id>/message/", labeling.LabelerMessageCreate.as_view(), name="project-labeler-message"),
     path("guideline/", labeling.CurrentGuideline.as_view(), name="project-guideline"),
     path("guideline/draft/", labeling.GuidelineDraft.as_view(), name="project-guideline-draft"),
     path("guideline/publish/", labeling.GuidelinePublish.as_view(), name="project-guideline-publish"),
@@ -78,6 +80,8 @@ assignment_urls = [
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="me"),
+    path("me/messages/", labeling.MyMessages.as_view(), name="me-messages"),
+    path("me/messages/<id:pk>/read/", labeling.MyMessageRead.as_view(), name="me-message-read"),
     path("auth/login/", LoginView.as_view(), name="auth-login"),
     path("auth/logout/", LogoutView.as_view(), name="auth-logout"),
     path("quotas/", QuotaView.as_view(), name="quotas"),

@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from accounts.permissions import DocsAccess, docs_page
 from config.api import IdConverter
 from config.csp import redoc_policy
+from curation import views as curation_views
 from datasets.media import serve_media
 
 
@@ -33,6 +34,10 @@ urlpatterns = [
     path("api/", include("config.api_urls")),
     path("accounts/", include("accounts.urls")),
     path("datasets/", include("datasets.urls")),
+    # The labeler scorecard: a project tab served by curation (it reads flags, decisions and scores).
+    path("projects/<id:pk>/labelers/quality/", curation_views.labeler_quality, name="project-labeler-quality"),
+    path("projects/<id:pk>/labelers/<id:user_id>/message/", curation_views.labeler_message,
+         name="project-labeler-message"),
     path("projects/", include("labeling.planner_urls")),
     path("snapshots/", include("labeling.snapshot_urls")),
     path("curation/", include("curation.urls")),

@@ -18,9 +18,10 @@ from rest_framework.views import APIView
 
 from accounts.permissions import HasRole
 from config.api import Pagination, file_url
+from labeling.api.common import ProjectChildMixin
 from labeling.models import Project
 
-from . import runs, selectors, services
+from . import runs, scorecard, selectors, services
 from . import steps as registry
 from .forms import MatchingForm
 from .models import (
@@ -115,6 +116,7 @@ FLAG_FILTERS = [
     OpenApiParameter("score_min", OpenApiTypes.NUMBER),
     OpenApiParameter("score_max", OpenApiTypes.NUMBER),
     OpenApiParameter("group", OpenApiTypes.STR, description="One duplicate group or comment cluster (group_key)."),
+    OpenApiParameter("labeler", OpenApiTypes.INT, description="Comment flags on one labeler's comments (user id)."),
 ]
 
 
@@ -492,3 +494,66 @@ class ProjectSpecificity(CurationAccess, APIView):
     def get(self, request, pk: int):
         project = get_object_or_404(Project, pk=pk)
         return Response(SpecificitySerializer(selectors.specificity_report(project)).data)
+# ---------------------------------------------------------------- the labeler scorecard (issue 12, item 5)
+
+
+class KindShareSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    share = serializers.FloatField(allow_null=True)
+
+
+class ScorecardMessageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    body = serializers.CharField()
+    sent_by = serializers.CharField(source="sent_by.username", read_only=True, allow_null=True)
+    created_at = serializers.DateTimeField()
+    read_at = serializers.DateTimeField(allow_null=True)
+
+
+class ScorecardRowSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    username = serializers.CharField()
+    name = serializers.CharField()
+    is_active = serializers.BooleanField()
+    cap = serializers.IntegerField()
+    cap_override = serializers.IntegerField(allow_null=True)
+    submitted_count = serializers.IntegerField()
+    open_leases = serializers.IntegerField()
+    sets = serializers.IntegerField(help_text="Comment sets submitted, including those rejected since.")
+    rejected = serializers.IntegerField(help_text="Sets a planner rejected in the review queue.")
+    rejected_share = serializers.FloatField(allow_null=True)
+    comments = serializers.IntegerField()
+    flagged = serializers.IntegerField(help_text="Comments with a flag of any kind (open or decided, not withdrawn).")
+    flagged_share = serializers.FloatField(allow_null=True)
+    flags = serializers.DictField(child=KindShareSerializer(), help_text="Per comment flag kind (self-copies apart).")
+    self_copy = serializers.IntegerField()
+    self_copy_share = serializers.FloatField(allow_null=True)
+    scored = serializers.IntegerField(help_text="Comments with a specificity score.")
+    generic = serializers.IntegerField()
+    generic_share = serializers.FloatField(allow_null=True, help_text="null: no scores (the embedding model has not run).")
+    median_specificity = serializers.FloatField(allow_null=True)
+    agreement = serializers.FloatField(allow_null=True, help_text="Mean character n-gram cosine similarity with the "
+                                       "other labelers' comments of the same type on the same photos; null below "
+                                       f"{scorecard.AGREEMENT_MIN_PHOTOS} shared photos.")
+    shared_photos = serializers.IntegerField()
+    messages_sent = serializers.IntegerField()
+    unread_messages = serializers.IntegerField()
+    last_message_at = serializers.DateTimeField(allow_null=True)
+    recent_messages = ScorecardMessageSerializer(many=True)
+
+
+class LabelerQuality(ProjectChildMixin, APIView):
+    """The labeler quality scorecard of a project: one row per labeler (active or not), sorted by
+    `sort` (a column, "-" first for descending; empty values last). Planners and engineers read;
+    labelers 403. Actions: PATCH/DELETE /api/projects/{id}/members/{user_id}/ (cap, deactivate)
+    and POST .../labelers/{user_id}/message/."""
+
+    @extend_schema(parameters=[OpenApiParameter("sort", OpenApiTypes.STR, enum=sorted(scorecard.SORTS),
+                                                description=f"Default: {scorecard.DEFAULT_SORT}.")],
+                   responses=ScorecardRowSerializer(many=True))
+    def get(self, request, project_pk):
+        sort = request.query_params.get("sort", scorecard.DEFAULT_SORT)
+        if sort not in scorecard.SORTS:
+            raise serializers.ValidationError({"sort": [f"One of: {', '.join(sorted(scorecard.SORTS))}."]})
+        rows = scorecard.labeler_scorecard(self.project, sort=sort)
+        return Response(ScorecardRowSerializer(rows, many=True).data)

@@ -23,6 +23,7 @@ class FlagFilters:
     score_min: float | None = None
     score_max: float | None = None
     group: str = ""  # one duplicate group or comment cluster (Flag.group_key)
+    labeler: int | None = None  # comment flags of one labeler's comments (user id)
 
 
 def _number(value, cast):
@@ -55,6 +56,7 @@ def filters_from(params) -> FlagFilters:
         score_min=_number(params.get("score_min"), float),
         score_max=_number(params.get("score_max"), float),
         group=str(params.get("group", ""))[:200],
+        labeler=_number(params.get("labeler"), int),
     )
 
 
@@ -80,6 +82,8 @@ def flags(filters: FlagFilters | None = None, *, with_kind: bool = True, one_per
         qs = qs.filter(detector=f.detector)
     if f.group:
         qs = qs.filter(group_key=f.group)
+    if f.labeler is not None:
+        qs = qs.filter(comment__assignment__labeler_id=f.labeler)
     if f.score_min is not None:
         qs = qs.filter(score__gte=f.score_min)
     if f.score_max is not None:

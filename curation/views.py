@@ -26,10 +26,10 @@ from accounts.permissions import role_required
 from datasets.models import Category
 from labeling import services as labeling_services
 from labeling.models import Project
-from labeling.services import LabelingError
+from labeling.services import MESSAGE_MAX_CHARS, LabelingError
 
 from . import runs as run_services
-from . import selectors, services
+from . import scorecard, selectors, services
 from .forms import MatchingForm, RunForm
 from .models import (
     DECIDE_ACTIONS,
@@ -39,6 +39,7 @@ from .models import (
     Decision,
     DecisionAction,
     Flag,
+    FlagKind,
     FlagStatus,
     RunTrigger,
 )
@@ -49,7 +50,7 @@ FLAGS_PER_PAGE = 30
 DECISIONS_PER_PAGE = 50
 # The session's last decision on the review page (one flag), offered for undo on the next page.
 UNDO_KEY = "curation_undo"
-FILTER_FIELDS = ("kind", "status", "project", "category", "detector", "score_min", "score_max", "group")
+FILTER_FIELDS = ("kind", "status", "project", "category", "detector", "score_min", "score_max", "group", "labeler")
 
 
 def _back(request, default: str) -> str:
@@ -175,11 +176,21 @@ def review(request):
         "categories": Category.objects.order_by("name").only("pk", "name"), "detectors": selectors.detectors(),
         "can_decide": can_decide, "here": request.get_full_path(),
         "actions": DECIDE_ACTIONS, "undo": undo,
+        "labeler": _labeler(filters.labeler),
+        "without_labeler": urlencode({k: v for k, v in query.items() if k != "labeler"}
+                                     | ({"kind": filters.kind} if filters.kind else {})),
     })
 
 
 def _error_text(exc) -> str:
     return " ".join(getattr(exc, "messages", None) or [str(getattr(exc, "message", None) or exc)])
+def _labeler(user_id):
+    """The labeler the queue is narrowed to (the scorecard's link), for the page to name."""
+    if user_id is None:
+        return None
+    from accounts.models import User
+
+    return User.objects.filter(pk=user_id).only("pk", "username", "first_name", "last_name").first()
 
 
 @require_POST
@@ -392,3 +403,68 @@ def specificity(request, pk: int):
         "report": selectors.specificity_report(project),
         "generic_quantile": settings.CURATION["GENERIC_QUANTILE"],
     })
+# ---------------------------------------------------------------- the labeler scorecard (issue 12, item 5)
+
+SCORECARD_PER_PAGE = 50
+
+
+def _scorecard_sorts(current: str, columns) -> dict:
+    """For each sortable column: the link that sorts by it (descending first; again: the other
+    way), its arrow and its aria-sort value."""
+    out = {}
+    for key in columns:
+        first = key if key == "username" else f"-{key}"
+        other = first[1:] if first.startswith("-") else f"-{first}"
+        if current in (first, other):
+            target = other if current == first else first
+            descending = current.startswith("-")
+            out[key] = {"href": "?" + urlencode({"sort": target}), "arrow": "↓" if descending else "↑",
+                        "aria": "descending" if descending else "ascending"}
+        else:
+            out[key] = {"href": "?" + urlencode({"sort": first}), "arrow": "", "aria": "none"}
+    return out
+
+
+@role_required(*READERS)
+def labeler_quality(request, pk: int):
+    """The labeler quality scorecard of a project (planners act, engineers read)."""
+    from labeling.planner_views import _context
+
+    project = get_object_or_404(Project, pk=pk)
+    sort = request.GET.get("sort", scorecard.DEFAULT_SORT)
+    if sort not in scorecard.SORTS:
+        sort = scorecard.DEFAULT_SORT
+    rows = scorecard.labeler_scorecard(project, sort=sort)
+    sorts = _scorecard_sorts(sort, scorecard.SORT_COLUMNS)
+    # A column per comment flag kind the project has (sorting by any of them works anyway).
+    kinds = [{"kind": k, "label": label, "sort": sorts[f"flag_{k}"]} for k, label in FlagKind.choices
+             if k in scorecard.KIND_COLUMNS and any(r["flags"][k]["count"] for r in rows)]
+    for r in rows:
+        r["kind_cells"] = [r["flags"][k["kind"]] for k in kinds]
+    page = Paginator(rows, SCORECARD_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "curation/labeler_quality.html", _context(
+        request, project, "quality", page=page, rows=page.object_list, kinds=kinds, sort=sort,
+        sorts=sorts, query=urlencode({"sort": sort}),
+        has_scores=any(r["scored"] for r in rows), min_photos=scorecard.AGREEMENT_MIN_PHOTOS,
+        here=request.get_full_path(), max_message=MESSAGE_MAX_CHARS,
+    ))
+
+
+@require_POST
+@role_required(*PLANNERS)
+def labeler_message(request, pk: int, user_id: int):
+    """Send a message to one labeler from the scorecard (labeling.services.send_labeler_message)."""
+    from labeling.models import ProjectMember
+    from labeling.services import send_labeler_message
+
+    project = get_object_or_404(Project, pk=pk)
+    member = get_object_or_404(ProjectMember.objects.select_related("user"), project=project, user_id=user_id)
+    back = _back(request, reverse("project-labeler-quality", args=[project.pk]))
+    try:
+        send_labeler_message(project, member.user, request.POST.get("body", ""), sent_by=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("Message sent to %(user)s. They see it on their next page.")
+                         % {"user": member.user.username})
+    return redirect(back)

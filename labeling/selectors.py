@@ -29,6 +29,7 @@ from .models import (
     AssignmentStatus,
     Comment,
     GuidelineVersion,
+    LabelerMessage,
     Project,
     ProjectImage,
     ProjectMember,
@@ -333,6 +334,15 @@ def open_lease_counts(project: Project, user_ids) -> dict:
                                   expires_at__gt=timezone.now())
         .order_by().values_list("labeler_id").annotate(n=Count("*"))
     )
+
+
+def unread_messages(user, project: Project | None = None) -> list:
+    """The planners' messages `user` has not dismissed, oldest first (of `project` only when
+    given), with their project: what the labeler's next page shows."""
+    qs = LabelerMessage.objects.filter(labeler=user, read_at__isnull=True).select_related("project")
+    if project is not None:
+        qs = qs.filter(project=project)
+    return list(qs.order_by("created_at", "id")[:20])
 
 
 def open_report_count(project: Project) -> int:

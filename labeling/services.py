@@ -45,6 +45,7 @@ from .models import (
     ExampleComment,
     GuidelineExample,
     GuidelineVersion,
+    LabelerMessage,
     PhotoSet,
     Project,
     ProjectImage,
@@ -1403,3 +1404,30 @@ def import_labelers_csv(project: Project, data: bytes | str) -> dict:
             added += 1
         add_member(project, user, cap_override=cap)
     return {"created": created, "added": added, "rows": len(plans)}
+
+
+# --- Messages to labelers (the labeler scorecard) -------------------------------------------
+
+MESSAGE_MAX_CHARS = 2000
+
+
+def send_labeler_message(project: Project, labeler, body: str, sent_by=None) -> LabelerMessage:
+    """A planner's message to one labeler of `project` (a member, active or not), shown on the
+    labeler's next page load until they dismiss it (mark_messages_read)."""
+    body = text_rules.normalise(body or "").strip()
+    if not body:
+        raise ValidationError({"body": _("Write the message.")})
+    if len(body) > MESSAGE_MAX_CHARS:
+        raise ValidationError({"body": _("A message holds at most %(n)d characters.") % {"n": MESSAGE_MAX_CHARS}})
+    if not ProjectMember.objects.filter(project=project, user=labeler).exists():
+        raise ValidationError({"labeler": _("%(user)s is not a labeler of this project.") % {"user": labeler.username}})
+    return LabelerMessage.objects.create(project=project, labeler=labeler, body=body, sent_by=sent_by)
+
+
+def mark_messages_read(labeler, ids) -> int:
+    """Mark these messages of `labeler` read (dismissed); others' messages and ones already read
+    are left alone. Returns how many changed."""
+    ids = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
+    if not ids:
+        return 0
+    return LabelerMessage.objects.filter(labeler=labeler, pk__in=ids, read_at__isnull=True).update(read_at=timezone.now())

@@ -10,7 +10,9 @@ from django.core.paginator import Paginator
 from django.db.models import F, Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import get_script_prefix
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.permissions import role_required
@@ -46,7 +48,20 @@ def labeler_home(request):
             "project": m.project, "done": done, "cap": cap, "finished": done >= cap,
             "percent": min(100, round(100 * done / cap)) if cap else 100,
         })
-    return render(request, "labeling/home.html", {"projects": projects})
+    return render(request, "labeling/home.html", {
+        "projects": projects, "labeler_messages": selectors.unread_messages(request.user),
+    })
+
+
+@require_POST
+@role_required(Role.LABELER)
+def message_read(request, pk: int):
+    """Dismiss a planner's message (the form without script; with script the page asks the API)."""
+    services.mark_messages_read(request.user, [pk])
+    target = request.POST.get("next") or ""
+    if not (target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})):
+        target = "labeler-home"
+    return redirect(target)
 
 
 def _labeler_project(request, pk: int) -> tuple[Project, ProjectMember | None]:
@@ -127,6 +142,7 @@ def label(request, pk: int):
         "project": project, "member": member, "comment_types": comment_types, "version": version,
         "examples": examples, "config": config, "report_reasons": ReportReason.choices,
         "percent": min(100, round(100 * config["done"] / config["cap"])) if config["cap"] else 100,
+        "labeler_messages": selectors.unread_messages(request.user, project),
     })
 
 

@@ -79,6 +79,7 @@ class World:
         done, reported, *open_leases = labeling.next_assignments(project, labeler, 4)
         labeling.submit(done, labeler, GOOD)  # comments exist: the project and its types stay (409)
         labeling.report(reported, labeler, "broken", "it is grey")
+        message = labeling.send_labeler_message(project, labeler, "메시지", sent_by=planner)
 
         snapshot = freeze_snapshot("fuzz", projects=[project], min_sets=1)
         comment_import = external.start_comment_import(
@@ -105,6 +106,8 @@ class World:
             "tokens": list(spare.values()),
             "snapshots": [snapshot.pk],
             "comment-imports": [comment_import.pk],
+            "labelers": [labeler.pk],
+            "messages": [message.pk],
         }
         self.token_ids = {token.pk for token, _key in self.tokens.values()}
         self.spare = spare

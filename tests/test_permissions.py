@@ -46,6 +46,10 @@ EXPECTED = {
     "api-redoc": ("none", ("get", PUBLIC_DOCS), ("post", PUBLIC_DOCS_WRITE)),
     "api:api-root": ("none", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
     "api:me": ("none", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
+    # The planners' messages to the caller: anyone signed in lists their own; marking one read is
+    # its labeler's (everyone else 404).
+    "api:me-messages": ("none", ("get", ANY_USER), ("post", ANY_USER_WRITE)),
+    "api:me-message-read": ("labeler_message", ("get", ANY_USER_WRITE), ("post", row(401, 200, 404, 404, 404))),
     # Sign-in for custom clients: open to all (POST {} is a validation error); sign-out needs a
     # token (the matrix signs in by session, so 400).
     "api:auth-login": ("none", ("get", row(405, 405, 405, 405, 405)), ("post", row(400, 400, 400, 400, 400))),
@@ -82,6 +86,9 @@ EXPECTED = {
     "api:project-member-list": ("project_child", ("get", READ), ("post", CREATE_EMPTY)),
     "api:project-member-detail": ("member", ("get", READ), ("patch", PATCH_EMPTY)),
     "api:project-member-import": ("project_child", ("get", POST_ONLY_READ), ("post", CREATE_EMPTY)),
+    # The labeler scorecard: planners and engineers read; a message to a labeler: planners ({} is a 400).
+    "api:project-labeler-quality": ("project_child", ("get", READ), ("post", WRITE_NOT_ALLOWED)),
+    "api:project-labeler-message": ("member", ("get", POST_ONLY_READ), ("post", CREATE_EMPTY)),
     "api:project-guideline-draft": ("project_child", ("get", READ), ("put", CREATE_EMPTY)),
     # POST {} publishes the draft (world has one): a new version each time.
     "api:project-guideline-publish": ("project_child", ("get", POST_ONLY_READ), ("post", row(401, 403, 201, 403, 201))),
@@ -243,8 +250,9 @@ def labeling_world(users, source, image) -> dict:
 
     comment_import = CommentImport.objects.create(
         project=project, format="csv", external_source=ExternalSource.objects.create(name="matrix vendor", slug="mv"))
+    message = labeling.send_labeler_message(project, users["labeler"], "메시지", sent_by=users["planner"])
     return {"project": project, "assignment": assignment, "example": example, "report": reported,
-            "comment_import": comment_import}
+            "comment_import": comment_import, "labeler_message": message}
 
 
 def url_kwargs(kind: str, world: dict, role: str) -> dict:
@@ -278,6 +286,8 @@ def url_kwargs(kind: str, world: dict, role: str) -> dict:
         return {"project_pk": world["project"].pk, "assignment_id": world["report"].pk}
     if kind == "assignment":
         return {"pk": world["assignment"].pk}
+    if kind == "labeler_message":
+        return {"pk": world["labeler_message"].pk}
     if kind == "comment_import":
         return {"project_pk": world["project"].pk, "pk": world["comment_import"].pk}
     if kind == "snapshot":
@@ -386,6 +396,8 @@ OUTSIDER = {
     "api:project-example-detail": [("get", 403), ("delete", 403)],
     "api:project-report-list": [("get", 403)],
     "api:project-report-resolve": [("post", 403)],
+    "api:project-labeler-quality": [("get", 403)],
+    "api:project-labeler-message": [("post", 403)],
     "api:assignment-detail": [("get", 404)],
     "api:assignment-submit": [("post", 404)],
     "api:assignment-skip": [("post", 404)],
@@ -397,7 +409,7 @@ OUTSIDER_KINDS = {
     "api:project-member-detail": "member", "api:project-example-detail": "example",
     "api:project-report-resolve": "report", "api:assignment-detail": "assignment",
     "api:assignment-submit": "assignment", "api:assignment-skip": "assignment", "api:assignment-report": "assignment",
-    "api:assignment-blocked": "assignment",
+    "api:assignment-blocked": "assignment", "api:project-labeler-message": "member",
 }
 
 

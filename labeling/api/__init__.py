@@ -9,6 +9,8 @@ from .labeler import (
     AssignmentDetail,
     BlockedSubmitView,
     HistoryView,
+    MyMessageRead,
+    MyMessages,
     NextView,
     ReportView,
     RulesView,
@@ -22,6 +24,7 @@ from .planner import (
     GuidelineDraft,
     GuidelinePublish,
     GuidelineVersions,
+    LabelerMessageCreate,
     MemberDetail,
     MemberImport,
     MemberList,
@@ -35,7 +38,7 @@ from .snapshots import SnapshotArchive, SnapshotDetail, SnapshotDiff, SnapshotLi
 __all__ = [
     "AssignmentDetail", "BlockedSubmitView", "CommentExport", "CommentImportDetail", "CommentImportList",
     "CommentImportRows", "CommentList", "CommentTypeViewSet", "CurrentGuideline", "ExampleViewSet", "GuidelineDraft",
-    "GuidelinePublish", "GuidelineVersions", "HistoryView", "MemberDetail", "MemberImport", "MemberList",
-    "NextView", "ProgressView", "ProjectViewSet", "ReportList", "ReportResolve", "ReportView", "RulesView",
+    "GuidelinePublish", "GuidelineVersions", "HistoryView", "LabelerMessageCreate", "MemberDetail", "MemberImport", "MemberList",
+    "MyMessageRead", "MyMessages", "NextView", "ProgressView", "ProjectViewSet", "ReportList", "ReportResolve", "ReportView", "RulesView",
     "SkipView", "SnapshotArchive", "SnapshotDetail", "SnapshotDiff", "SnapshotList", "SnapshotPreview", "SubmitView",
 ]

@@ -6,20 +6,21 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import generics, serializers, status
+from rest_framework import generics, permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import Pagination
 from datasets.models import Image
 
-from .. import services
+from .. import selectors, services
 from .. import text as text_rules
 from ..models import (
     RULE_FIELDS,
     Assignment,
     AssignmentStatus,
     CommentType,
+    LabelerMessage,
     Project,
     ProjectMember,
     ReportReason,
@@ -342,3 +343,44 @@ class BlockedSubmitView(APIView):
         form.is_valid(raise_exception=True)
         counted = services.record_blocked_submit(assignment, request.user, form.validated_data["rules"])
         return Response({"counted": counted})
+
+
+# ---------------------------------------------------------------- the planners' messages to me
+
+
+class LabelerMessageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.IntegerField(source="project_id")
+    project_name = serializers.CharField(source="project.name")
+    body = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    read_at = serializers.DateTimeField(allow_null=True)
+
+
+class MyMessages(APIView):
+    """The planners' messages to the caller that they have not dismissed yet, oldest first (any
+    signed-in user; only labelers get messages). `?project=` narrows to one project."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(parameters=[OpenApiParameter("project", OpenApiTypes.INT)],
+                   responses=LabelerMessageSerializer(many=True))
+    def get(self, request):
+        project = request.query_params.get("project", "")
+        project = Project.objects.filter(pk=int(project)).first() if project.isdecimal() and len(project) <= 18 else None
+        messages = selectors.unread_messages(request.user, project)
+        return Response(LabelerMessageSerializer(messages, many=True).data)
+
+
+class MyMessageRead(APIView):
+    """Mark one of the caller's messages read (dismissed); again is harmless. Another user's
+    message: 404."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: LabelerMessageSerializer, 404: NOT_YOURS})
+    def post(self, request, pk: int):
+        message = get_object_or_404(LabelerMessage.objects.select_related("project"), pk=pk, labeler=request.user)
+        services.mark_messages_read(request.user, [message.pk])
+        message.refresh_from_db(fields=["read_at"])
+        return Response(LabelerMessageSerializer(message).data)

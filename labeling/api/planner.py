@@ -683,3 +683,35 @@ class ProgressView(ProjectChildMixin, APIView):
                          "results": rows},
         }
         return Response(ProjectProgressSerializer(data).data)
+
+
+# ---------------------------------------------------------------- messages to labelers (the scorecard)
+
+
+class MessageInSerializer(serializers.Serializer):
+    body = serializers.CharField(max_length=services.MESSAGE_MAX_CHARS,
+                                 help_text="Plain text, shown on the labeler's next page load until they dismiss it.")
+
+
+class MessageOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.IntegerField(source="project_id")
+    labeler = serializers.IntegerField(source="labeler_id")
+    body = serializers.CharField()
+    sent_by = serializers.CharField(source="sent_by.username", read_only=True, allow_null=True)
+    created_at = serializers.DateTimeField()
+    read_at = serializers.DateTimeField(allow_null=True, help_text="When the labeler dismissed it; null: unread.")
+
+
+class LabelerMessageCreate(ProjectChildMixin, APIView):
+    """Send a message to one labeler of the project (by user id; a member, active or not).
+    Planners (and admins); engineers and labelers 403."""
+
+    @extend_schema(request=MessageInSerializer, responses={201: MessageOutSerializer})
+    def post(self, request, project_pk, user_id: int):
+        member = get_object_or_404(ProjectMember.objects.select_related("user"), project=self.project, user_id=user_id)
+        form = MessageInSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        message = services.send_labeler_message(self.project, member.user, form.validated_data["body"],
+                                                sent_by=request.user)
+        return Response(MessageOutSerializer(message).data, status=status.HTTP_201_CREATED)

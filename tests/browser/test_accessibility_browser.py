@@ -58,6 +58,8 @@ def world(users, source, tmp_path):
     from curation import runs
 
     done = runs.run_here(runs.start_run(project, ["text"], user=users["planner"], enqueue=False))
+    services.send_labeler_message(project, users["labeler"], "사진에 보이는 것을 더 구체적으로 써 주세요",
+                                  sent_by=users["planner"])
     from datasets.runs.services import register_run
     from tests.runfolders import write_run
 
@@ -283,8 +285,8 @@ def test_axe_finds_no_wcag_aa_violation(new_page, users, world, login):
     for name, args in [
         ("quota-dashboard", []), ("projects", []), ("project-detail", [project.pk]),
         ("project-edit", [project.pk]), ("project-guideline", [project.pk]),
-        ("project-labelers", [project.pk]), ("project-reports", [project.pk]),
-        ("project-report-exclude", [project.pk, world["reported"].pk]),
+        ("project-labelers", [project.pk]), ("project-labeler-quality", [project.pk]),
+        ("project-reports", [project.pk]), ("project-report-exclude", [project.pk, world["reported"].pk]),
         ("project-example-pick", [project.pk]), ("images", []), ("image-detail", [images[0].pk]),
         ("imports", []), ("import-new", []), ("import-detail", [job.pk]), ("sources", []),
         ("categories", []), ("api-redoc", []), ("snapshots", []), ("snapshot-new", []),

@@ -50,6 +50,7 @@ PAGES = [
     ("project-example-new", "new_example", PLANNERS),
     ("project-example-edit", "example", PLANNERS),
     ("project-labelers", "project", PLANNERS),
+    ("project-labeler-quality", "project", READERS),
     ("project-reports", "project", PLANNERS),
     ("project-report-exclude", "report", PLANNERS),
     ("project-comments", "project", READERS),
@@ -84,6 +85,7 @@ NOT_PAGES = {
     "project-member-active", "project-report-resolve", "project-report-undo", "set_language", "schema",
     "favicon", "project-comments-export", "snapshot-page-archive",
     "export-progress", "export-resume", "export-cancel", "export-file", "run-remove",
+    "project-labeler-message", "labeler-message-read",
     "curation-review-decide", "curation-review-decide-matching", "curation-review-undo-batch", "curation-undo", "curation-keep-instead", "curation-run-cancel", "curation-run-resume",
 }
 
@@ -139,6 +141,8 @@ def world(users, source, tmp_path):
         photo_source=source, file_name="c.csv", trusted=True, enqueue=False)
     external.run_comment_import(comment_import.pk)
     services.submit(services.next_assignment(project, users["labeler"]), users["labeler"], texts(1))
+    # A planner's message: the labeler's pages show it with its dismiss script.
+    services.send_labeler_message(project, users["labeler"], "사진에 보이는 것을 써 주세요", sent_by=users["planner"])
     snapshot = freeze_snapshot("CSP", projects=[project], min_sets=1)
     from datasets.models import Export
 
@@ -212,7 +216,7 @@ def test_every_page_under_the_policy_reports_no_violation(new_page, world, login
         page.close()
     assert wrong_status == []
     assert not violations, "\n".join(sorted(set(violations)))
-    assert visited >= 76
+    assert visited >= 79
 
 
 def test_stored_javascript_url_renders_no_link_and_runs_no_script(new_page, users, source, login):
