@@ -544,6 +544,11 @@ CURATION = {
     "CALIBRATION_PAIRS": env_int("CURATION_CALIBRATION_PAIRS", 2000, minimum=10),
     "HALLUCINATION_TARGET_RATE": env_float("CURATION_HALLUCINATION_TARGET_RATE", 0.5, minimum=0.01, maximum=0.99),
     "GENERIC_QUANTILE": env_float("CURATION_GENERIC_QUANTILE", 0.1, minimum=0.01, maximum=0.99),
+    # A comment whose reach (how much better its best-fitting photos fit it than the average
+    # photo) is in this lowest share of its project's comments is bland, not a hallucination: its
+    # rank is noise. 0 turns the rule off.
+    "HALLUCINATION_REACH_QUANTILE": env_float("CURATION_HALLUCINATION_REACH_QUANTILE", 0.25, minimum=0.0,
+                                              maximum=0.9),
     # The korcen lexicon inline at submit (labeling.services.submit): a comment it matches gets an
     # open TOXICITY flag in the same transaction (nothing is refused; the next text run's toxicity
     # step updates that same flag). Off: only the text runs flag toxicity.

@@ -441,6 +441,9 @@ class CommentScore(models.Model):
     hallucination = models.FloatField()
     specificity = models.FloatField()
     similarity = models.FloatField(help_text=_("Cosine similarity of the comment and its own photo."))
+    reach = models.FloatField(null=True, blank=True, help_text=_(
+        "How much better the comment's best-fitting sample photos fit it than the average photo: low for a "
+        "bland comment that fits every photo alike."))
     sample_size = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 

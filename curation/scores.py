@@ -25,8 +25,12 @@ photo is one more random project photo), so with 0.5 the threshold is near 0.5: 
 flagged when its own photo fits it worse than about half of the project's photos. A correct,
 specific comment sits near 0 (the tiny test model: mean 0.04 against 0.5 for swapped pairs,
 ROC AUC 0.97+). What no rank can tell apart: a bland comment that fits every photo equally has a
-uniformly random rank too, so it is flagged as often as a wrong one; its specificity (shown on the
-card) near 0 tells the reviewer, and LOW_SPECIFICITY is the flag for it.
+uniformly random rank too. So a third number decides: the comment's *reach*, how much better its
+best-fitting photos (the top REACH_SHARE of the sample) fit it than the average photo. A comment
+about something definite reaches some photos clearly, whether or not its own photo is among them;
+a bland one reaches none. A comment whose reach is in its project's lowest
+CURATION["HALLUCINATION_REACH_QUANTILE"] (default 0.25) is bland and never called a
+hallucination, whatever its rank; LOW_SPECIFICITY is the flag for it.
 
 Specificity is no flag by default: a project's `specificity_flag_below` turns comments below it
 into LOW_SPECIFICITY flags. The SPECIFICITY calibration row keeps the null's quantiles for the
@@ -47,6 +51,10 @@ from .steps import Step
 DETECTOR = "scores"
 # Evidence: at most this many sample photos that fit the comment better.
 BETTER_PHOTOS = 5
+# A comment's reach: how much better its best-fitting photos (this share of the sample, at least
+# one) fit it than the average photo. A bland comment ("맛있겠다") fits every photo about alike:
+# low reach. A comment about something definite reaches some photos clearly: high reach.
+REACH_SHARE = 0.05
 QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 
 
@@ -57,6 +65,7 @@ class PairScores:
     similarity: np.ndarray     # (n,) cos(comment, own photo)
     sample_size: np.ndarray    # (n,) sample photos counted for each
     better: list               # per comment: sample positions fitting better, best first (<= BETTER_PHOTOS)
+    reach: np.ndarray | None = None  # (n,) mean cos of the best-fitting REACH_SHARE of the sample - mean cos
 
 
 def score_pairs(comments: np.ndarray, photos: np.ndarray, sample: np.ndarray, exclude: np.ndarray | None = None,
@@ -72,7 +81,16 @@ def score_pairs(comments: np.ndarray, photos: np.ndarray, sample: np.ndarray, ex
     above = (cos > sim[:, None]) & keep
     n = np.maximum(counted, 1)
     hallucination = above.sum(axis=1) / n
-    specificity = sim - np.where(keep, cos, 0).sum(axis=1) / n
+    mean = np.where(keep, cos, 0).sum(axis=1) / n
+    specificity = sim - mean
+    k = max(1, int(round(REACH_SHARE * cos.shape[1]))) if cos.shape[1] else 0
+    if k:
+        best = -np.partition(-np.where(keep, cos, -np.inf), k - 1, axis=1)[:, :k]
+        finite = np.isfinite(best)
+        reach = np.where(finite, best, 0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1) - mean
+        reach = np.where(finite.any(axis=1), reach, 0.0)
+    else:
+        reach = np.zeros(len(c))
     tops = []
     if better:
         masked = np.where(above, cos, -np.inf)
@@ -80,7 +98,7 @@ def score_pairs(comments: np.ndarray, photos: np.ndarray, sample: np.ndarray, ex
         for row, idx in enumerate(order):
             tops.append([int(i) for i in idx if np.isfinite(masked[row, i])])
     return PairScores(hallucination.astype(np.float64), specificity.astype(np.float64), sim.astype(np.float64),
-                      counted, tops)
+                      counted, tops, reach.astype(np.float64))
 
 
 def _rank_key(project_id, model: str, image_id) -> str:
@@ -168,7 +186,7 @@ def score_comments(model: str, comment_ids) -> tuple[list[dict], int]:
         for n, (c, _p) in enumerate(ready):
             rows.append({"comment": c, "project": project_id, "hallucination": round(float(s.hallucination[n]), 6),
                          "specificity": round(float(s.specificity[n]), 6), "similarity": round(float(s.similarity[n]), 6),
-                         "sample_size": int(s.sample_size[n])})
+                         "reach": round(float(s.reach[n]), 6), "sample_size": int(s.sample_size[n])})
     return rows, missing
 
 
@@ -324,9 +342,33 @@ class Scores(Step):
         return flag_scores(identity, scores, calibration)
 
 
+def reach_floors(model: str, projects) -> dict:
+    """{project id: the reach below which a comment of the project is bland} (the
+    CURATION["HALLUCINATION_REACH_QUANTILE"] quantile of its scored comments' reach by `model`);
+    no entry where the rule is off or the project has no reach values."""
+    from .models import CommentScore
+
+    share = settings.CURATION["HALLUCINATION_REACH_QUANTILE"]
+    if not share:
+        return {}
+    values: dict = {}
+    for project, reach in (CommentScore.objects.filter(model=model, project_id__in=list(projects), reach__isnull=False)
+                           .values_list("project_id", "reach")):
+        values.setdefault(project, []).append(reach)
+    return {project: round(float(np.quantile(v, share)), 6) for project, v in values.items()}
+
+
+def is_bland(reach: float | None, floor: float | None) -> bool:
+    """A comment that reaches no photo clearly (its reach below its project's floor): its own
+    photo's rank among the sample is noise, so it is not called a hallucination (its low
+    specificity is what the specificity page and LOW_SPECIFICITY show)."""
+    return reach is not None and floor is not None and reach < floor
+
+
 def flag_scores(model: str, scores, calibration) -> dict[str, int]:
-    """HALLUCINATION flags for `scores` at or above the calibration's threshold (evidence: score,
-    threshold, model, calibration id and date, specificity, the better-fitting sample photos) and
+    """HALLUCINATION flags for `scores` at or above the calibration's threshold, unless the comment
+    is bland (`is_bland`: its reach below its project's floor) (evidence: score, threshold, model,
+    calibration id and date, specificity, reach and floor, the better-fitting sample photos) and
     LOW_SPECIFICITY flags below their project's `specificity_flag_below`."""
     from labeling.models import Project
 
@@ -335,11 +377,16 @@ def flag_scores(model: str, scores, calibration) -> dict[str, int]:
 
     counts: dict[str, int] = {}
     below = dict(Project.objects.filter(specificity_flag_below__isnull=False).values_list("pk", "specificity_flag_below"))
-    high, low = [], []
-    for pk, project, h, spec, sim, size in scores.values_list("comment_id", "project_id", "hallucination",
-                                                              "specificity", "similarity", "sample_size"):
+    rows = list(scores.values_list("comment_id", "project_id", "hallucination", "specificity", "similarity",
+                                   "sample_size", "reach"))
+    floors = reach_floors(model, {r[1] for r in rows})
+    high, low, bland = [], [], 0
+    for pk, project, h, spec, sim, size, reach in rows:
         if calibration is not None and h >= calibration.threshold:
-            high.append((pk, h, spec, sim, size))
+            if is_bland(reach, floors.get(project)):
+                bland += 1
+            else:
+                high.append((pk, h, spec, sim, size, reach, floors.get(project)))
         if project in below and spec < below[project]:
             low.append((pk, project, spec, sim, size))
     if high:
@@ -348,7 +395,8 @@ def flag_scores(model: str, scores, calibration) -> dict[str, int]:
             "hallucination": h, "threshold": calibration.threshold, "target_rate": calibration.target_rate,
             "model": model, "calibration": calibration.pk, "calibrated_at": calibration.created_at.isoformat(),
             "specificity": spec, "similarity": sim, "sample_size": size, "better_photos": better.get(pk, []),
-        }) for pk, h, spec, sim, size in high]
+            "reach": reach, "reach_floor": floor,
+        }) for pk, h, spec, sim, size, reach, floor in high]
         recorded = record_flags(DETECTOR, f"{calibration.pk}:{model}"[:50], flags)
         counts.update(hallucination_new=recorded["created"], hallucination_updated=recorded["updated"] + recorded["reopened"])
     if low:
@@ -359,6 +407,8 @@ def flag_scores(model: str, scores, calibration) -> dict[str, int]:
         counts.update(low_specificity_new=recorded["created"],
                       low_specificity_updated=recorded["updated"] + recorded["reopened"])
     counts["hallucination_flags"] = len(high)
+    if bland:
+        counts["hallucination_bland"] = bland
     counts["low_specificity_flags"] = len(low)
     return counts
 

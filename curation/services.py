@@ -774,7 +774,7 @@ def store_embeddings(kind: str, model: str, ids, vectors) -> int:
 
 def store_comment_scores(model: str, rows) -> int:
     """Store one chunk's comment scores by `model` (curation.scores.score_comments' rows: comment,
-    project, hallucination, specificity, similarity, sample_size). One score per model and
+    project, hallucination, specificity, similarity, sample_size, reach). One score per model and
     comment: a comment scored already keeps its first score (a redelivered chunk changes
     nothing). Returns the number of new rows."""
     from .models import CommentScore
@@ -784,7 +784,8 @@ def store_comment_scores(model: str, rows) -> int:
         raise ValidationError({"model": _("Give the model's identity (at most 200 characters).")})
     objs = [CommentScore(model=model, comment_id=r["comment"], project_id=r["project"],
                          hallucination=float(r["hallucination"]), specificity=float(r["specificity"]),
-                         similarity=float(r["similarity"]), sample_size=int(r["sample_size"])) for r in rows]
+                         similarity=float(r["similarity"]), sample_size=int(r["sample_size"]),
+                         reach=None if r.get("reach") is None else float(r["reach"])) for r in rows]
     if not objs:
         return 0
     with transaction.atomic():

@@ -84,11 +84,12 @@ def _shape(flag, groups) -> dict:
         ("value", _("Measured"), "{:g}"), ("threshold", _("Threshold"), "{:g}"),
         ("count", _("Photos with this text"), "{:,}"), ("share", _("Share"), "{:.1%}"),
         ("hallucination", _("Hallucination score"), "{:.3f}"), ("specificity", _("Specificity"), "{:.3f}"),
+        ("reach", _("Reach"), "{:.3f}"), ("reach_floor", _("Bland below"), "{:.3f}"),
     ):
         if _num(ev.get(key)) is not None:
             facts.append((label, fmt.format(ev[key])))
     shown = {"distance", "similarity", "value", "threshold", "count", "share", "text", "examples", "hallucination",
-             "specificity"}
+             "specificity", "reach", "reach_floor"}
     return {
         "flag": flag, "shape": shape, "others": others, "facts": facts,
         "subject_is_keeper": shape == "duplicate" and flag.keeper_id == flag.image_id,

@@ -52,6 +52,39 @@ def test_score_pairs_counts_better_sample_photos_and_leaves_the_own_photo_out():
 
 
 @pytest.mark.once
+def test_a_bland_comment_is_not_called_a_hallucination_but_a_wrong_one_is():
+    rng = np.random.default_rng(5)
+
+    def unit(v):
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+    # Photos of 10 subjects (a dog, a bowl of noodles, ...); comments name a subject.
+    themes = unit(rng.normal(size=(10, 32)))
+    theme_of = rng.integers(10, size=300)
+    photos = unit(themes[theme_of] + 0.6 * rng.normal(size=(300, 32)) / np.sqrt(32))
+    sample, own, own_theme = photos[:100], photos[100:], theme_of[100:]
+    n = len(own)
+    noise = 0.5 * rng.normal(size=own.shape) / np.sqrt(32)
+    right = unit(themes[own_theme] + noise)                  # about its own photo's subject
+    wrong = unit(themes[(own_theme + 1) % 10] + noise)       # about another subject
+    # Names none; fewer than the rule's quarter of the project's comments (here a fifth).
+    bland = unit(np.tile(rng.normal(size=(1, 32)), (n, 1)) + 0.1 * rng.normal(size=own.shape))[:n // 2]
+    s = S.score_pairs(np.vstack([right, wrong, bland]), np.vstack([own, own, own[:n // 2]]), sample)
+    h = [s.hallucination[:n], s.hallucination[n:2 * n], s.hallucination[2 * n:]]
+    reach = [s.reach[:n], s.reach[n:2 * n], s.reach[2 * n:]]
+    assert h[0].mean() < 0.15 < 0.4 < h[1].mean()     # the rank tells right from wrong ...
+    assert 0.2 < h[2].mean() < 0.8                     # ... but a bland comment's rank is noise
+    threshold = float(np.quantile(h[1], 0.5))          # the calibration's rule at target 0.5 (wrong = null)
+    floor = float(np.quantile(s.reach, 0.25))          # the project's lowest quarter of reach
+    by_rank = [np.mean(h[row] >= threshold) for row in range(3)]
+    flagged = [np.mean([h[row][i] >= threshold and not S.is_bland(reach[row][i], floor) for i in range(len(h[row]))])
+               for row in range(3)]
+    assert by_rank[2] > 0.15                            # the rank alone calls many bland comments wrong
+    assert flagged[1] > 0.4 and flagged[0] < 0.05 and flagged[2] < 0.02, (by_rank, flagged)
+    assert not S.is_bland(0.1, None) and not S.is_bland(None, 0.1)
+
+
+@pytest.mark.once
 def test_the_sample_is_fixed_per_project_and_model_and_stable_when_photos_arrive(settings):
     photos = [f"p{i}" for i in range(100)]
     first = S.sample_ids(1, "m", photos, size=10)
