@@ -118,7 +118,9 @@ def test_engineer_reads_dashboard_without_planner_tabs_or_writes(client, users, 
     login(client, users, "engineer")
     html = client.get(reverse("project-detail", args=[project.pk])).content.decode()
     assert reverse("project-edit", args=[project.pk]) not in html
-    assert reverse("project-labelers", args=[project.pk]) not in html
+    assert f'href="{reverse("project-labelers", args=[project.pk])}"' not in html
+    # Engineers read the labeler quality scorecard (no actions there).
+    assert f'href="{reverse("project-labeler-quality", args=[project.pk])}"' in html
     html = client.get(reverse("projects")).content.decode()
     assert "Food talk" in html and reverse("project-new") not in html
     response = client.post(reverse("project-edit", args=[project.pk]), {"name": "Hacked"})
