@@ -69,6 +69,18 @@ def test_boxes_found_on_the_mirror_image_are_mirrored_back():
 
 
 @pytest.mark.once
+def test_profile_faces_only_when_turned_on(monkeypatch):
+    calls = []
+    real = photo_pii._run
+    monkeypatch.setattr(photo_pii, "_run", lambda *a, **k: calls.append(k.get("mirrored", False)) or real(*a, **k))
+    gray = photo_pii.grey(stored(S.face_photo(0)[0]), 512)
+    opts = photo_pii.options()
+    assert len(photo_pii.detect_faces(gray, {**opts, "FACE_PROFILES": False})) == 1 and calls == [False]
+    calls.clear()
+    assert len(photo_pii.detect_faces(gray, {**opts, "FACE_PROFILES": True})) == 1 and calls == [False, False, True]
+
+
+@pytest.mark.once
 def test_overlapping_boxes_are_merged_and_the_best_supported_stays():
     a = photo_pii.Box(0.1, 0.1, 0.2, 0.2, 12)
     b = photo_pii.Box(0.12, 0.11, 0.18, 0.2, 6)  # inside a: the same face
