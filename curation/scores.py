@@ -389,23 +389,31 @@ def flag_scores(model: str, scores, calibration) -> dict[str, int]:
                 high.append((pk, h, spec, sim, size, reach, floors.get(project)))
         if project in below and spec < below[project]:
             low.append((pk, project, spec, sim, size))
-    if high:
-        better = better_photos(model, [r[0] for r in high])
+    # Every scored comment here was looked at again: a flag the rule no longer raises (a new
+    # calibration, a comment found bland, a project threshold lowered or cleared) is withdrawn.
+    checked = [r[0] for r in rows]
+    if calibration is not None and checked:
+        better = better_photos(model, [r[0] for r in high]) if high else {}
         flags = [FlagData(kind=FlagKind.HALLUCINATION, comment=pk, score=h, evidence={
             "hallucination": h, "threshold": calibration.threshold, "target_rate": calibration.target_rate,
             "model": model, "calibration": calibration.pk, "calibrated_at": calibration.created_at.isoformat(),
             "specificity": spec, "similarity": sim, "sample_size": size, "better_photos": better.get(pk, []),
             "reach": reach, "reach_floor": floor,
         }) for pk, h, spec, sim, size, reach, floor in high]
-        recorded = record_flags(DETECTOR, f"{calibration.pk}:{model}"[:50], flags)
+        recorded = record_flags(DETECTOR, f"{calibration.pk}:{model}"[:50], flags, checked_comments=checked,
+                                kinds=[FlagKind.HALLUCINATION])
         counts.update(hallucination_new=recorded["created"], hallucination_updated=recorded["updated"] + recorded["reopened"])
-    if low:
+        if recorded.get("withdrawn"):
+            counts["hallucination_withdrawn"] = recorded["withdrawn"]
+    if checked:
         flags = [FlagData(kind=FlagKind.LOW_SPECIFICITY, comment=pk, score=spec, evidence={
             "specificity": spec, "threshold": below[project], "model": model, "similarity": sim, "sample_size": size,
         }) for pk, project, spec, sim, size in low]
-        recorded = record_flags(DETECTOR, model[:50], flags)
+        recorded = record_flags(DETECTOR, model[:50], flags, checked_comments=checked, kinds=[FlagKind.LOW_SPECIFICITY])
         counts.update(low_specificity_new=recorded["created"],
                       low_specificity_updated=recorded["updated"] + recorded["reopened"])
+        if recorded.get("withdrawn"):
+            counts["low_specificity_withdrawn"] = recorded["withdrawn"]
     counts["hallucination_flags"] = len(high)
     if bland:
         counts["hallucination_bland"] = bland

@@ -212,6 +212,13 @@ def test_low_specificity_flags_only_where_the_project_sets_a_threshold(scored):
     expected = CommentScore.objects.filter(specificity__lt=cut).count()
     assert low.count() == expected > 0
     assert all(f.evidence["threshold"] == cut and f.score < cut for f in low)
+    # The planner clears the threshold: the next run withdraws the open flags.
+    from curation.models import FlagStatus
+
+    labeling.update_project(project, specificity_flag_below=None)
+    again = runs.run_here(runs.start_run(project, ["scores"], enqueue=False))
+    assert again.run_steps.get(name="scores").counts["low_specificity_withdrawn"] == expected
+    assert set(low.values_list("status", flat=True)) == {FlagStatus.WITHDRAWN}
 
 
 @pytest.mark.django_db
