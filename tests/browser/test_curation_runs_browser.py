@@ -73,13 +73,16 @@ def test_planner_starts_a_run_and_follows_it(page, login, shot, photos, users):
     # The review queue: keep the crop instead of the suggested original.
     crop = Flag.objects.get(image__original_name="dish-1-cropped.jpg")
     page.goto("/curation/review/?kind=near_duplicate_photo")
-    card = page.locator(f".flag-card[data-flag='{crop.pk}']")
-    assert card.locator(".cmp-photo.is-keeper").count() == 1
+    # One card for the group, the crop and its original side by side, the original the keeper.
+    card = page.locator(f".group-card:has([data-member-flag='{crop.pk}'])")
+    assert card.count() == 1 and card.locator(".cmp-photo.is-keeper").count() == 1
+    assert card.locator(f"[data-member-flag='{crop.pk}'] .cmp-photo.is-keeper").count() == 0
     shot(page, "curation-review-keep-instead")
     card.locator(f"button[data-keep-instead='{crop.pk}']").click()
     page.wait_for_load_state()
-    card = page.locator(f".flag-card[data-flag='{crop.pk}']")
-    assert card.locator(".cmp-photo").first.get_attribute("class").count("is-keeper") == 1  # the crop itself
+    card = page.locator(f".group-card:has([data-member-flag='{crop.pk}'])")
+    assert card.locator(f"[data-member-flag='{crop.pk}'] .cmp-photo.is-keeper").count() == 1  # the crop itself
+    assert card.locator(".cmp-photo.is-keeper").count() == 1
     assert str(Flag.objects.get(pk=crop.pk).keeper_id) == str(crop.image_id)
     assert page.locator(".msg-success").count() == 1
     page.goto("/curation/decisions/")

@@ -495,8 +495,10 @@ def test_shortcuts_the_help_overlay_and_the_emptied_box(new_page, users, source,
     page.click("#submit-btn", force=True)
     msgs = page.locator("#ct-reaction-msgs li")
     assert msgs.count() == 1 and "0" not in msgs.inner_text() and "3" in msgs.inner_text()
-    member = ProjectMember.objects.get(project=project, user=users["labeler"])
+    # (wait for the page's report of the attempt first: the in-memory SQLite database is shared
+    # with the live server's thread, which locks the member's table while it counts it)
     page.wait_for_load_state("networkidle")
+    member = ProjectMember.objects.get(project=project, user=users["labeler"])
     page.click("#submit-btn", force=True)
     page.wait_for_load_state("networkidle")
     member.refresh_from_db()

@@ -203,7 +203,8 @@ def test_engineer_reads_projects_dashboard_and_comments_only(page, users, photos
     # The dashboard, the comment browser and the comment imports' reports (to read: only planners
     # import); no settings, guideline, labelers or reports.
     assert page.locator(".subnav a").evaluate_all("links => links.map(a => a.getAttribute('href'))") == [
-        f"/projects/{project.pk}/", f"/projects/{project.pk}/comments/", f"/projects/{project.pk}/comment-imports/"]
+        f"/projects/{project.pk}/", f"/projects/{project.pk}/comments/", f"/projects/{project.pk}/comment-imports/",
+        f"/curation/projects/{project.pk}/specificity/", f"/projects/{project.pk}/labelers/quality/"]
     assert page.locator('[data-total="photos"]').inner_text() == "6"
     page.goto(f"/projects/{project.pk}/edit/")
     assert page.locator("h1").count() == 1 and page.locator("#project-form").count() == 0
