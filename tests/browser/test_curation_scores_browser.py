@@ -42,11 +42,16 @@ def scored(users, source):
             reaction = GENERIC[k % 3] + (" ㅋㅋ" * k if n else "") if n == 1 or k == 0 else f"국물이 진해 보여요 {k}"
             services.submit(a, user, {"reaction": reaction, "specific": f"김치찌개에 두부가 듬뿍 들어갔네요 {n}{k}번"})
     rows = []
-    for c in Comment.objects.select_related("assignment").order_by("pk"):
+    for n, c in enumerate(Comment.objects.select_related("assignment").order_by("pk")):
         generic = c.comment_type.slug == "reaction" and not c.text.startswith("국물")
+        # By order, not by primary key (PostgreSQL's keys do not restart between tests): spec1's
+        # generic texts are the project's least specific, spec0's one generic text is above them.
+        if generic:
+            specificity = 0.004 + 0.0005 * n if c.assignment.labeler_id == labelers[1].pk else 0.02
+        else:
+            specificity = 0.08 + 0.005 * n
         rows.append({"comment": c.pk, "project": project.pk, "hallucination": 0.45 if generic else 0.02,
-                     "specificity": 0.004 + 0.001 * (c.pk % 5) if generic else 0.08 + 0.01 * (c.pk % 7),
-                     "similarity": 0.25, "sample_size": 7})
+                     "specificity": specificity, "similarity": 0.25, "sample_size": 7})
     curation.store_comment_scores(MODEL, rows)
     cal = curation.store_calibration(MODEL, ScoreKind.HALLUCINATION, threshold=0.52, target_rate=0.5, null_pairs=16,
                                      null_quantiles={"0.5": 0.52})
