@@ -48,11 +48,18 @@ lint_rc=${PIPESTATUS[0]}
 export PLATFORM_VAR_DIR="$PWD/test-artifacts/var"
 unset DATABASE_URL CELERY_BROKER_URL S3_BUCKET PLATFORM_ENV
 
+# Each pass runs on TEST_WORKERS processes (pytest-xdist; default: one a core, at most 4), a test
+# file to one process; each process has its own test database. TEST_WORKERS=0: one process.
+workers="${TEST_WORKERS:-$(nproc 2>/dev/null || echo 1)}"
+[ "$workers" -gt 4 ] && workers=4
+parallel=()
+[ "$workers" -gt 1 ] && parallel=(-n "$workers" --dist loadfile)
+
 # pytest's exit status: 0 passed, 5 collected no tests (a failure here), anything else failed.
 run_suite() {  # name, log file, pytest args...
     local name="$1" log="$2"; shift 2
-    say "Test suite on $name"
-    .venv/bin/pytest --cov --cov-append --cov-report= "$@" 2>&1 | tee "$log"
+    say "Test suite on $name (${workers} processes)"
+    .venv/bin/pytest "${parallel[@]}" --durations=25 --cov --cov-append --cov-report= "$@" 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
     if [ "$rc" -eq 5 ]; then
         echo "pytest collected no tests on $name: counted as a failure"

@@ -44,6 +44,35 @@ def pytest_runtest_setup(item):
             pytest.skip("marked `once`: runs in the SQLite run only (what it proves does not depend on the database)")
 
 
+def _transactional(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    in_marker = marker is not None and bool(marker.kwargs.get("transaction", marker.args[0] if marker.args else False))
+    return in_marker or "live_server" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After a transactional test's flush, put the migrated data back (the same rows, same keys).
+    pytest-django runs transactional tests after the others, but with the suite spread over
+    processes one file at a time (scripts/test.sh), a file's transactional tests can come before
+    another file's ordinary ones in the same process, which expect the seeded categories and
+    licences. (Browser tests also need it within their own files: Playwright's thread hands out
+    connection wrappers of its own, see tests/browser/conftest.py.)"""
+    yield
+    if not _transactional(item):
+        return
+    from django.db import connections
+    from pytest_django.plugin import blocking_manager_key
+
+    with item.config.stash[blocking_manager_key].unblock():
+        for conn in connections.all(initialized_only=True):
+            contents = getattr(conn, "_test_serialized_contents", None)
+            # Only into the test database: a wrapper made inside Playwright's context can point at
+            # the configured (real) database name.
+            if contents and conn.settings_dict["NAME"] == conn.creation._get_test_db_name():
+                conn.creation.deserialize_db_from_string(contents)
+
+
 def fresh_python(code: str, cwd: Path, tmp_path: Path, *, timeout: int = 300, env: dict | None = None) -> dict:
     """Run `code` in a new interpreter that knows none of our code (isolated mode: no cwd, no
     PYTHONPATH, no user site on sys.path; no PYTHON* or DJANGO* variables); it prints one JSON
@@ -74,6 +103,7 @@ def _isolated_media(settings, tmp_path):
     """Every test writes media to its own folder (unless it configures S3 itself)."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.EXPORT = {**settings.EXPORT, "ROOT": str(tmp_path / "exports")}  # local exports likewise
+    settings.RUNS = {**settings.RUNS, "ROOT": str(tmp_path / "runs")}  # and run folders
     settings.INGEST = {**settings.INGEST, "URL_ALLOW_PRIVATE": True, "ALLOWED_ROOTS": [str(tmp_path)]}
     settings.CELERY_TASK_ALWAYS_EAGER = True
     # No automatic curation run after imports and comment sets (eager, they would run inside every

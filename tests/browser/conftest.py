@@ -50,24 +50,6 @@ def browser():
         b.close()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_teardown(item, nextitem):
-    """After a browser test's flush, put the migrated data back (the same rows, same keys), so a
-    transactional test that runs next elsewhere in the suite finds the seeded categories and
-    licences as it would have without this package."""
-    yield
-    from django.db import connections
-    from pytest_django.plugin import blocking_manager_key
-
-    with item.config.stash[blocking_manager_key].unblock():
-        for conn in connections.all(initialized_only=True):
-            contents = getattr(conn, "_test_serialized_contents", None)
-            # Only into the test database: a wrapper made inside Playwright's context can point at
-            # the configured (real) database name.
-            if contents and conn.settings_dict["NAME"] == conn.creation._get_test_db_name():
-                conn.creation.deserialize_db_from_string(contents)
-
-
 @pytest.fixture
 def new_page(browser, live_server):
     """new_page(viewport=(w, h), locale="ko-KR") -> a page in a fresh browser context."""

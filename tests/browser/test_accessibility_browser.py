@@ -272,6 +272,8 @@ def _check(axe, page, url, found, context=None):
         found.append(f"{url}\n{results.generate_report()}")
 
 
+# once: the markup and styles axe judges are the same on either database (two minutes a run)
+@pytest.mark.once
 def test_axe_finds_no_wcag_aa_violation(new_page, users, world, login):
     axe = _axe()
     project, images, job = world["project"], world["images"], world["job"]

@@ -191,6 +191,8 @@ def _load(page, url: str):
     return response
 
 
+# once: the pages' scripts and the policy are the same on either database (two minutes a run)
+@pytest.mark.once
 def test_every_page_under_the_policy_reports_no_violation(new_page, world, login):
     from django.urls import reverse
 
