@@ -99,8 +99,10 @@ production_rc=${PIPESTATUS[0]}
 say "Summary"
 printf 'Linter:     %s  (exit %s)\n' "$(tail -n1 test-artifacts/ruff.log)" "$lint_rc"
 printf 'Coverage:   %s\n' "$(grep '^TOTAL' test-artifacts/coverage.log)"
-printf 'SQLite:     %s  (exit %s)\n' "$(tail -n1 test-artifacts/pytest-sqlite.log)" "$sqlite_rc"
-printf 'PostgreSQL: %s  (exit %s)\n' "$(tail -n1 test-artifacts/pytest-postgres.log)" "$postgres_rc"
+# pytest's closing line (with several processes, a line from a process can follow it).
+closing() { grep -E '^=+ .* in [0-9.]+s' "$1" | tail -n1 | grep . || tail -n1 "$1"; }
+printf 'SQLite:     %s  (exit %s)\n' "$(closing test-artifacts/pytest-sqlite.log)" "$sqlite_rc"
+printf 'PostgreSQL: %s  (exit %s)\n' "$(closing test-artifacts/pytest-postgres.log)" "$postgres_rc"
 printf '%s  (exit %s)\n' "$(tail -n1 test-artifacts/production-install.log)" "$production_rc"
 if [ "$lint_rc" -ne 0 ] || [ "$sqlite_rc" -ne 0 ] || [ "$postgres_rc" -ne 0 ] || [ "$production_rc" -ne 0 ]; then
     echo "FAILED (linter exit $lint_rc, SQLite exit $sqlite_rc, PostgreSQL exit $postgres_rc, production install exit $production_rc)"
