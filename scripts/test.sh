@@ -49,7 +49,7 @@ export PLATFORM_VAR_DIR="$PWD/test-artifacts/var"
 unset DATABASE_URL CELERY_BROKER_URL S3_BUCKET PLATFORM_ENV
 
 # Each pass runs on TEST_WORKERS processes (pytest-xdist; default: one a core, at most 4), a test
-# file to one process; each process has its own test database. TEST_WORKERS=0: one process.
+# file to one process; each process has its own test database. TEST_WORKERS=1 (or 0): one process.
 workers="${TEST_WORKERS:-$(nproc 2>/dev/null || echo 1)}"
 [ "$workers" -gt 4 ] && workers=4
 parallel=()
