@@ -2,11 +2,14 @@
 
     .venv/bin/python bench/ingest.py [--n 40] [--size 4000x3000] [--web-n 200] [--rounds 3]
         [--import-n 12] [--threads 1,2] [--kinds threads,processes] [--only camera|web] [--profile]
+        [--camera-profile none|p3|adobe]
     DATABASE_URL=postgres://... .venv/bin/python bench/ingest.py    # the same on PostgreSQL
 
 Two workloads, generated in memory, measured one after the other in the same run:
   camera  N camera-sized, photo-like JPEGs (--size, default 12 MP; smooth gradients and shapes
-          with sensor grain, quality 90, a distinct seed each): decoding dominates.
+          with sensor grain, quality 90, a distinct seed each): decoding dominates. With
+          --camera-profile p3 each embeds a Display P3 profile, as every iPhone photo does (adobe:
+          the Adobe RGB-like one): then the colour transform of 3 MP (the draft scale) shows too.
   web     --web-n web-sized photos like a public photo set's (300-800 px on the longest side,
           landscape, portrait and square, quality 75-92). Half embed an RGB ICC profile, as
           camera and phone JPEGs do: in turn a Display P3 and an Adobe RGB (1998)-like profile
@@ -295,6 +298,8 @@ def main() -> None:
     parser.add_argument("--web-n", type=int, default=200, help="number of web-sized photos (default 200)")
     parser.add_argument("--rounds", type=int, default=3, help="repeats of each whole set (default 3)")
     parser.add_argument("--only", choices=("camera", "web"), help="measure one workload only")
+    parser.add_argument("--camera-profile", choices=("none", "p3", "adobe"), default="none",
+                        help="embed this ICC profile in every camera JPEG (default none)")
     parser.add_argument("--profile", action="store_true", help="then profile ingest over the web set (cProfile)")
     parser.add_argument("--pg-name", default=PG_NAME, help=f"throwaway PostgreSQL database (default {PG_NAME})")
     parser.add_argument("--import-n", type=int, default=12,
@@ -368,10 +373,11 @@ def main() -> None:
         rates, imports = {}, {}
         if args.only in (None, "camera"):
             t0 = time.perf_counter()
-            files = [camera_jpeg(width, height, seed=1000 + i) for i in range(args.n)]
+            icc = {"none": None, "p3": embedded_profiles()[0], "adobe": embedded_profiles()[1]}[args.camera_profile]
+            files = [camera_jpeg(width, height, seed=1000 + i, icc=icc) for i in range(args.n)]
             mb = sum(map(len, files)) / args.n / 1e6
-            print(f"\ncamera: {args.n} JPEGs of {width}x{height} (quality 90, {mb:.1f} MB each on average), "
-                  f"generated in {time.perf_counter() - t0:.1f} s")
+            print(f"\ncamera: {args.n} JPEGs of {width}x{height} (quality 90, {mb:.1f} MB each on average, "
+                  f"ICC profile: {args.camera_profile}), generated in {time.perf_counter() - t0:.1f} s")
             totals = measure(steps, files, args.rounds, reset)
             rates["camera"] = report(f"camera {width}x{height}", args.n, totals, args.rounds, 0.6)
             n = min(args.import_n, args.n)

@@ -445,6 +445,10 @@ INGEST = {
     # the threads still read and write the files). A process that may not have children (a Celery
     # prefork worker's, daemonic) or a platform that cannot fork uses threads instead.
     "WORKER_KIND": env_choice("INGEST_WORKER_KIND", "threads", ("threads", "processes")),
+    # Colour tables a process keeps (64 MiB each): a profile that has moved many photos' pixels
+    # (Display P3: every iPhone photo) is looked up per pixel instead of computed by lcms, the
+    # same pixels in about half the time (datasets.imaging._ColourTransform). 0: none.
+    "COLOUR_TABLES": env_int("INGEST_COLOUR_TABLES", 2),
     # S3-compatible endpoints a planner may choose for an S3 import (comma-separated), besides the
     # default (AWS_S3_ENDPOINT_URL, else AWS). The worker signs its requests with the server's
     # credentials, so no other address is accepted from the web; ingest_s3 (run by the operator)

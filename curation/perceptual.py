@@ -49,7 +49,8 @@ from itertools import combinations
 
 import numpy as np
 from PIL import Image
-from scipy.fftpack import dct
+
+from datasets.imaging import phash_arrays
 
 RADIUS = 8
 CONFIRM_THRESHOLD = 0.8
@@ -79,16 +80,6 @@ def to_signed(value: int) -> int:
 
 def hamming(a: int, b: int) -> int:
     return ((int(a) ^ int(b)) & 0xFFFFFFFFFFFFFFFF).bit_count()
-
-
-def _phash_batch(arrays: np.ndarray) -> np.ndarray:
-    """imagehash.phash (hash_size 8, highfreq_factor 4) of each 32x32 grey array, as uint64: the
-    DCT-II of rows then columns, the 8x8 lowest frequencies against their median, first bit
-    most significant (imagehash's hex order). Equal to imagehash's own (tested)."""
-    coeffs = dct(dct(arrays, axis=1), axis=2)[:, :8, :8].reshape(len(arrays), 64)
-    bits = coeffs > np.median(coeffs, axis=1, keepdims=True)
-    weights = np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)
-    return (bits.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
 
 
 def _thumbnail(img: Image.Image) -> Image.Image:
@@ -126,7 +117,7 @@ def signature(img: Image.Image) -> Signature:
     arrays = np.stack([
         np.asarray(thumb.resize((32, 32), Image.Resampling.BOX, box=box), dtype=np.float64) for box in boxes
     ])
-    hashes = [to_signed(int(v)) for v in _phash_batch(arrays)]
+    hashes = [to_signed(int(v)) for v in phash_arrays(arrays)]
     return Signature(phash=hashes[0], windows=tuple(hashes[1:]))
 
 

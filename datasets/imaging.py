@@ -12,14 +12,15 @@ import io
 import logging
 import os
 import re
+import sys
 import threading
 import warnings
 from dataclasses import dataclass
 
-import imagehash
 import numpy as np
 import pillow_heif
 from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
+from scipy.fftpack import dct
 
 from .refusals import Refusal
 
@@ -55,6 +56,8 @@ class Limits:
     jpeg_quality: int = 90
     thumb_side: int = 320
     thumb_quality: int = 80
+    # Colour tables a process keeps for the profiles it transforms most (see _ColourTransform).
+    colour_tables: int = 2
 
     @classmethod
     def from_settings(cls) -> Limits:
@@ -71,6 +74,7 @@ class Limits:
             jpeg_quality=c["JPEG_QUALITY"],
             thumb_side=c["THUMB_LONGEST_SIDE"],
             thumb_quality=c["THUMB_QUALITY"],
+            colour_tables=c["COLOUR_TABLES"],
         )
 
 
@@ -167,7 +171,7 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
 # JPEG, and a catalogue's files carry a handful of distinct profiles (each camera's or phone's
 # sRGB, Display P3, Adobe RGB): so transforms are kept per (profile digest, mode), the most
 # recently used last, a few dozen at most. An lcms transform may be shared between threads (its
-# one-pixel cache is copied per call); the lock guards the cache's bookkeeping only, so two
+# one-pixel cache is copied per call); the lock guards the caches' bookkeeping only, so two
 # threads meeting a new profile at once may both build it (the same transform, one kept).
 _ICC_CACHE: dict[tuple[bytes, str], object] = {}
 _ICC_CACHE_LOCK = threading.Lock()
@@ -175,9 +179,13 @@ _ICC_CACHE_LOCK = threading.Lock()
 
 def _new_locks_after_fork() -> None:
     """A forked child (an import's worker process) has one thread: a lock another thread of the
-    parent held at the fork would stay held there forever."""
+    parent held at the fork would stay held there forever, and a colour table another thread was
+    building would never be finished."""
     global _ICC_CACHE_LOCK, _PILLOW_LIMIT_LOCK
     _ICC_CACHE_LOCK, _PILLOW_LIMIT_LOCK = threading.Lock(), threading.Lock()
+    for found in _ICC_CACHE.values():
+        if isinstance(found, _ColourTransform):
+            found.building = False
 
 
 os.register_at_fork(after_in_child=_new_locks_after_fork)
@@ -193,6 +201,82 @@ _PROBE = np.concatenate([
     np.stack(np.meshgrid(*[np.arange(0, 256, 17)] * 3, indexing="ij"), axis=-1).reshape(-1, 3),
 ]).astype(np.uint8).reshape(-1, 1, 3)
 
+# Colour tables. lcms spends ~25 ns a pixel on a Display P3 or Adobe RGB photo (every iPhone
+# photo carries Display P3), more than decoding it; a 12 MP phone photo is transformed at its
+# draft scale, 3 MP: ~70 ms. Its 8-bit RGB transform is a pure function of the pixel, so its
+# output for all 2^24 colours, made once by lcms itself (~1 s; 64 MiB, one RGBX word a colour)
+# and looked up per pixel, gives the same pixels bit for bit (so the same pixel hashes) in about
+# half the time (bench/ingest.py, docs/bench-ingest.md). A profile gets its table once lcms has
+# transformed as many pixels with it as making the table costs (a profile met in a few photos
+# never pays for one), and a process keeps INGEST_COLOUR_TABLES tables at most, the least
+# recently used dropped; 0: none, lcms always. Little-endian machines only (the table is indexed
+# by the RGBX word as the machine reads it); elsewhere lcms always.
+_TABLE_AFTER_PIXELS = 1 << 25
+_TABLES_IN_USE: list[_ColourTransform] = []  # least recently used first
+_TABLES_POSSIBLE = sys.byteorder == "little"
+
+
+class _ColourTransform:
+    """A cached lcms transform from one profile to sRGB, and, for RGB, its colour table once the
+    profile has earned one."""
+
+    __slots__ = ("lcms", "mode", "pixels", "table", "building")
+
+    def __init__(self, lcms: ImageCms.ImageCmsTransform, mode: str):
+        self.lcms, self.mode = lcms, mode
+        self.pixels = 0  # transformed by lcms so far
+        self.table: np.ndarray | None = None
+        self.building = False
+
+    def apply(self, img: Image.Image, tables: int) -> Image.Image:
+        if self.mode == "RGB" and tables > 0 and _TABLES_POSSIBLE:
+            table = self._table(img.width * img.height, tables)
+            if table is not None:
+                index = np.asarray(img.convert("RGBX")).view(np.uint32)[..., 0] & np.uint32(0xFFFFFF)
+                return Image.frombuffer("RGBX", img.size, table[index], "raw", "RGBX", 0, 1).convert("RGB")
+        return ImageCms.applyTransform(img, self.lcms)
+
+    def _table(self, pixels: int, tables: int) -> np.ndarray | None:
+        """The table (now the most recently used), or None: made here if lcms has earned it."""
+        with _ICC_CACHE_LOCK:
+            if self.table is not None:
+                if _TABLES_IN_USE and _TABLES_IN_USE[-1] is not self and self in _TABLES_IN_USE:
+                    _TABLES_IN_USE.remove(self)
+                    _TABLES_IN_USE.append(self)
+                return self.table
+            self.pixels += pixels
+            if self.building or self.pixels < _TABLE_AFTER_PIXELS:
+                return None
+            self.building = True
+        try:
+            table = _colour_table(self.lcms)
+        except MemoryError:
+            log.warning("No memory for a colour table: lcms transforms this profile's photos.")
+            table = None
+        with _ICC_CACHE_LOCK:
+            self.building = False
+            if table is None:
+                self.pixels = -(1 << 62)  # never again in this process
+                return None
+            self.table = table
+            _TABLES_IN_USE.append(self)
+            while len(_TABLES_IN_USE) > tables:
+                _TABLES_IN_USE.pop(0).table = None
+        return table
+
+
+def _colour_table(transform: ImageCms.ImageCmsTransform) -> np.ndarray:
+    """lcms's output for every RGB colour, as the RGBX word the machine reads, indexed by the
+    input's RGBX word with X cleared: made a sixteenth of the colours at a time (4 MiB each)."""
+    table = np.empty(1 << 24, dtype=np.uint32)
+    step = 1 << 20
+    for start in range(0, 1 << 24, step):
+        colours = np.arange(start, start + step, dtype=np.uint32)
+        img = Image.frombuffer("RGBX", (1024, step // 1024), colours, "raw", "RGBX", 0, 1).convert("RGB")
+        out = ImageCms.applyTransform(img, transform).convert("RGBX")
+        table[start:start + step] = np.asarray(out).reshape(-1, 4).view(np.uint32)[:, 0]
+    return table
+
 
 def _build_icc_transform(icc: bytes, mode: str):
     try:
@@ -201,7 +285,7 @@ def _build_icc_transform(icc: bytes, mode: str):
     except (ImageCms.PyCMSError, OSError, ValueError):
         return _ICC_UNUSABLE
     if mode == "CMYK":
-        return transform
+        return _ColourTransform(transform, mode)
     # Most camera and phone JPEGs embed an sRGB profile (IEC 61966-2.1, in one vendor's bytes or
     # another's). Its transform changes no pixel by more than the rounding lcms itself does (one
     # level) and costs as much as decoding the file, so it is skipped, checked on the probe.
@@ -211,11 +295,12 @@ def _build_icc_transform(icc: bytes, mode: str):
     except (ImageCms.PyCMSError, OSError, ValueError):
         return _ICC_UNUSABLE
     moved = np.abs(np.asarray(out.convert("RGB"), dtype=np.int16) - _PROBE.astype(np.int16)).max()
-    return _ICC_SAME if moved <= 1 else transform
+    return _ICC_SAME if moved <= 1 else _ColourTransform(transform, mode)
 
 
 def _icc_transform(icc: bytes, mode: str):
-    """The cached transform from this embedded profile to sRGB, or _ICC_SAME or _ICC_UNUSABLE."""
+    """The cached transform from this embedded profile to sRGB (a _ColourTransform), or _ICC_SAME
+    or _ICC_UNUSABLE."""
     key = (hashlib.sha256(icc).digest(), mode)
     with _ICC_CACHE_LOCK:
         found = _ICC_CACHE.pop(key, None)
@@ -230,14 +315,15 @@ def _icc_transform(icc: bytes, mode: str):
     return found
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any mode to 8-bit sRGB RGB: ICC profiles applied, 16-bit scaled, transparency on white."""
+def _to_rgb(img: Image.Image, colour_tables: int = 0) -> Image.Image:
+    """Any mode to 8-bit sRGB RGB: ICC profiles applied, 16-bit scaled, transparency on white.
+    `colour_tables`: see _ColourTransform (Limits.colour_tables)."""
     icc = img.info.get("icc_profile")
     if icc and img.mode in ("RGB", "CMYK", "RGBA"):
         transform = _icc_transform(icc, img.mode)
-        if isinstance(transform, ImageCms.ImageCmsTransform):
+        if isinstance(transform, _ColourTransform):
             try:
-                img = ImageCms.applyTransform(img, transform)
+                img = transform.apply(img, colour_tables)
             except (ImageCms.PyCMSError, OSError, ValueError):
                 pass  # a broken profile: fall back to the plain conversion below
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -282,13 +368,25 @@ def _fit(img: Image.Image, side: int, resample: Image.Resampling = Image.Resampl
     return img.resize(size, resample)
 
 
-# imagehash.phash shrinks its input to 32x32 with Lanczos itself, which from a 320 px thumbnail
-# cost as much as the rest of the hash: a box average to 32x32 first leaves its resize nothing to
-# do, for half the cost. The hash differs from one of the thumbnail itself by 0.3 bits on average
-# (2 at most, over the benchmark's web photos): it only feeds near-duplicate search, by distance.
+def phash_arrays(arrays: np.ndarray) -> np.ndarray:
+    """imagehash.phash (hash_size 8, highfreq_factor 4) of each 32x32 grey array, as uint64: the
+    DCT-II of rows then columns, the 8x8 lowest frequencies against their median, first bit most
+    significant (imagehash's hex order). Equal to imagehash's own, bit for bit (tested), without
+    its per-call overhead (a resize of the 32x32 input to itself, a hex string and back): the one
+    pHash of ingest and of curation's signatures."""
+    coeffs = dct(dct(arrays, axis=1), axis=2)[:, :8, :8].reshape(len(arrays), 64)
+    bits = coeffs > np.median(coeffs, axis=1, keepdims=True)
+    weights = np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)
+    return (bits.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
+
+
+# The pHash of a grey 32x32 box average of the thumbnail (imagehash would shrink its input with
+# Lanczos, which from a 320 px thumbnail cost as much as the rest of the hash). It differs from
+# a hash of the thumbnail itself by 0.3 bits on average (2 at most, over the benchmark's web
+# photos): it only feeds near-duplicate search, by distance.
 def _perceptual_hash(thumb: Image.Image) -> int:
-    small = thumb.convert("L").resize((32, 32), Image.Resampling.BOX)
-    return _to_signed64(int(str(imagehash.phash(small)), 16))
+    small = np.asarray(thumb.convert("L").resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
+    return _to_signed64(int(phash_arrays(small[None])[0]))
 
 
 # A marker in or after entropy-coded data: 0xFF followed by anything but a stuffed zero or a
@@ -464,7 +562,7 @@ def _judge(data: bytes, limits: Limits) -> Processed:
         img.load()
         decoded = img
         img = _orient(img)
-        rgb = _to_rgb(img)
+        rgb = _to_rgb(img, limits.colour_tables)
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageRefused("corrupt", detail=str(exc)) from None
     digest = hashlib.sha256(b"%dx%d:" % rgb.size)

@@ -435,6 +435,70 @@ def wide_gamut_profile() -> bytes:
     return bytes(data)
 
 
+@pytest.fixture
+def fresh_colour_caches(monkeypatch):
+    """Empty transform and colour-table caches, and tables earned after one pixel."""
+    monkeypatch.setattr(imaging, "_ICC_CACHE", {})
+    monkeypatch.setattr(imaging, "_TABLES_IN_USE", [])
+    monkeypatch.setattr(imaging, "_TABLE_AFTER_PIXELS", 1)
+
+
+def with_profile(data: bytes, icc: bytes) -> bytes:
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(buf, "JPEG", quality=80, icc_profile=icc)
+    return buf.getvalue()
+
+
+@pytest.mark.once
+def test_a_colour_table_gives_exactly_lcms_pixels_and_is_made_once_earned(fresh_colour_caches, monkeypatch):
+    wide = wide_gamut_profile()
+    data = with_profile(make_photo(400, 300, seed=47), wide)
+    by_lcms = imaging.process(data, imaging.Limits(colour_tables=0))
+    (transform,) = imaging._ICC_CACHE.values()
+    assert transform.table is None and transform.pixels == 0  # with no tables, lcms and no count
+    monkeypatch.setattr(imaging, "_TABLE_AFTER_PIXELS", 2 * 400 * 300)
+    first = imaging.process(data, LIMITS)
+    assert transform.table is None and transform.pixels == 400 * 300  # not earned yet: lcms
+    second = imaging.process(data, LIMITS)  # earned: the table is made, and used
+    assert transform.table is not None and imaging._TABLES_IN_USE == [transform]
+    third = imaging.process(data, LIMITS)
+    for p in (first, second, third):
+        assert (p.pixel_sha256, p.jpeg, p.thumbnail, p.phash) == (
+            by_lcms.pixel_sha256, by_lcms.jpeg, by_lcms.thumbnail, by_lcms.phash)
+    # Every colour, not just a photo's: random pixels and the probe's extremes, through the table
+    # and through lcms, byte for byte.
+    rng = np.random.default_rng(3)
+    img = Image.fromarray(np.concatenate([rng.integers(0, 256, (255, 20, 3), dtype=np.uint8),
+                                          np.repeat(imaging._PROBE[:255], 20, axis=1)]))
+    assert transform.apply(img, 2).tobytes() == ImageCms.applyTransform(img, transform.lcms).tobytes()
+
+
+@pytest.mark.once
+def test_a_process_keeps_at_most_the_configured_colour_tables(fresh_colour_caches):
+    wide = wide_gamut_profile()
+    other = bytearray(wide)
+    other[-8:] = b"otherone"  # a second profile (another digest) with the same colours
+    photos = [with_profile(make_photo(200, 150, seed=48), icc) for icc in (wide, bytes(other))]
+    limits = imaging.Limits(colour_tables=1)
+    for data in photos:
+        imaging.process(data, limits)
+    first, second = imaging._ICC_CACHE.values()
+    assert (first.table, imaging._TABLES_IN_USE) == (None, [second])  # the older one gave way
+    assert second.table is not None
+
+
+def test_ingest_phash_is_imagehash_phash_bit_for_bit():
+    """The one pHash (datasets.imaging.phash_arrays) is imagehash's, on photos and on flat and
+    striped images, where coefficients tie."""
+    imagehash = pytest.importorskip("imagehash")
+    flat = Image.new("RGB", (320, 240), (120, 130, 140))
+    stripes = Image.fromarray(np.tile(np.repeat(np.array([0, 255], dtype=np.uint8), 16), (240, 10))).convert("RGB")
+    images = [Image.open(io.BytesIO(make_photo(320, 240, seed=s))).convert("RGB") for s in range(40, 46)]
+    for img in [*images, flat, stripes]:
+        small = img.convert("L").resize((32, 32), Image.Resampling.BOX)
+        assert imaging._perceptual_hash(img) == imaging._to_signed64(int(str(imagehash.phash(small)), 16))
+
+
 # ---------------------------------------------------------------- several threads at once
 
 
