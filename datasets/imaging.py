@@ -261,7 +261,8 @@ class _ColourTransform:
             self.table = table
             _TABLES_IN_USE.append(self)
             while len(_TABLES_IN_USE) > tables:
-                _TABLES_IN_USE.pop(0).table = None
+                dropped = _TABLES_IN_USE.pop(0)
+                dropped.table, dropped.pixels = None, 0  # to earn again, or tables would thrash
         return table
 
 

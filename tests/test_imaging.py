@@ -484,6 +484,7 @@ def test_a_process_keeps_at_most_the_configured_colour_tables(fresh_colour_cache
         imaging.process(data, limits)
     first, second = imaging._ICC_CACHE.values()
     assert (first.table, imaging._TABLES_IN_USE) == (None, [second])  # the older one gave way
+    assert first.pixels == 0  # and earns it again from nothing: two hot profiles do not thrash
     assert second.table is not None
 
 
