@@ -491,16 +491,22 @@ def test_shortcuts_the_help_overlay_and_the_emptied_box(new_page, users, source,
     # Pressing submit with texts that break rules says what to fix, and the attempt is counted
     # once (the same texts again are the same attempt).
     page.fill("#ct-specific", "짧다")
+    reports = []
+    page.on("request", lambda r: reports.append(r.url) if r.url.endswith("/blocked/") else None)
     # (aria-disabled: pressable by people; Playwright counts it as disabled unless forced)
-    page.click("#submit-btn", force=True)
+    # Wait for the page's report of the attempt to be answered before reading the count: a
+    # fire-and-forget fetch that "networkidle" does not wait for once the page has loaded (and the
+    # in-memory SQLite database is shared with the live server's thread, which locks the member's
+    # table while it counts it).
+    with page.expect_response(lambda r: r.url.endswith("/blocked/") and r.request.method == "POST") as answered:
+        page.click("#submit-btn", force=True)
+    assert answered.value.ok
     msgs = page.locator("#ct-reaction-msgs li")
     assert msgs.count() == 1 and "0" not in msgs.inner_text() and "3" in msgs.inner_text()
-    # (wait for the page's report of the attempt first: the in-memory SQLite database is shared
-    # with the live server's thread, which locks the member's table while it counts it)
-    page.wait_for_load_state("networkidle")
     member = ProjectMember.objects.get(project=project, user=users["labeler"])
-    page.click("#submit-btn", force=True)
-    page.wait_for_load_state("networkidle")
+    page.click("#submit-btn", force=True)  # the same texts: the same attempt, not reported again
+    page.evaluate("() => new Promise((done) => setTimeout(done, 0))")  # the click's handlers have run
+    assert len(reports) == 1, reports
     member.refresh_from_db()
     assert member.rejection_count == 1
     assert dict(RuleHit.objects.filter(member=member).values_list("code", "count")) == {"too_short": 1}
