@@ -510,16 +510,10 @@ def test_process_gives_the_same_results_in_many_threads_at_once(monkeypatch):
     monkeypatch.setattr(imaging, "_ICC_CACHE_SIZE", 1)
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     wide = wide_gamut_profile()
-
-    def with_profile(seed, icc):
-        buf = io.BytesIO()
-        Image.open(io.BytesIO(make_photo(320, 240, seed=seed))).save(buf, "JPEG", quality=80, icc_profile=icc)
-        return buf.getvalue()
-
     files = [
         corpus.png_bomb(8000, 8000), corpus.huge_header(), corpus.truncated_jpeg(), corpus.gif_with_trailing_garbage(),
         corpus.exif_rotated_with_gps(), corpus.cmyk_jpeg(), tagged_web_photo(),
-        *(with_profile(50 + n, [wide, srgb, None][n % 3]) for n in range(9)),
+        *(with_profile(make_photo(320, 240, seed=50 + n), [wide, srgb, None][n % 3]) for n in range(9)),
     ]
 
     def outcome(data):
