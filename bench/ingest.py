@@ -373,7 +373,7 @@ def main() -> None:
         rates, imports = {}, {}
         if args.only in (None, "camera"):
             t0 = time.perf_counter()
-            icc = {"none": None, "p3": embedded_profiles()[0], "adobe": embedded_profiles()[1]}[args.camera_profile]
+            icc = dict(zip(("p3", "adobe"), embedded_profiles())).get(args.camera_profile)
             files = [camera_jpeg(width, height, seed=1000 + i, icc=icc) for i in range(args.n)]
             mb = sum(map(len, files)) / args.n / 1e6
             print(f"\ncamera: {args.n} JPEGs of {width}x{height} (quality 90, {mb:.1f} MB each on average, "
