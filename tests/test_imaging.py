@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import struct
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
@@ -528,3 +529,60 @@ def test_process_gives_the_same_results_in_many_threads_at_once(monkeypatch):
         for _ in range(3):
             assert list(pool.map(outcome, files * 2)) == alone * 2
     assert sum(isinstance(o, str) and "ecompression" in o for o in alone) == 2
+
+
+def test_jpeg_encoding_writes_through_a_file_so_other_threads_run_meanwhile(monkeypatch):
+    """Pillow's encoder lets go of the GIL only while it writes to a real file descriptor
+    (`ImageFile._encode_tile` with a descriptor): into a BytesIO it holds it for the whole
+    encode, and an import's worker threads would take turns. Both encodes of `process` (a
+    re-encoded stored copy and the thumbnail) go through a descriptor, and give exactly the
+    bytes Pillow writes into a BytesIO."""
+    descriptors = []
+    real = ImageFile._encode_tile
+
+    def spy(im, fp, tile, bufsize, fh, exc=None):
+        descriptors.append(fh)
+        return real(im, fp, tile, bufsize, fh, exc)
+
+    data = with_profile(make_photo(700, 500, seed=61), wide_gamut_profile())  # transformed: re-encoded
+    monkeypatch.setattr(ImageFile, "_encode_tile", spy)
+    p = imaging.process(data, LIMITS)
+    monkeypatch.undo()
+    assert len(descriptors) == 2 and None not in descriptors
+    for name, quality in (("jpeg", LIMITS.jpeg_quality), ("thumbnail", LIMITS.thumb_quality)):
+        img = Image.open(io.BytesIO(getattr(p, name)))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=quality, optimize=False)
+        assert imaging._encode_jpeg(img, quality) == buf.getvalue()
+    # Larger, then smaller: nothing of an earlier, longer encode is read; also where the scratch
+    # file is emptied after every use (as after one past _SCRATCH_KEPT).
+    big = Image.fromarray(np.random.default_rng(5).integers(0, 256, (600, 800, 3), dtype=np.uint8))
+    small = Image.new("RGB", (16, 16), (1, 2, 3))
+    for kept in (imaging._SCRATCH_KEPT, 0):
+        monkeypatch.setattr(imaging, "_SCRATCH_KEPT", kept)
+        for img in (big, small, big):
+            buf = io.BytesIO()
+            img.save(buf, "JPEG", quality=90, optimize=False)
+            assert imaging._encode_jpeg(img, 90) == buf.getvalue()
+
+
+def test_a_forked_child_encodes_in_a_scratch_file_of_its_own():
+    """An import's worker processes are forked: a child sharing its parent's scratch file (and
+    its file offset) could interleave their bytes."""
+    img = Image.new("RGB", (64, 48), (9, 99, 199))
+    expected = imaging._encode_jpeg(img, 90)
+    parent = imaging._SCRATCH.file
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report whether it started without the parent's file and encodes right
+        try:
+            fresh = getattr(imaging._SCRATCH, "file", None) is None
+            ok = fresh and imaging._encode_jpeg(img, 90) == expected and imaging._SCRATCH.file is not parent
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    os.close(read)
+    assert imaging._SCRATCH.file is parent and imaging._encode_jpeg(img, 90) == expected
