@@ -375,15 +375,25 @@ def _encode_jpeg(img: Image.Image, quality: int) -> bytes:
     then take turns encoding instead of encoding side by side (measured: two threads encoding
     into BytesIO did no more than one; through a file, 1.5-1.9 times as much). Same bytes either way.
     """
-    scratch = _scratch_file()
-    scratch.seek(0)
     # No exif=, no icc_profile=: the stored copy carries no metadata (GPS, camera, author).
-    img.save(scratch, "JPEG", quality=quality, optimize=False)
-    written = scratch.tell()  # what is past it is a longer earlier encode's: never read
-    data = os.pread(scratch.fileno(), written, 0)
-    if os.fstat(scratch.fileno()).st_size > _SCRATCH_KEPT:
-        scratch.truncate(0)  # a rare large encode: its memory is given back
-    return data
+    try:
+        scratch = _scratch_file()
+        scratch.seek(0)
+        img.save(scratch, "JPEG", quality=quality, optimize=False)
+        written = scratch.tell()  # what is past it is a longer earlier encode's: never read
+        data = os.pread(scratch.fileno(), written, 0)
+        if written > _SCRATCH_KEPT:
+            scratch.truncate(0)  # a rare large encode: its memory is given back
+        return data
+    except OSError:
+        # No scratch file to be had or written (the process is out of descriptors or memory):
+        # that is not the photo's fault, so it is encoded in memory instead (holding the GIL),
+        # never refused for it; the next encode tries a new scratch file.
+        log.warning("No scratch file for encoding; encoding in memory instead.", exc_info=True)
+        _SCRATCH.file = None
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=quality, optimize=False)
+        return buf.getvalue()
 
 
 def _fit(img: Image.Image, side: int, resample: Image.Resampling = Image.Resampling.HAMMING) -> Image.Image:

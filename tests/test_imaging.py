@@ -5,6 +5,7 @@ import io
 import logging
 import os
 import struct
+import threading
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
@@ -586,3 +587,24 @@ def test_a_forked_child_encodes_in_a_scratch_file_of_its_own():
     assert os.read(read, 1) == b"1"
     os.close(read)
     assert imaging._SCRATCH.file is parent and imaging._encode_jpeg(img, 90) == expected
+
+
+def test_a_process_out_of_descriptors_still_stores_the_photo(monkeypatch, caplog):
+    """No scratch file to be had (the process's descriptor limit reached) is not the photo's
+    fault: it is encoded in memory instead, the same bytes, and the next encode tries again."""
+    data = with_profile(make_photo(500, 400, seed=62), wide_gamut_profile())  # re-encoded
+    expected = imaging.process(data, LIMITS)
+
+    def no_descriptor(*args):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(imaging, "_SCRATCH", threading.local())
+    monkeypatch.setattr(os, "memfd_create", no_descriptor)
+    monkeypatch.setattr(imaging.tempfile, "TemporaryFile", no_descriptor)
+    with caplog.at_level(logging.WARNING, logger="datasets.imaging"):
+        p = imaging.process(data, LIMITS)
+    assert (p.jpeg, p.thumbnail, p.pixel_sha256) == (expected.jpeg, expected.thumbnail, expected.pixel_sha256)
+    assert "No scratch file" in caplog.text and imaging._SCRATCH.file is None
+    monkeypatch.undo()
+    assert imaging._encode_jpeg(Image.open(io.BytesIO(p.jpeg)), 90)  # a scratch file again
+    assert imaging._SCRATCH.file is not None
