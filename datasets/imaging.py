@@ -375,24 +375,29 @@ def _encode_jpeg(img: Image.Image, quality: int) -> bytes:
     then take turns encoding instead of encoding side by side (measured: two threads encoding
     into BytesIO did no more than one; through a file, 1.5-1.9 times as much). Same bytes either way.
     """
-    # No exif=, no icc_profile=: the stored copy carries no metadata (GPS, camera, author).
+    def save(target) -> None:
+        # No exif=, no icc_profile=: the stored copy carries no metadata (GPS, camera, author).
+        img.save(target, "JPEG", quality=quality, optimize=False)
+
     try:
         scratch = _scratch_file()
         scratch.seek(0)
-        img.save(scratch, "JPEG", quality=quality, optimize=False)
+        save(scratch)
         written = scratch.tell()  # what is past it is a longer earlier encode's: never read
         data = os.pread(scratch.fileno(), written, 0)
         if written > _SCRATCH_KEPT:
             scratch.truncate(0)  # a rare large encode: its memory is given back
         return data
-    except OSError:
+    except OSError as exc:
+        if exc.errno is None:  # the encoder's own error ("encoder error -2"), not the file's
+            raise
         # No scratch file to be had or written (the process is out of descriptors or memory):
         # that is not the photo's fault, so it is encoded in memory instead (holding the GIL),
         # never refused for it; the next encode tries a new scratch file.
         log.warning("No scratch file for encoding; encoding in memory instead.", exc_info=True)
         _SCRATCH.file = None
         buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=quality, optimize=False)
+        save(buf)
         return buf.getvalue()
 
 

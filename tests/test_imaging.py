@@ -608,3 +608,23 @@ def test_a_process_out_of_descriptors_still_stores_the_photo(monkeypatch, caplog
     monkeypatch.undo()
     assert imaging._encode_jpeg(Image.open(io.BytesIO(p.jpeg)), 90)  # a scratch file again
     assert imaging._SCRATCH.file is not None
+    # Out of memory while reading it back: the same fallback, the same bytes.
+    caplog.clear()
+    def no_memory(*args):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "pread", no_memory)
+    with caplog.at_level(logging.WARNING, logger="datasets.imaging"):
+        assert imaging.process(data, LIMITS).jpeg == expected.jpeg
+    assert "No scratch file" in caplog.text
+    monkeypatch.undo()
+    # The encoder's own error (no errno) is not the scratch file's: raised as it is, no fallback.
+    caplog.clear()
+
+    def encoder_error(*args, **kwargs):
+        raise OSError("encoder error -2")
+
+    monkeypatch.setattr(ImageFile, "_encode_tile", encoder_error)
+    with caplog.at_level(logging.WARNING, logger="datasets.imaging"), pytest.raises(OSError, match="encoder error"):
+        imaging._encode_jpeg(Image.new("RGB", (8, 8)), 90)
+    assert "No scratch file" not in caplog.text
