@@ -211,7 +211,13 @@ def better_photos(model: str, comment_ids) -> dict:
 
 def null_scores(model: str, project=None, pairs: int | None = None) -> PairScores | None:
     """Scores of shuffled pairs: comments that `model` scored (of `project`, or of every project),
-    each with another random photo of its project (seeded: the same pairs on the same data)."""
+    each with another random photo of its project (seeded: the same pairs on the same data).
+
+    A project gets its share of `pairs` (by its number of scored comments). Where that share is
+    more than it has comments (a small project, or few comments in all), each comment is paired
+    with several distinct other photos, so the threshold rests on the pairs asked for, not on as
+    few as the comments: with one pair per comment, a 36-comment project's threshold was the 10 %
+    quantile of 36 numbers, and which comments it then flagged changed with the seed alone."""
     from .models import CommentScore
 
     pairs = pairs or settings.CURATION["CALIBRATION_PAIRS"]
@@ -233,12 +239,13 @@ def null_scores(model: str, project=None, pairs: int | None = None) -> PairScore
         take = max(1, round(pairs * len(rows) / total))
         chosen = [rows[i] for i in sorted(rng.choice(len(rows), min(take, len(rows)), replace=False))]
         photos = sorted(sample.photos, key=str)
+        # Other photos per comment: one, or where the share is larger, as many as it asks for.
+        per_comment = min(-(-take // len(rows)), len(photos) - 1)
         shuffled = []
         for comment, own in chosen:
-            other = own
-            while str(other) == str(own):
-                other = photos[int(rng.integers(len(photos)))]
-            shuffled.append((comment, own, other))
+            picked = rng.choice(len(photos), min(per_comment + 1, len(photos)), replace=False)
+            others = [photos[int(i)] for i in picked if str(photos[int(i)]) != str(own)][:per_comment]
+            shuffled.extend((comment, own, other) for other in others)
         cvec = _vectors("comment", model, [c for c, _o, _x in shuffled])
         pvec = _vectors("image", model, {x for _c, _o, x in shuffled})
         ready = [t for t in shuffled if str(t[0]) in cvec and str(t[2]) in pvec]

@@ -198,6 +198,26 @@ def test_the_step_scores_every_comment_once_and_flags_swapped_ones_with_evidence
 
 
 @pytest.mark.django_db
+def test_a_small_projects_calibration_draws_the_pairs_asked_for_whatever_its_keys(scored, monkeypatch):
+    """36 comments and 2,000 pairs asked for: each comment is paired with several other photos (one
+    each made the threshold a quantile of 36 numbers, and the flags changed with the database's
+    keys, which seed the draw). With every pair drawn, other keys give the same null."""
+    from curation.models import CommentScore
+
+    project, truth, _run = scored
+    model = CommentScore.objects.values_list("model", flat=True).first()
+    n = len(truth)
+    assert len(S.null_scores(model, project, pairs=400).hallucination) == n * 12  # ceil(400 / 36) each
+    assert len(S.null_scores(model, project, pairs=10).hallucination) == 10  # fewer than the comments: one each
+    every = S.null_scores(model, project)  # 36 x 35 pairs exist: all of them, each once
+    assert len(every.hallucination) == n * (n - 1)
+    salted = S._rank_key
+    monkeypatch.setattr(S, "_rank_key", lambda p, m, i: salted(f"{p}-other-keys", m, i))
+    again = S.null_scores(model, project)
+    assert np.array_equal(np.sort(again.hallucination), np.sort(every.hallucination))
+
+
+@pytest.mark.django_db
 def test_low_specificity_flags_only_where_the_project_sets_a_threshold(scored):
     from curation import runs
     from curation.models import CommentScore, Flag, FlagKind
