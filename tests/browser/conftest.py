@@ -3,9 +3,16 @@
 Playwright's sync API runs an event loop in the test thread, which trips Django's async-unsafe
 guard for ORM calls made by the test itself; those calls are ordinary synchronous code, so the
 guard is lifted for this package. Screenshots go to test-artifacts/screenshots/.
+
+A click that loads a page returns once the new page has started to load (Playwright waits for the
+navigation to commit, not for the document to be parsed), so a plain read right after it (a
+count, a text, an evaluate) could see a half-built page. Every click here therefore also waits
+for the page's load event, which returns at once when the click loaded nothing; a test reads the
+page it clicked to, whichever way it reads it.
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -21,6 +28,25 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 
 sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def _waits_for_the_page_it_loads(click):
+    @functools.wraps(click)
+    def wrapper(self, *args, **kwargs):
+        result = click(self, *args, **kwargs)
+        if not kwargs.get("no_wait_after") and not kwargs.get("trial"):
+            (self if isinstance(self, sync_api.Page) else self.page).wait_for_load_state()
+        return result
+
+    return wrapper
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clicks_wait_for_the_page_they_load():
+    with pytest.MonkeyPatch.context() as patch:
+        for cls in (sync_api.Page, sync_api.Locator):
+            patch.setattr(cls, "click", _waits_for_the_page_it_loads(cls.click))
+        yield
 
 
 @pytest.fixture(scope="module")
