@@ -39,6 +39,7 @@ specificity page (what a wrong photo scores).
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -216,8 +217,7 @@ def null_scores(model: str, project=None, pairs: int | None = None) -> PairScore
     A project gets its share of `pairs` (by its number of scored comments). Where that share is
     more than it has comments (a small project, or few comments in all), each comment is paired
     with several distinct other photos, so the threshold rests on the pairs asked for, not on as
-    few as the comments: with one pair per comment, a 36-comment project's threshold was the 10 %
-    quantile of 36 numbers, and which comments it then flagged changed with the seed alone."""
+    few as the comments (whose quantile would move with the seed alone)."""
     from .models import CommentScore
 
     pairs = pairs or settings.CURATION["CALIBRATION_PAIRS"]
@@ -240,10 +240,10 @@ def null_scores(model: str, project=None, pairs: int | None = None) -> PairScore
         chosen = [rows[i] for i in sorted(rng.choice(len(rows), min(take, len(rows)), replace=False))]
         photos = sorted(sample.photos, key=str)
         # Other photos per comment: one, or where the share is larger, as many as it asks for.
-        per_comment = min(-(-take // len(rows)), len(photos) - 1)
+        per_comment = min(math.ceil(take / len(rows)), len(photos) - 1)
         shuffled = []
         for comment, own in chosen:
-            picked = rng.choice(len(photos), min(per_comment + 1, len(photos)), replace=False)
+            picked = rng.choice(len(photos), per_comment + 1, replace=False)
             others = [photos[int(i)] for i in picked if str(photos[int(i)]) != str(own)][:per_comment]
             shuffled.extend((comment, own, other) for other in others)
         cvec = _vectors("comment", model, [c for c, _o, _x in shuffled])
