@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect
 
 from tests.conftest import make_photo
 from tests.factories import texts
@@ -54,7 +53,7 @@ def test_planner_builds_a_project_and_watches_it_fill_in(page, new_page, users, 
     page.fill("#id_types-2-min_length", "20")
     page.fill("#id_types-2-max_length", "5")
     page.click("#save-project")
-    expect(page.locator("#form-errors")).to_be_visible()  # the answer is in (a POST: same address)
+    assert page.locator("#form-errors").is_visible()
     assert page.locator("#id_overlap ~ .field-error").count() == 1
     assert page.locator("#id_types-2-max_length ~ .field-error").count() == 1
     assert not Project.objects.exists()
